@@ -1,0 +1,393 @@
+"""The GCP layers against independent float64 references, their gradients, and their errors."""
+import math
+
+import pytest
+import torch
+from torch.autograd import gradcheck
+
+from timm_gcp.layers import (
+    AdaptiveChannelDrop, CovPool, GCPHead, ISqrt, MatrixPower, TriuVec, covariance, covariance_tokens,
+    drop_channels, dropcov_rate, isqrt, mpn, triu_vec,
+)
+
+
+def _features(b=2, c=6, h=3, w=3, dtype=torch.float64, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(b, c, h, w, generator=g, dtype=dtype).relu()
+
+
+def _spd(b=3, c=5, n=20, dtype=torch.float64, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(b, c, n, generator=g, dtype=dtype)
+    return x @ x.transpose(1, 2) / n
+
+
+def _dense_centring_cov(x):
+    """fast-MPN-COV's Covpool: X I_hat X^T with the dense N x N centring matrix."""
+    b, c, h, w = x.shape
+    n = h * w
+    x = x.reshape(b, c, n).double()
+    i_hat = (torch.eye(n, dtype=torch.float64) - torch.full((n, n), 1.0 / n, dtype=torch.float64)) / n
+    return x @ i_hat @ x.transpose(1, 2)
+
+
+def _ns_reference(cov, iters):
+    """Plain loop of full coupled Newton-Schulz steps (Y0 = A, Z0 = I), iSQRT-COV's pre/post scaling."""
+    c = cov.shape[-1]
+    eye = torch.eye(c, dtype=cov.dtype)
+    out = []
+    for m in cov:
+        tr = torch.trace(m)
+        y, z = m / tr, eye.clone()
+        for _ in range(iters):
+            t = 0.5 * (3 * eye - z @ y)
+            y, z = y @ t, t @ z
+        out.append(y * tr.sqrt())
+    return torch.stack(out)
+
+
+def _eigh_power(cov, p):
+    evals, evecs = torch.linalg.eigh(cov)
+    return evecs @ torch.diag_embed(evals.clamp_min(0) ** p) @ evecs.transpose(1, 2)
+
+
+# --- covariance -----------------------------------------------------------------------------------
+
+def test_covariance_matches_dense_centring_matrix():
+    x = _features(3, 7, 4, 5)
+    torch.testing.assert_close(covariance(x), _dense_centring_cov(x), rtol=1e-12, atol=1e-12)
+
+
+def test_covariance_float32_equals_float64_reference():
+    x = _features(2, 16, 7, 7, dtype=torch.float32)
+    out = covariance(x)
+    assert out.dtype == torch.float32
+    torch.testing.assert_close(out.double(), _dense_centring_cov(x), rtol=1e-5, atol=1e-6)
+
+
+def test_covariance_tokens_is_covariance_over_tokens():
+    x = _features(2, 6, 4, 4)
+    tokens = x.flatten(2).transpose(1, 2)
+    torch.testing.assert_close(covariance_tokens(tokens), covariance(x))
+
+
+def test_covariance_stays_float32_under_autocast():
+    x = _features(2, 16, 5, 5, dtype=torch.float32)
+    ref = covariance(x)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        out = covariance(x)
+        half_in = covariance(x.bfloat16())
+    assert out.dtype == torch.float32 and half_in.dtype == torch.float32
+    torch.testing.assert_close(out, ref)
+    torch.testing.assert_close(half_in, covariance(x.bfloat16().float()))
+
+
+def test_covpool_module_equals_function():
+    x = _features()
+    torch.testing.assert_close(CovPool()(x), covariance(x))
+
+
+# --- triangle ------------------------------------------------------------------------------------
+
+def test_triu_vec_row_major_order():
+    c = 5
+    m = torch.arange(2 * c * c, dtype=torch.float32).reshape(2, c, c)
+    expected = torch.stack([torch.stack([m[b, i, j] for i in range(c) for j in range(i, c)]) for b in range(2)])
+    assert triu_vec(m).shape == (2, c * (c + 1) // 2)
+    torch.testing.assert_close(triu_vec(m), expected)
+    torch.testing.assert_close(TriuVec(c)(m), expected)
+
+
+def test_triu_vec_output_sizes():
+    for c, k in ((64, 2080), (128, 8256), (256, 32896)):
+        assert triu_vec(torch.zeros(1, c, c)).shape == (1, k)
+
+
+# --- iSQRT ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize('iters', [1, 2, 3, 5, 7])
+def test_isqrt_equals_reference_iteration(iters):
+    cov = covariance(_features(3, 8, 5, 5))
+    torch.testing.assert_close(isqrt(cov, iters), _ns_reference(cov, iters), rtol=1e-10, atol=1e-12)
+
+
+def test_isqrt_converges_to_exact_square_root():
+    cov = _spd(c=6, n=40)
+    exact = _eigh_power(cov, 0.5)
+    torch.testing.assert_close(isqrt(cov, iters=20), exact, rtol=1e-8, atol=1e-8)
+    assert torch.allclose(isqrt(cov, 20) @ isqrt(cov, 20), cov, atol=1e-8)
+
+
+def test_isqrt_five_iterations_is_approximate():
+    cov = covariance(_features(2, 16, 7, 7))
+    exact = _eigh_power(cov, 0.5)
+    err5 = (isqrt(cov, 5) - exact).norm() / exact.norm()
+    err3 = (isqrt(cov, 3) - exact).norm() / exact.norm()
+    assert err5 < err3 < 1.0
+    assert err5 > 1e-3
+
+
+def test_isqrt_module_equals_function():
+    cov = _spd()
+    torch.testing.assert_close(ISqrt(3)(cov), isqrt(cov, 3))
+
+
+def test_isqrt_saved_tensors_budget():
+    """Memory for backward: at most 16 B x C x C tensors for cov + isqrt5 + triu (issue target)."""
+    b, c = 4, 16
+    x = torch.randn(b, c, 7, 7, requires_grad=True)
+    matrices = set()
+
+    def pack(t):
+        if t.numel() == b * c * c:
+            matrices.add(t.untyped_storage().data_ptr())
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        triu_vec(isqrt(covariance(x), 5))
+    assert len(matrices) <= 16, len(matrices)
+
+
+# --- MPN (eigen power) -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize('power', [0.5, 0.25, 1.0])
+def test_mpn_matches_eigh_power(power):
+    cov = _spd(c=6, n=30)
+    torch.testing.assert_close(mpn(cov, power), _eigh_power(cov, power), rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(MatrixPower(power)(cov), mpn(cov, power))
+
+
+def test_mpn_square_root_squares_back():
+    cov = _spd(c=6, n=30)
+    root = mpn(cov)
+    torch.testing.assert_close(root @ root, cov, rtol=1e-9, atol=1e-9)
+
+
+def test_mpn_gradient_bounded_on_rank_deficient():
+    """N < C: autograd's eigh gradient blows up on the repeated zero eigenvalues; ours stays bounded."""
+    x = _features(2, 32, 3, 3, dtype=torch.float32, seed=1)  # N = 9 < C = 32
+    cov = covariance(x).requires_grad_(True)
+    g = torch.randn(cov.shape, generator=torch.Generator().manual_seed(0))
+    (mpn(cov) * g).sum().backward()
+    assert torch.isfinite(cov.grad).all()
+    assert cov.grad.abs().max() < 1e4
+
+    naive = covariance(x).requires_grad_(True)
+    evals, evecs = torch.linalg.eigh(naive)
+    ((evecs @ torch.diag_embed(evals.clamp_min(0).sqrt()) @ evecs.transpose(1, 2)) * g).sum().backward()
+    assert not torch.isfinite(naive.grad).all() or naive.grad.abs().max() > 10 * cov.grad.abs().max()
+
+
+def test_mpn_gradient_finite_for_repeated_eigenvalues():
+    cov = torch.eye(4, dtype=torch.float64).repeat(2, 1, 1).requires_grad_(True)
+    mpn(cov).diagonal(dim1=1, dim2=2).sum().backward()
+    # d tr(Sigma^1/2) / d Sigma = Sigma^-1/2 / 2 = I / 2 at the identity
+    torch.testing.assert_close(cov.grad, 0.5 * torch.eye(4, dtype=torch.float64).repeat(2, 1, 1))
+
+
+# --- gradients -------------------------------------------------------------------------------------
+
+def test_gradcheck_covariance():
+    assert gradcheck(covariance, (_features(2, 4, 3, 3).requires_grad_(),))
+    assert gradcheck(covariance_tokens, (_features(2, 4, 3, 3).flatten(2).transpose(1, 2).requires_grad_(),))
+
+
+@pytest.mark.parametrize('iters', [1, 3, 5])
+def test_gradcheck_isqrt(iters):
+    assert gradcheck(lambda m: isqrt(m, iters), (_spd(2, 4, 10).requires_grad_(),))
+
+
+def test_gradcheck_mpn():
+    for power in (0.5, 0.3):
+        assert gradcheck(lambda m: mpn(0.5 * (m + m.transpose(1, 2)), power), (_spd(2, 4, 10).requires_grad_(),))
+
+
+def test_gradcheck_triu_vec():
+    assert gradcheck(triu_vec, (torch.randn(2, 4, 4, dtype=torch.float64, requires_grad=True),))
+
+
+@pytest.mark.parametrize('norm', ['isqrt', 'mpn', 'none'])
+def test_gradcheck_head(norm):
+    head = GCPHead(6, num_classes=3, dim=4, norm=norm).double().eval()
+    assert gradcheck(head, (_features(2, 6, 3, 3).requires_grad_(),))
+
+
+def test_gradcheck_dropcov_training():
+    drop = AdaptiveChannelDrop(8).double().train()
+
+    def fixed_mask(x):
+        torch.manual_seed(0)
+        return drop(x)
+
+    assert gradcheck(fixed_mask, (_features(2, 8, 3, 3).requires_grad_(),))
+
+
+# --- DropCov -----------------------------------------------------------------------------------------
+
+def test_dropcov_rate_formula():
+    g = torch.Generator().manual_seed(3)
+    attn = torch.rand(4, 16, generator=g, dtype=torch.float64).softmax(-1)
+    cov = _spd(4, 16, 50, seed=3) - 0.02
+    expected_rho = []
+    for b in range(4):
+        y, r = attn[b].tolist(), cov[b].sum(-1).tolist()
+        dot = sum(a * c for a, c in zip(y, r))
+        expected_rho.append(dot / math.sqrt(sum(a * a for a in y)) / math.sqrt(sum(c * c for c in r)))
+    for scale in (10.0, 2.0, 0.5):
+        expected = min(max(1 - scale / math.log2(16) * sum(expected_rho) / 4, 0.0), 1.0)
+        assert dropcov_rate(attn, cov, scale).item() == pytest.approx(expected, rel=1e-9, abs=1e-12)
+
+
+def test_dropcov_rate_clipped():
+    attn = torch.full((2, 8), 1 / 8, dtype=torch.float64)
+    aligned = torch.eye(8, dtype=torch.float64).repeat(2, 1, 1)
+    assert dropcov_rate(attn, aligned).item() == 0.0
+    assert dropcov_rate(attn, -aligned).item() == 1.0
+
+
+def test_drop_channels_statistics():
+    torch.manual_seed(0)
+    x = torch.ones(64, 256, 2, 2)
+    out = drop_channels(x, torch.tensor(0.3))
+    per_channel = out[:, :, 0, 0]
+    dropped = (per_channel == 0).float().mean().item()
+    assert dropped == pytest.approx(0.3, abs=0.02)
+    # whole channels: every position of a channel shares the mask; survivors are scaled by 1 / (1 - p)
+    assert torch.equal(out.amin((2, 3)), out.amax((2, 3)))
+    torch.testing.assert_close(per_channel[per_channel != 0], torch.full_like(per_channel[per_channel != 0], 1 / 0.7))
+    assert out.mean().item() == pytest.approx(1.0, abs=0.03)
+    assert torch.equal(drop_channels(x, torch.tensor(0.0)), x)
+    assert not drop_channels(x, torch.tensor(1.0)).any()
+
+
+def test_dropcov_eval_is_identity_and_train_perturbs():
+    drop = AdaptiveChannelDrop(16)
+    x = _features(4, 16, 5, 5, dtype=torch.float32)
+    assert drop.eval()(x) is x
+    out = drop.train()(x)
+    assert out.shape == x.shape and not torch.equal(out, x)
+
+
+def test_dropcov_head_eval_is_plain_covariance_pooling():
+    head = GCPHead(12, num_classes=0, dim=None, norm='none', dropcov=True).eval()
+    x = _features(2, 12, 4, 4, dtype=torch.float32)
+    torch.testing.assert_close(head(x), triu_vec(covariance(x)))
+
+
+def test_dropcov_training_rate_without_host_sync():
+    """The training forward compiles without graph breaks: the rate never leaves the device."""
+    drop = AdaptiveChannelDrop(16).train()
+    explanation = torch._dynamo.explain(drop)(_features(2, 16, 4, 4, dtype=torch.float32))
+    assert explanation.graph_break_count == 0, explanation.break_reasons
+
+
+# --- degenerate input -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize('norm,dropcov', [('isqrt', False), ('mpn', False), ('none', True)])
+@pytest.mark.parametrize('shape', [(2, 8, 1, 1), (2, 8, 2, 2), (2, 8, 5, 5)])
+@pytest.mark.parametrize('scale', [0.0, 1e-20, 1.0])
+def test_degenerate_inputs_finite(norm, dropcov, shape, scale):
+    head = GCPHead(8, num_classes=3, dim=None, norm=norm, dropcov=dropcov).train()
+    x = (_features(*shape, dtype=torch.float32) * scale).requires_grad_(True)
+    out = head(x)
+    out.sum().backward()
+    assert torch.isfinite(out).all()
+    assert torch.isfinite(x.grad).all()
+    assert all(torch.isfinite(p.grad).all() for p in head.parameters() if p.grad is not None)
+
+
+# --- head ------------------------------------------------------------------------------------------
+
+def test_head_shapes_and_reset():
+    head = GCPHead(32, num_classes=10, dim=16).eval()
+    x = torch.randn(3, 32, 7, 7)
+    assert head(x).shape == (3, 10)
+    assert head(x, pre_logits=True).shape == (3, 136)
+    assert (head.num_features, head.head_hidden_size) == (32, 136)
+    head.reset(0)
+    assert head(x).shape == (3, 136)
+    head.reset(5)
+    assert head(x).shape == (3, 5)
+    head.reset(0, '')
+    assert head(x) is x
+
+
+def test_head_matches_composed_layers():
+    head = GCPHead(32, num_classes=10, dim=16, iters=3).eval()
+    x = torch.randn(3, 32, 7, 7)
+    rep = triu_vec(isqrt(covariance(head.reduce(x)), 3))
+    torch.testing.assert_close(head(x), head.fc(rep))
+
+
+@pytest.mark.parametrize('norm', ['isqrt', 'mpn', 'none'])
+def test_head_under_bf16_autocast_matches_float32(norm):
+    torch.manual_seed(0)
+    head = GCPHead(16, num_classes=0, dim=None, norm=norm).eval()
+    x = torch.randn(4, 16, 7, 7).relu()
+    ref = head(x)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        out = head(x)
+    assert out.dtype == torch.float32
+    torch.testing.assert_close(out, ref)
+
+
+def test_head_bf16_model_outputs_bf16():
+    head = GCPHead(16, num_classes=4, dim=8).eval()
+    x = torch.randn(2, 16, 5, 5)
+    ref = head(x)
+    out = head.to(torch.bfloat16)(x.bfloat16())
+    assert out.dtype == torch.bfloat16
+    torch.testing.assert_close(out.float(), ref, rtol=0.1, atol=0.1)
+
+
+@pytest.mark.parametrize('norm,dropcov', [('isqrt', False), ('mpn', False), ('none', True)])
+def test_head_torchscript(norm, dropcov):
+    head = GCPHead(16, num_classes=4, dim=8, norm=norm, dropcov=dropcov).eval()
+    x = torch.randn(2, 16, 5, 5)
+    scripted = torch.jit.script(head)
+    torch.testing.assert_close(scripted(x), head(x))
+
+
+# --- bad input -----------------------------------------------------------------------------------
+
+def test_bad_input_errors():
+    with pytest.raises(ValueError, match='4-D'):
+        covariance(torch.randn(2, 3, 4))
+    with pytest.raises(ValueError, match='3-D'):
+        covariance_tokens(torch.randn(2, 3, 4, 5))
+    with pytest.raises(TypeError, match='floating point'):
+        covariance(torch.ones(2, 3, 4, 4, dtype=torch.long))
+    with pytest.raises(TypeError, match='torch.Tensor'):
+        covariance([[1.0]])
+    with pytest.raises(ValueError, match='square'):
+        isqrt(torch.randn(2, 3, 4))
+    with pytest.raises(ValueError, match='cov must be 3-D'):
+        mpn(torch.randn(3, 3))
+    with pytest.raises(ValueError, match='iters must be >= 1'):
+        isqrt(_spd(), iters=0)
+    with pytest.raises(TypeError, match='iters must be an int'):
+        isqrt(_spd(), iters=2.5)
+    with pytest.raises(ValueError, match='power'):
+        mpn(_spd(), power=0)
+    with pytest.raises(ValueError, match='m must be 3-D'):
+        triu_vec(torch.randn(4, 4))
+
+
+def test_head_bad_settings_and_input():
+    with pytest.raises(ValueError, match="unknown GCP norm 'svd'"):
+        GCPHead(16, norm='svd')
+    with pytest.raises(ValueError, match='dim must be >= 2'):
+        GCPHead(16, dim=1)
+    with pytest.raises(ValueError, match='iters must be >= 1'):
+        GCPHead(16, iters=0)
+    with pytest.raises(ValueError, match="pool_type 'avg'"):
+        GCPHead(16, pool_type='avg')
+    with pytest.raises(ValueError, match='dim must be >= 2'):
+        AdaptiveChannelDrop(1)
+    head = GCPHead(16, dim=8)
+    with pytest.raises(ValueError, match='expects 16 input channels, got 12'):
+        head(torch.randn(2, 12, 5, 5))
+    with pytest.raises(ValueError, match='must be 4-D'):
+        head(torch.randn(2, 16, 5))
+    with pytest.raises(ValueError, match='expects 8 channels, got 6'):
+        AdaptiveChannelDrop(8).train()(torch.randn(2, 6, 3, 3))

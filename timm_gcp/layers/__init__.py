@@ -1,0 +1,11 @@
+"""Plain torch building blocks of global covariance pooling (no model code)."""
+from .cov import CovPool, TriuVec, covariance, covariance_tokens, triu_vec
+from .dropcov import AdaptiveChannelDrop, drop_channels, dropcov_rate
+from .head import GCP_NORMS, GCPHead, check_head_input
+from .sqrtm import ISqrt, MatrixPower, isqrt, mpn
+
+__all__ = [
+    'AdaptiveChannelDrop', 'CovPool', 'GCPHead', 'GCP_NORMS', 'ISqrt', 'MatrixPower', 'TriuVec',
+    'check_head_input', 'covariance', 'covariance_tokens', 'drop_channels', 'dropcov_rate', 'isqrt', 'mpn',
+    'triu_vec',
+]

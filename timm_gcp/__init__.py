@@ -5,3 +5,4 @@ Importing this package registers its models in timm's registry.
 __version__ = '0.1.0'
 
 from . import layers
+from . import models

@@ -1,0 +1,1 @@
+"""Model families with GCP heads; importing a family module registers its models in timm."""

@@ -91,18 +91,23 @@ class GCPHead(nn.Module):
         self.num_classes = num_classes
         self.pool_type = pool_type
         self.num_features = in_chs
-        self.head_hidden_size = self.dim * (self.dim + 1) // 2
 
-        if dim is None:
+        if dim is None or not pool_type:
             self.reduce = nn.Identity()
         else:
             self.reduce = ConvNormAct(in_chs, dim, 1, act_layer=nn.ReLU, norm_kwargs=dict(eps=bn_eps), **dd)
-        self.dropcov = AdaptiveChannelDrop(self.dim, scale=dropcov_scale, **dd) if dropcov else nn.Identity()
+        use_dropcov = dropcov and pool_type
+        self.dropcov = AdaptiveChannelDrop(self.dim, scale=dropcov_scale, **dd) if use_dropcov else nn.Identity()
         self.cov = CovPool()
-        self.norm = _make_norm(norm, iters, power)
+        self.norm = _make_norm(norm if pool_type else 'none', iters, power)
         self.triu = TriuVec(self.dim, device=device)
         self.drop = nn.Dropout(drop_rate)
         self.fc = self._make_fc(num_classes, **dd)
+
+    @property
+    def head_hidden_size(self) -> int:
+        """Size of the pooled vector: dim(dim+1)/2, or the input channels when not pooling."""
+        return self.dim * (self.dim + 1) // 2 if self.pool_type else self.in_chs
 
     def _make_fc(self, num_classes: int, device=None, dtype=None) -> nn.Module:
         if num_classes <= 0:
@@ -112,14 +117,20 @@ class GCPHead(nn.Module):
     def reset(self, num_classes: int, pool_type: Optional[str] = None, device=None, dtype=None) -> None:
         """Replace the classifier (0: none), keeping the reduction and its weights (and frozen state).
 
+        `pool_type=''` also removes the pooling (reduction, DropCov, normalization): the head then
+        passes features through. A removed pooling cannot come back; build a new head for that.
         The new classifier takes `device` / `dtype`, by default those of the head's parameters.
         """
-        if pool_type is not None:
+        dd = get_device_dtype(self, device, dtype)
+        if pool_type is not None and pool_type != self.pool_type:
             if pool_type not in GCP_POOL_TYPES:
                 raise ValueError(f'unknown GCP pool_type {pool_type!r}, expected one of {GCP_POOL_TYPES}')
+            if pool_type:
+                raise ValueError('this head has no pooling left to restore; build a new GCPHead')
             self.pool_type = pool_type
+            self.reduce, self.dropcov, self.norm = nn.Identity(), nn.Identity(), nn.Identity()
         self.num_classes = num_classes
-        self.fc = self._make_fc(num_classes, **get_device_dtype(self, device, dtype))
+        self.fc = self._make_fc(num_classes, **dd)
         self.fc.train(self.training)
 
     def pool(self, x: torch.Tensor) -> torch.Tensor:

@@ -1,1 +1,2 @@
 """Model families with GCP heads; importing a family module registers its models in timm."""
+from . import gcp_resnet

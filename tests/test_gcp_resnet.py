@@ -1,0 +1,338 @@
+"""The GCP ResNet family: sizes against the original code, architecture, timm interface, checkpoints."""
+import json
+
+import pytest
+import timm
+import torch
+import torchvision
+from torch import nn
+
+import timm_gcp  # noqa: F401  (registers the models)
+from timm_gcp.layers import covariance, isqrt, triu_vec
+from timm_gcp.models.gcp_resnet import GCPResNet, checkpoint_filter_fn
+
+# parameter counts of the original PyTorch code (gcp-methods.md section 2.1), in millions
+PUBLISHED_PARAMS_M = {
+    'resnet18_isqrt': 19.50, 'resnet34_isqrt': 29.61, 'resnet50_isqrt': 32.03, 'resnet101_isqrt': 51.02,
+    'resnet18_isqrt_d256': 44.21, 'resnet34_isqrt_d256': 54.31, 'resnet50_isqrt_d256': 56.93,
+    'resnet101_isqrt_d256': 75.92,
+    'resnet18_dropcov': 19.50, 'resnet34_dropcov': 29.61, 'resnet50_dropcov': 32.03, 'resnet101_dropcov': 51.02,
+}
+BACKBONE = {'resnet18': 'resnet18', 'resnet34': 'resnet34', 'resnet50': 'resnet50', 'resnet101': 'resnet101',
+            'resnet152': 'resnet152'}
+
+
+def _expected_params(name: str) -> int:
+    """timm's plain trunk + 1x1 reduction (no bias) + BN + fc over the triangle (+3 for DropCov's ECA conv)."""
+    backbone = name.split('_')[0]
+    dim = 256 if name.endswith('_d256') else 128
+    trunk = timm.create_model(BACKBONE[backbone], num_classes=0, device='meta')
+    chs = trunk.num_features
+    n = sum(p.numel() for p in trunk.parameters())
+    n += chs * dim + 2 * dim
+    n += dim * (dim + 1) // 2 * 1000 + 1000
+    return n + (3 if 'dropcov' in name else 0)
+
+
+@pytest.mark.parametrize('name', timm.list_models(module='gcp_resnet'))
+def test_parameter_count_exact(name):
+    model = timm.create_model(name, device='meta')
+    count = sum(p.numel() for p in model.parameters())
+    assert count == _expected_params(name)
+    if name in PUBLISHED_PARAMS_M:
+        assert round(count / 1e6, 2) == PUBLISHED_PARAMS_M[name]
+
+
+def test_exact_counts_from_the_spec():
+    counts = {n: sum(p.numel() for p in timm.create_model(n, device='meta').parameters())
+              for n in ('resnet50_isqrt', 'resnet50_isqrt_d256', 'resnet50_dropcov')}
+    assert counts == {'resnet50_isqrt': 32_027_432, 'resnet50_isqrt_d256': 56_929_832, 'resnet50_dropcov': 32_027_435}
+
+
+@pytest.mark.parametrize('name,backbone', [('resnet18_isqrt', 'resnet18'), ('resnet50_dropcov', 'resnet50')])
+def test_trunk_is_resnet_v15_with_stride1_last_stage(name, backbone):
+    """Features equal torchvision's ResNet with layer4 at stride 1 and no dilation, on the same weights."""
+    model = timm.create_model(name).eval()
+    reference = getattr(torchvision.models, backbone)()
+    missing, unexpected = reference.load_state_dict(
+        {k: v for k, v in model.state_dict().items() if not k.startswith('head.')}, strict=False)
+    assert set(missing) == {'fc.weight', 'fc.bias'} and not unexpected
+    for m in reference.layer4[0].modules():
+        if isinstance(m, nn.Conv2d):
+            m.stride = (1, 1)
+    reference.eval()
+    x = torch.randn(1, 3, 96, 96)
+    trunk = nn.Sequential(*list(reference.children())[:-2])
+    features = model.forward_features(x)
+    assert features.shape == (1, model.num_features, 6, 6)
+    torch.testing.assert_close(features, trunk(x), rtol=1e-4, atol=1e-4)
+    assert all(m.dilation == (1, 1) for m in model.layer4.modules() if isinstance(m, nn.Conv2d))
+
+
+def test_feature_map_14x14_at_224():
+    model = timm.create_model('resnet18_isqrt').eval()
+    with torch.no_grad():
+        assert model.forward_features(torch.randn(1, 3, 224, 224)).shape == (1, 512, 14, 14)
+    assert model.pretrained_cfg['pool_size'] == (14, 14)
+
+
+def test_head_is_reduce_cov_isqrt_triu_fc():
+    model = timm.create_model('resnet18_isqrt', num_classes=7, gcp_dim=16).eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        features = model.forward_features(x)
+        rep = triu_vec(isqrt(covariance(model.head.reduce(features)), 5))
+        torch.testing.assert_close(model.forward_head(features, pre_logits=True), rep)
+        torch.testing.assert_close(model(x), model.head.fc(rep))
+    assert isinstance(model.head.reduce.conv, nn.Conv2d) and model.head.reduce.conv.bias is None
+    assert model.head.reduce.conv.kernel_size == (1, 1)
+
+
+def test_dropcov_model_train_and_eval():
+    model = timm.create_model('resnet18_dropcov', num_classes=5, gcp_dim=16)
+    x = torch.randn(4, 3, 64, 64)
+    model.eval()
+    with torch.no_grad():
+        features = model.forward_features(x)
+        plain = triu_vec(covariance(model.head.reduce(features)))
+        torch.testing.assert_close(model.forward_head(features, pre_logits=True), plain)
+    model.train()
+    out = model(x)
+    out.sum().backward()
+    assert model.head.dropcov.conv.weight.grad is not None
+    assert torch.isfinite(model.head.dropcov.conv.weight.grad).all()
+
+
+def test_classifier_interface():
+    model = timm.create_model('resnet18_isqrt', gcp_dim=16).eval()
+    x = torch.randn(2, 3, 64, 64)
+    assert model.get_classifier() is model.head.fc
+    assert model.get_classifier(name_only=True) == model.pretrained_cfg['classifier'] == 'head.fc'
+    assert model.num_features == 512 and model.head_hidden_size == 136
+    model.reset_classifier(10)
+    assert model(x).shape == (2, 10) and model.num_classes == 10
+    model.reset_classifier(0)
+    assert model(x).shape == (2, 136)
+    reduce_weight = model.head.reduce.conv.weight
+    model.reset_classifier(3)
+    assert model.head.reduce.conv.weight is reduce_weight
+    model.reset_classifier(0, '')
+    assert model(x).shape == (2, 512, 4, 4) and model.head_hidden_size == 512
+    model.reset_classifier(4, 'gcp')
+    assert model(x).shape == (2, 4) and model.head_hidden_size == 136
+    with pytest.raises(ValueError, match="unknown GCP pool_type 'avg'"):
+        model.reset_classifier(4, 'avg')
+
+
+def test_features_only_and_intermediates():
+    model = timm.create_model('resnet50_isqrt', features_only=True).eval()
+    assert model.feature_info.channels() == [64, 256, 512, 1024, 2048]
+    assert model.feature_info.reduction() == [2, 4, 8, 16, 16]
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        shapes = [f.shape[-1] for f in model(x)]
+    assert shapes == [32, 16, 8, 4, 4]
+    full = timm.create_model('resnet50_isqrt').eval()
+    with torch.no_grad():
+        final, intermediates = full.forward_intermediates(x)
+        torch.testing.assert_close(final, full.forward_features(x))
+    assert len(intermediates) == 5
+
+
+def test_grad_checkpointing_same_output():
+    model = timm.create_model('resnet18_isqrt', gcp_dim=16).eval()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        ref = model(x)
+        model.set_grad_checkpointing()
+        torch.testing.assert_close(model(x), ref)
+
+
+def test_group_matcher_puts_head_last():
+    from timm.models import group_parameters
+    model = timm.create_model('resnet18_isqrt', device='meta')
+    groups = group_parameters(model, model.group_matcher(), reverse=True)
+    names = [n for n, _ in model.named_parameters()]
+    head_groups = {groups[n] for n in names if n.startswith('head.')}
+    assert len(head_groups) == 1 and head_groups.pop() == max(groups.values())
+
+
+def test_factory_kwargs_and_head_settings():
+    model = timm.create_model('resnet18_isqrt', gcp_dim=32, gcp_iters=3, dtype=torch.float64)
+    assert all(p.dtype == torch.float64 for p in model.parameters())
+    assert model.head.norm.iters == 3 and model.head.head_hidden_size == 32 * 33 // 2
+    json.dumps(model._model_args)
+    mpn = timm.create_model('resnet50_mpncov', gcp_power=0.25, device='meta')
+    assert mpn.head.norm.power == 0.25
+
+
+def test_bad_settings():
+    with pytest.raises(TypeError):
+        timm.create_model('resnet18_isqrt', gcp_bogus=1)
+    with pytest.raises(ValueError, match="unknown GCP norm 'svd'"):
+        timm.create_model('resnet18_isqrt', gcp_norm='svd')
+    with pytest.raises(ValueError, match='iters must be >= 1'):
+        timm.create_model('resnet18_isqrt', gcp_iters=0)
+    model = timm.create_model('resnet18_isqrt', gcp_dim=16)
+    with pytest.raises(RuntimeError, match='3 channels'):
+        model(torch.randn(1, 4, 64, 64))
+    with pytest.raises(ValueError, match='expects 512 input channels, got 256'):
+        model.forward_head(torch.randn(1, 256, 4, 4))
+
+
+@pytest.mark.parametrize('name', ['resnet18_isqrt', 'resnet18_dropcov', 'resnet50_mpncov'])
+@pytest.mark.parametrize('size', [64, 32, 16])
+def test_small_inputs_finite(name, size):
+    model = timm.create_model(name, num_classes=10, gcp_dim=32).train()
+    x = torch.randn(2, 3, size, size)
+    out = model(x)
+    out.sum().backward()
+    assert torch.isfinite(out).all()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+def test_channels_last_matches():
+    model = timm.create_model('resnet18_isqrt', gcp_dim=16).eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        ref = model(x)
+        out = model.to(memory_format=torch.channels_last)(x.to(memory_format=torch.channels_last))
+    torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-4)
+
+
+def test_bf16_autocast_keeps_head_float32():
+    model = timm.create_model('resnet18_isqrt', gcp_dim=16).eval()
+    seen = {}
+
+    def record(name):
+        def hook(module, args, output):
+            seen[name] = output.dtype
+        return hook
+
+    model.head.cov.register_forward_hook(record('cov'))
+    model.head.norm.register_forward_hook(record('norm'))
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        ref = model(x)
+        with torch.autocast('cpu', dtype=torch.bfloat16):
+            out = model(x)
+    assert seen == {'cov': torch.float32, 'norm': torch.float32}
+    assert torch.isfinite(out).all()
+    assert (out.float() - ref).abs().max() < 0.1 * ref.abs().max()
+
+
+def test_torch_compile_forward_backward():
+    torch.manual_seed(0)
+    model = timm.create_model('resnet18_isqrt', num_classes=4, gcp_dim=16).train()
+    x = torch.randn(2, 3, 32, 32)
+    compiled = torch.compile(model, backend='aot_eager')
+    out = compiled(x)
+    out.sum().backward()
+    grads = {n: p.grad.clone() for n, p in model.named_parameters()}
+    model.zero_grad()
+    model(x).sum().backward()
+    for n, p in model.named_parameters():
+        torch.testing.assert_close(grads[n], p.grad, rtol=1e-3, atol=1e-4, msg=n)
+
+
+@pytest.mark.parametrize('name', ['resnet18_isqrt', 'resnet18_dropcov', 'resnet50_mpncov'])
+def test_head_has_no_graph_breaks(name):
+    model = timm.create_model(name, num_classes=4, gcp_dim=16).train()
+    explanation = torch._dynamo.explain(model.head)(torch.randn(2, model.num_features, 4, 4))
+    assert explanation.graph_break_count == 0, explanation.break_reasons
+
+
+# --- original checkpoint layouts -------------------------------------------------------------------
+
+def _fmpn_plain(sd):
+    rename = (('head.reduce.conv.', 'layer_reduce.'), ('head.reduce.bn.', 'layer_reduce_bn.'),
+              ('head.dropcov.conv.', 'eca_layer.conv.'), ('head.fc.', 'fc.'))
+    out = {}
+    for k, v in sd.items():
+        for old, new in rename:
+            if k.startswith(old):
+                k = new + k[len(old):]
+        out[k] = v
+    return out
+
+
+def _fmpn_training(sd):
+    index = {'conv1.': '0.', 'bn1.': '1.', 'layer1.': '4.', 'layer2.': '5.', 'layer3.': '6.', 'layer4.': '7.'}
+    out = {}
+    for k, v in sd.items():
+        if k.startswith('head.reduce.conv.'):
+            out['representation.conv_dr_block.0.' + k.split('.', 3)[3]] = v
+        elif k.startswith('head.reduce.bn.'):
+            out['representation.conv_dr_block.1.' + k.split('.', 3)[3]] = v
+        elif k.startswith('head.fc.'):
+            out['classifier.' + k.split('.', 2)[2]] = v
+        else:
+            prefix = next(p for p in index if k.startswith(p))
+            out['features.module.' + index[prefix] + k[len(prefix):]] = v
+    return {'epoch': 65, 'arch': 'mpncovresnet50', 'state_dict': out, 'best_prec1': 78.3, 'optimizer': {}}
+
+
+def _module_prefixed(sd):
+    return {'epoch': 100, 'arch': 'resnet', 'state_dict': {'module.' + k: v for k, v in _fmpn_plain(sd).items()},
+            'best_acc1': torch.tensor(78.0)}
+
+
+@pytest.mark.parametrize('name,layout', [
+    ('resnet18_isqrt', _fmpn_plain), ('resnet18_isqrt', _fmpn_training), ('resnet18_isqrt', _module_prefixed),
+    ('resnet18_dropcov', _module_prefixed),  # fast-MPN-COV has no DropCov models
+])
+def test_original_checkpoint_layouts_load(tmp_path, name, layout):
+    torch.manual_seed(0)
+    source = timm.create_model(name, gcp_dim=16).eval()
+    for m in source.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.1, 0.1)
+            m.running_var.uniform_(0.5, 1.5)
+    path = tmp_path / 'original.pth'
+    torch.save(layout(source.state_dict()), path)
+    loaded = timm.create_model(name, gcp_dim=16, pretrained=True, pretrained_cfg_overlay=dict(file=str(path))).eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), source(x), rtol=0, atol=0)
+
+
+def test_checkpoint_with_other_num_classes_keeps_trunk_and_head(tmp_path):
+    source = timm.create_model('resnet18_isqrt', gcp_dim=16).eval()
+    path = tmp_path / 'original.pth'
+    torch.save(_fmpn_plain(source.state_dict()), path)
+    loaded = timm.create_model(
+        'resnet18_isqrt', gcp_dim=16, num_classes=10, pretrained=True, pretrained_cfg_overlay=dict(file=str(path)))
+    assert loaded.head.fc.out_features == 10
+    torch.testing.assert_close(loaded.head.reduce.conv.weight, source.head.reduce.conv.weight)
+
+
+def test_checkpoint_with_other_reduction_is_refused(tmp_path):
+    source = timm.create_model('resnet18_isqrt_d256', device='meta')
+    sd = {k: torch.zeros(v.shape) for k, v in source.state_dict().items()}
+    path = tmp_path / 'd256.pth'
+    torch.save(_fmpn_plain(sd), path)
+    with pytest.raises(ValueError) as err:
+        timm.create_model('resnet18_isqrt', pretrained=True, pretrained_cfg_overlay=dict(file=str(path)))
+    message = str(err.value)
+    assert '(256, 512, 1, 1)' in message and '(128, 512, 1, 1)' in message
+    assert 'd=256' in message and 'd=128' in message
+
+
+def test_checkpoint_missing_and_unexpected_keys_listed():
+    model = timm.create_model('resnet18_isqrt', gcp_dim=16)
+    sd = _fmpn_plain(model.state_dict())
+    del sd['layer_reduce.weight']
+    sd['extra.weight'] = torch.zeros(1)
+    with pytest.raises(ValueError, match=r'missing: head\.reduce\.conv\.weight(.|\n)*unexpected: extra\.weight'):
+        checkpoint_filter_fn(sd, model)
+
+
+def test_plain_resnet_checkpoint_is_refused():
+    model = timm.create_model('resnet18_isqrt', gcp_dim=16)
+    plain = timm.create_model('resnet18').state_dict()
+    with pytest.raises(ValueError, match='missing: head.reduce.conv.weight'):
+        checkpoint_filter_fn(plain, model)
+
+
+def test_class_is_timm_resnet():
+    assert issubclass(GCPResNet, timm.models.resnet.ResNet)

@@ -1,0 +1,109 @@
+"""timm's own model test suite (tests/test_models.py of the installed timm) against every model we register.
+
+The suite runs once, in a subprocess with the plugin loaded before collection (`-p timm_gcp`), on
+every registered name and tag of this package; each model then gets its own pass/fail here. Tests
+that timm selects only for its own modules (forward_intermediates, pruning) are called directly.
+`tools/fetch_timm_tests.sh` puts the suite in `.cache/` (or point TIMM_TESTS_DIR at a copy).
+The pretrained-weight tests run in tests/test_hub.py against a local Hub cache.
+"""
+import os
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+import timm
+
+import timm_gcp  # noqa: F401  (registers the models)
+
+REPO = Path(__file__).resolve().parents[1]
+GCP_MODULES = ('gcp_resnet', 'gcp_vit')
+MODELS = sorted(name for module in GCP_MODULES for name in timm.list_models(module=module))
+# every model gets at least these from timm's suite (fx-torchscript too, off GitHub Actions)
+CORE_TESTS = {'test_model_forward', 'test_model_backward', 'test_model_forward_features', 'test_model_forward_fx'}
+
+
+def _timm_tests_dir() -> Path:
+    path = Path(os.environ.get('TIMM_TESTS_DIR', REPO / '.cache' / f'timm-tests-{timm.__version__}'))
+    if not (path / 'test_models.py').is_file():
+        raise FileNotFoundError(
+            f"timm's test suite is not at {path}: run tools/fetch_timm_tests.sh (or set TIMM_TESTS_DIR)")
+    return path
+
+
+@pytest.fixture(scope='module')
+def timm_tm():
+    """timm's test_models as a module object (importing its functions by name would re-collect them)."""
+    sys.path.insert(0, str(_timm_tests_dir()))
+    try:
+        import test_models
+    finally:
+        sys.path.pop(0)
+    return test_models
+
+
+@pytest.fixture(scope='session')
+def suite_results(tmp_path_factory):
+    """Run timm's test_models.py on our models once; results per model name: {test id: outcome}."""
+    tests_dir = _timm_tests_dir()
+    report = tmp_path_factory.mktemp('timm_suite') / 'junit.xml'
+    selection = '(' + ' or '.join(MODELS) + ') and not pretrained'
+    env = {k: v for k, v in os.environ.items() if k != 'GITHUB_ACTIONS'}
+    proc = subprocess.run(
+        [sys.executable, '-m', 'pytest', '-p', 'timm_gcp', 'test_models.py', '-k', selection, '-q',
+         '-p', 'no:cacheprovider', f'--junitxml={report}'],
+        cwd=tests_dir, env=env, capture_output=True, text=True, timeout=3600,
+    )
+    if not report.exists():
+        raise RuntimeError(f"timm's suite did not run:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    results = defaultdict(dict)
+    for case in ET.parse(report).getroot().iter('testcase'):
+        test_id = case.get('name')
+        params = test_id[test_id.index('[') + 1:-1].split('-') if '[' in test_id else []
+        outcome = 'passed'
+        for child in case:
+            if child.tag in ('failure', 'error'):
+                outcome = f'{child.tag}: {child.get("message", "")[:500]}'
+            elif child.tag == 'skipped':
+                outcome = f'skipped: {child.get("message", "")}'
+        for param in params:
+            arch = param.split('.')[0]
+            if arch in MODELS:
+                results[arch][test_id] = outcome
+    return results
+
+
+@pytest.mark.parametrize('model_name', MODELS)
+def test_timm_model_suite(suite_results, model_name):
+    results = suite_results[model_name]
+    failed = {k: v for k, v in results.items() if not v.startswith(('passed', 'skipped'))}
+    assert not failed, failed
+    ran = {test_id.split('[')[0] for test_id, outcome in results.items() if outcome == 'passed'}
+    assert CORE_TESTS <= ran, f'timm tests that did not run for {model_name}: {CORE_TESTS - ran}'
+    assert any(t.startswith('test_model_default_cfgs') for t in ran), 'no cfg test ran'
+
+
+def test_no_name_shadows_timm():
+    """Our names are new: registering over a timm name would silently replace timm's model."""
+    ours = set(MODELS)
+    for module in GCP_MODULES:
+        assert module not in timm.list_modules() or set(timm.list_models(module=module)) <= ours
+    timm_names = {
+        name for module in timm.list_modules() if module not in GCP_MODULES
+        for name in timm.list_models(module=module)
+    }
+    assert not ours & timm_names
+
+
+@pytest.mark.parametrize('model_name', MODELS)
+def test_timm_forward_intermediates(timm_tm, model_name):
+    timm_tm.test_model_forward_intermediates(model_name, 1)
+    timm_tm.test_model_forward_intermediates_features(model_name, 1)
+
+
+@pytest.mark.parametrize('model_name', MODELS)
+def test_timm_prune_contract(timm_tm, model_name):
+    timm_tm.test_prune_intermediate_layers_contract(model_name)
+    timm_tm.test_prune_intermediate_layers_params_used(model_name)

@@ -194,7 +194,25 @@ def test_gradcheck_covariance():
 
 @pytest.mark.parametrize('iters', [1, 3, 5])
 def test_gradcheck_isqrt(iters):
-    assert gradcheck(lambda m: isqrt(m, iters), (_spd(2, 4, 10).requires_grad_(),))
+    assert gradcheck(lambda m: isqrt(m, iters, eig_backward=False), (_spd(2, 4, 10).requires_grad_(),))
+    # the eigenbasis backward is the gradient for symmetric perturbations
+    symmetric = lambda m: isqrt(0.5 * (m + m.transpose(1, 2)), iters, eig_backward=True)  # noqa: E731
+    assert gradcheck(symmetric, (_spd(2, 4, 10).requires_grad_(),))
+
+
+@pytest.mark.parametrize('iters', [1, 2, 3, 5])
+@pytest.mark.parametrize('shape', [(3, 8, 5, 4), (2, 16, 2, 3), (2, 6, 1, 1)])
+def test_isqrt_eig_backward_equals_autograd(iters, shape):
+    """End to end through the covariance, both gradients agree (full rank, N < C, and a 1x1 map)."""
+    x = _features(*shape, seed=iters).requires_grad_(True)
+    g = torch.randn(shape[0], shape[1] * (shape[1] + 1) // 2, dtype=torch.float64)
+    grads = []
+    for eig_backward in (False, True):
+        (triu_vec(isqrt(covariance(x), iters, eig_backward=eig_backward)) * g).sum().backward()
+        grads.append(x.grad.clone())
+        x.grad = None
+    torch.testing.assert_close(grads[1], grads[0], rtol=1e-9, atol=1e-11)
+    assert torch.isfinite(grads[1]).all()
 
 
 def test_gradcheck_mpn():

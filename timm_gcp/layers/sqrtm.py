@@ -1,12 +1,19 @@
 """Matrix square roots of covariance matrices.
 
 * `isqrt`: iSQRT-COV (Li et al., CVPR 2018), the coupled Newton-Schulz iteration with trace
-  pre-normalization and sqrt-trace post-compensation. Only matrix products, so it is fast on GPUs
-  and differentiated by plain autograd (which equals the paper's hand-written backward).
+  pre-normalization and sqrt-trace post-compensation. The forward is matrix products only. Its
+  gradient on GPUs is plain autograd through them (equal to the paper's hand-written backward);
+  on CPUs, where one eigen-decomposition costs less than the 24 backward products, it is the same
+  gradient computed in the eigenbasis (`_NewtonSchulzEig`).
 * `mpn`: MPN-COV (Li et al., ICCV 2017), the exact matrix power by eigen-decomposition, with a
-  backward that stays finite on rank-deficient and repeated-eigenvalue inputs.
+  backward that stays finite on rank-deficient and repeated-eigenvalue input.
+
+Both backward passes use the Daleckii-Krein formula for a symmetric A = U diag(l) U^T and a scalar
+function f applied to it: dL/dA = U (F o sym(U^T G U)) U^T with F_ij = (f(l_i) - f(l_j)) / (l_i - l_j)
+and F_ii = f'(l_i). Unlike autograd's eigh backward (1 / (l_i - l_j) terms) it is bounded for
+equal eigenvalues.
 """
-from typing import Tuple
+from typing import Optional, Tuple
 
 import torch
 from torch import nn
@@ -16,6 +23,27 @@ from ._checks import check_square, compute_dtype, no_autocast
 
 def _trace(m: torch.Tensor) -> torch.Tensor:
     return m.diagonal(dim1=-2, dim2=-1).sum(-1)
+
+
+def _divided_differences(evals: torch.Tensor, fvals: torch.Tensor, dvals: torch.Tensor) -> torch.Tensor:
+    """F_ij = (f_i - f_j) / (l_i - l_j), the mean of f'(l_i) and f'(l_j) where l_i == l_j (to 1e-12).
+
+    In float64: the float32 eigenvalues differ exactly there, and the quotient does not cancel.
+    """
+    lam, f, d = evals.double(), fvals.double(), dvals.double()
+    diff = lam.unsqueeze(-1) - lam.unsqueeze(-2)
+    scale = lam.abs().amax(-1, keepdim=True).unsqueeze(-1)
+    close = diff.abs() <= 1e-12 * scale + 1e-300
+    quotient = (f.unsqueeze(-1) - f.unsqueeze(-2)) / torch.where(close, torch.ones_like(diff), diff)
+    mean_deriv = 0.5 * (d.unsqueeze(-1) + d.unsqueeze(-2))
+    return torch.where(close, mean_deriv, quotient).to(evals.dtype)
+
+
+def _eigenbasis_grad(evecs: torch.Tensor, kernel: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+    """U (kernel o sym(U^T G U)) U^T: the gradient of a matrix function for symmetric perturbations."""
+    inner = evecs.transpose(-2, -1) @ grad @ evecs
+    inner = 0.5 * (inner + inner.transpose(-2, -1))
+    return evecs @ (kernel * inner) @ evecs.transpose(-2, -1)
 
 
 def _newton_schulz(a: torch.Tensor, iters: int) -> torch.Tensor:
@@ -36,9 +64,50 @@ def _newton_schulz(a: torch.Tensor, iters: int) -> torch.Tensor:
     return torch.bmm(y, torch.baddbmm(eye15, z, y, alpha=-0.5))
 
 
-def _isqrt(cov: torch.Tensor, iters: int, eps: float) -> torch.Tensor:
+def _newton_schulz_scalar(evals: torch.Tensor, iters: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    """The Newton-Schulz map on each eigenvalue and its derivative (forward-mode), float64."""
+    lam = evals.double()
+    z, dz = 1.5 - 0.5 * lam, torch.full_like(lam, -0.5)
+    y, dy = lam * z, z + lam * dz
+    for _ in range(iters - 1):
+        zy, dzy = z * y, dz * y + z * dy
+        t, dt = 1.5 - 0.5 * zy, -0.5 * dzy
+        z, dz = t * z, dt * z + t * dz
+        y, dy = y * t, dy * t + y * dt
+    return y, dy
+
+
+class _NewtonSchulzEig(torch.autograd.Function):
+    """`_newton_schulz` forward; Daleckii-Krein backward in A's eigenbasis.
+
+    For symmetric A, Y = f(A) with f the scalar Newton-Schulz map, so one eigh and four products
+    replace autograd's 24 (iters=5), and only A is saved. It is the gradient for symmetric
+    perturbations, which is all a covariance passes on (its backward symmetrizes).
+    """
+
+    @staticmethod
+    def forward(ctx, a: torch.Tensor, iters: int) -> torch.Tensor:
+        ctx.save_for_backward(a)
+        ctx.iters = iters
+        return _newton_schulz(a, iters)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (a,) = ctx.saved_tensors
+        evals, evecs = torch.linalg.eigh(a)
+        fvals, dvals = _newton_schulz_scalar(evals, ctx.iters)
+        return _eigenbasis_grad(evecs, _divided_differences(evals, fvals, dvals), grad), None
+
+
+def _trace_normalize(cov: torch.Tensor, eps: float) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Pre-normalization A = Sigma / tr(Sigma) and the post-compensation factor sqrt(tr(Sigma))."""
     trace = _trace(cov).clamp_min(eps)[:, None, None]
-    return _newton_schulz(cov / trace, iters) * trace.sqrt()
+    return cov / trace, trace.sqrt()
+
+
+def _isqrt(cov: torch.Tensor, iters: int, eps: float) -> torch.Tensor:
+    a, scale = _trace_normalize(cov, eps)
+    return _newton_schulz(a, iters) * scale
 
 
 def _check_iters(iters: int) -> None:
@@ -48,18 +117,30 @@ def _check_iters(iters: int) -> None:
         raise ValueError(f'iters must be >= 1, got {iters}')
 
 
-def isqrt(cov: torch.Tensor, iters: int = 5, eps: float = 1e-5) -> torch.Tensor:
-    """Approximate square root of B x C x C covariances by `iters` Newton-Schulz steps (iSQRT-COV).
+def isqrt(
+        cov: torch.Tensor,
+        iters: int = 5,
+        eps: float = 1e-5,
+        eig_backward: Optional[bool] = None,
+) -> torch.Tensor:
+    """Approximate square root of symmetric B x C x C covariances by Newton-Schulz steps (iSQRT-COV).
 
     sqrt(Sigma) ~= sqrt(tr Sigma) * NS_iters(Sigma / tr Sigma). The trace is clamped at `eps`, so an
     all-zero covariance gives a zero output instead of NaN. Runs in float32 (float64 stays float64)
     whatever the autocast state. Five iterations are what every published model uses; the result is
-    then deliberately approximate (a few percent from the exact root).
+    then deliberately approximate (a few percent from the exact root). `eig_backward` picks the
+    eigenbasis gradient (default on CPU) or autograd through the products (default elsewhere).
     """
     check_square(cov, 'cov')
     _check_iters(iters)
+    if eig_backward is None:
+        eig_backward = cov.device.type == 'cpu'
     with no_autocast(cov):
-        return _isqrt(cov.to(compute_dtype(cov)), iters, eps)
+        cov = cov.to(compute_dtype(cov))
+        if not eig_backward:
+            return _isqrt(cov, iters, eps)
+        a, scale = _trace_normalize(cov, eps)
+        return _NewtonSchulzEig.apply(a, iters) * scale
 
 
 class ISqrt(nn.Module):
@@ -101,11 +182,10 @@ def _compose(evecs: torch.Tensor, fvals: torch.Tensor) -> torch.Tensor:
 
 
 class _MatrixPower(torch.autograd.Function):
-    """U max(L, floor)^p U^T for symmetric input, with the Daleckii-Krein (divided difference) backward.
+    """U max(L, floor)^p U^T for symmetric input, with the Daleckii-Krein backward.
 
-    dSigma = U (F o sym(U^T G U)) U^T with F_ij = (f(l_i) - f(l_j)) / (l_i - l_j) and F_ii = f'(l_i).
-    Unlike the 1/(l_i - l_j) form of autograd's eigh backward, this is bounded for repeated
-    eigenvalues; the floor bounds f' = p l^(p-1) on rank-deficient input.
+    f(l) = max(l, floor)^p has f' = p l^(p-1) above the floor and 0 below it, so the floor bounds
+    the gradient on rank-deficient input.
     """
 
     @staticmethod
@@ -118,19 +198,9 @@ class _MatrixPower(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         evals, evecs, floor, fvals = ctx.saved_tensors
-        power = ctx.power
         active = evals > floor
-        deriv = torch.where(active, power * torch.maximum(evals, floor).pow(power - 1), torch.zeros_like(evals))
-        diff = evals.unsqueeze(-1) - evals.unsqueeze(-2)
-        fdiff = fvals.unsqueeze(-1) - fvals.unsqueeze(-2)
-        # where two eigenvalues (nearly) coincide the divided difference becomes the derivative
-        close = diff.abs() <= 1e3 * torch.finfo(evals.dtype).eps * evals.abs().amax(-1, keepdim=True).unsqueeze(-1)
-        safe_diff = torch.where(close, torch.ones_like(diff), diff)
-        mean_deriv = 0.5 * (deriv.unsqueeze(-1) + deriv.unsqueeze(-2))
-        kernel = torch.where(close, mean_deriv, fdiff / safe_diff)
-        inner = evecs.transpose(-2, -1) @ grad @ evecs
-        inner = 0.5 * (inner + inner.transpose(-2, -1))
-        return evecs @ (kernel * inner) @ evecs.transpose(-2, -1), None, None
+        dvals = torch.where(active, ctx.power * fvals / torch.maximum(evals, floor), torch.zeros_like(evals))
+        return _eigenbasis_grad(evecs, _divided_differences(evals, fvals, dvals), grad), None, None
 
 
 def _check_power(power: float) -> None:
@@ -139,7 +209,7 @@ def _check_power(power: float) -> None:
 
 
 def mpn(cov: torch.Tensor, power: float = 0.5, eps: float = 1e-4) -> torch.Tensor:
-    """Exact matrix power Sigma^p of B x C x C covariances by eigen-decomposition (MPN-COV).
+    """Exact matrix power Sigma^p of symmetric B x C x C covariances by eigen-decomposition (MPN-COV).
 
     Eigenvalues below `eps` times the mean eigenvalue are raised from that floor, which keeps the
     gradient finite and bounded when N < C (a rank-deficient covariance, the normal case at 7x7).
@@ -163,7 +233,7 @@ class MatrixPower(nn.Module):
 
     def forward(self, cov: torch.Tensor) -> torch.Tensor:
         if torch.jit.is_scripting():
-            # TorchScript cannot call autograd Functions: forward is the same, backward is eigh's own
+            # TorchScript cannot call autograd Functions: same forward, eigh's own backward
             _, evecs, _, fvals = _eig_power(cov.to(compute_dtype(cov)), self.power, self.eps)
             return _compose(evecs, fvals)
         return mpn(cov, self.power, self.eps)

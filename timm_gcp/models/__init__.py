@@ -1,2 +1,3 @@
 """Model families with GCP heads; importing a family module registers its models in timm."""
 from . import gcp_resnet
+from . import gcp_vit

@@ -18,6 +18,15 @@ Papers:
 Names: `<backbone>_<method>[_d<dim>]`, dim 128 unless `_d256`. Head settings are keyword arguments
 (`gcp_dim`, `gcp_norm`, `gcp_iters`, `gcp_power`, `gcp_dropcov`, `gcp_dropcov_scale`), so
 `--model-kwargs gcp_iters=3` reaches them from timm's scripts.
+
+Weights carry the numerics they were trained with: the TPAMI'23 MindSpore ResNets use TF-style
+'same' padding (ResNet-50) and BatchNorm eps 1e-4 in places. Those are model settings too
+(`pad_type`, `bn_eps`, `stem_bn_eps`, `down_bn_eps`), and `TAG_MODEL_ARGS` holds the settings of
+each tag whose weights need them. A pretrained cfg cannot carry model kwargs, so the factory adds
+them whenever the tag is named (`resnet50_isqrt.tpami_in1k`) or its weights are loaded
+(`pretrained=True` resolving to that tag, no other weight file in the overlay); explicit kwargs
+win, and an untagged model created without the tag's weights keeps timm's PyTorch defaults.
+They are recorded as model args, so Hub exports write them into config.json.
 """
 import re
 from typing import Any, Dict, Optional, Tuple, Type, Union
@@ -25,13 +34,14 @@ from typing import Any, Dict, Optional, Tuple, Type, Union
 import torch
 from torch import nn
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
-from timm.layers import get_device_dtype
-from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
+from timm.layers import create_conv2d, create_pool2d, get_device_dtype
+from timm.models import PretrainedCfg, build_model_with_cfg, generate_default_cfgs, register_model, \
+    resolve_pretrained_cfg
 from timm.models.resnet import BasicBlock, Bottleneck, ResNet
 
 from ..layers import GCPHead
 
-__all__ = ['GCPResNet', 'checkpoint_filter_fn']
+__all__ = ['GCPResNet', 'checkpoint_filter_fn', 'TAG_MODEL_ARGS', 'MINDSPORE_MODEL_ARGS']
 
 
 def _remove_stride(stage: nn.Sequential) -> None:
@@ -39,6 +49,49 @@ def _remove_stride(stage: nn.Sequential) -> None:
     for module in stage[0].modules():
         if isinstance(module, nn.Conv2d) and module.stride != (1, 1):
             module.stride = (1, 1)
+
+
+def _pad_same(module: nn.Module) -> None:
+    """Give every conv and max pool below `module` TensorFlow 'same' padding.
+
+    Where that padding is asymmetric (stride 2, e.g. the 7x7 stem pads 2 before and 3 after at
+    even sizes), timm's `Conv2dSame` / `MaxPool2dSame` pad on the fly (the pool with -inf);
+    elsewhere it equals PyTorch's symmetric padding. Parameters are moved, not copied.
+    """
+    for name, child in module.named_children():
+        if isinstance(child, nn.Conv2d):
+            conv = create_conv2d(
+                child.in_channels,
+                child.out_channels,
+                child.kernel_size,
+                stride=child.stride,
+                dilation=child.dilation,
+                groups=child.groups,
+                bias=child.bias is not None,
+                padding='same',
+                device=child.weight.device,
+                dtype=child.weight.dtype,
+            )
+            conv.weight, conv.bias = child.weight, child.bias
+            setattr(module, name, conv)
+        elif isinstance(child, nn.MaxPool2d):
+            setattr(module, name, create_pool2d('max', child.kernel_size, child.stride, padding='same'))
+        else:
+            _pad_same(child)
+
+
+def _set_bn_eps(
+        model: nn.Module,
+        bn_eps: Optional[float],
+        stem_bn_eps: Optional[float],
+        down_bn_eps: Optional[float],
+) -> None:
+    """Set the eps of the stem BN (`bn1`), the shortcut BNs and all other BNs; None keeps the layer's own."""
+    for name, module in model.named_modules():
+        if isinstance(module, nn.BatchNorm2d):
+            eps = stem_bn_eps if name == 'bn1' else down_bn_eps if '.downsample.' in name else bn_eps
+            if eps is not None:
+                module.eps = eps
 
 
 class GCPResNet(ResNet):
@@ -58,6 +111,10 @@ class GCPResNet(ResNet):
             gcp_power: float = 0.5,
             gcp_dropcov: bool = False,
             gcp_dropcov_scale: float = 10.0,
+            pad_type: str = '',
+            bn_eps: Optional[float] = None,
+            stem_bn_eps: Optional[float] = None,
+            down_bn_eps: Optional[float] = None,
             device=None,
             dtype=None,
             **kwargs: Any,
@@ -74,11 +131,26 @@ class GCPResNet(ResNet):
             gcp_power: Matrix power of 'mpn'.
             gcp_dropcov: DropCov's adaptive channel dropout (training only) before the covariance.
             gcp_dropcov_scale: DropCov's rate constant.
+            pad_type: '' (PyTorch symmetric padding) or 'same' (TensorFlow 'same' padding of every conv
+                and the stem max pool, as the MindSpore ResNet-50 uses).
+            bn_eps: Eps of the residual blocks' BNs and of the GCP reduction's BN (None: 1e-5).
+            stem_bn_eps: Eps of the stem BN (None: bn_eps).
+            down_bn_eps: Eps of the shortcut projection BNs (None: bn_eps).
         """
+        if pad_type not in ('', 'same'):
+            raise ValueError(f"unknown pad_type {pad_type!r}, expected '' or 'same'")
         dd = {'device': device, 'dtype': dtype}
         super().__init__(block, layers, num_classes=0, in_chans=in_chans, global_pool='', **kwargs, **dd)
         del self.global_pool, self.fc
         _remove_stride(self.layer4)
+        if pad_type == 'same':
+            _pad_same(self)
+        _set_bn_eps(
+            self,
+            bn_eps,
+            bn_eps if stem_bn_eps is None else stem_bn_eps,
+            bn_eps if down_bn_eps is None else down_bn_eps,
+        )
         self.feature_info[-1]['reduction'] = self.feature_info[-2]['reduction']
         self.drop_rate = drop_rate
         self.num_classes = num_classes
@@ -90,6 +162,7 @@ class GCPResNet(ResNet):
             dropcov=gcp_dropcov,
             dropcov_scale=gcp_dropcov_scale,
             drop_rate=drop_rate,
+            bn_eps=1e-5 if bn_eps is None else bn_eps,
         )
         self.head = GCPHead(self.num_features, num_classes=num_classes, pool_type=global_pool, **self._gcp_args, **dd)
         self.head_hidden_size = self.head.head_hidden_size
@@ -181,7 +254,7 @@ def checkpoint_filter_fn(state_dict: Dict[str, Any], model: GCPResNet) -> Dict[s
         if ckpt_fc is not None and model_fc is not None and ckpt_fc.shape[1] != model_fc.shape[1]:
             mismatched.append(f'head.fc.weight: checkpoint {tuple(ckpt_fc.shape)} vs model {tuple(model_fc.shape)}')
     missing = [k for k in model_sd if k not in out and not k.endswith('num_batches_tracked') and k not in adaptable]
-    unexpected = [k for k in out if k not in model_sd]
+    unexpected = [k for k in out if k not in model_sd and k not in adaptable]
     if mismatched or missing or unexpected:
         lines = [f'checkpoint does not fit {type(model).__name__} '
                  f'({_describe_reduction(model_sd)}); checkpoint has {_describe_reduction(out) or "no GCP head"}']
@@ -195,14 +268,65 @@ def checkpoint_filter_fn(state_dict: Dict[str, Any], model: GCPResNet) -> Dict[s
     return out
 
 
+# The numerics the TPAMI'23 MindSpore ResNets were trained with (gcp-methods.md section 10), by block type.
+# ResNet-18/34: explicit symmetric padding (= PyTorch), BN eps 1e-4 in the blocks and the reduction, 1e-5 in
+# the stem and the shortcuts. ResNet-50: 'same' padding for every conv and the stem max pool, eps 1e-4 for all.
+MINDSPORE_MODEL_ARGS = {
+    'basic': dict(bn_eps=1e-4, stem_bn_eps=1e-5, down_bn_eps=1e-5),
+    'bottleneck': dict(pad_type='same', bn_eps=1e-4),
+}
+
+# model settings that the weights of a tag need, added by the factory (see the module docstring)
+TAG_MODEL_ARGS = {
+    'resnet18_isqrt.tpami_in1k': MINDSPORE_MODEL_ARGS['basic'],
+    'resnet34_isqrt.tpami_in1k': MINDSPORE_MODEL_ARGS['basic'],
+    'resnet50_isqrt.tpami_in1k': MINDSPORE_MODEL_ARGS['bottleneck'],
+    'resnet18_dropcov.tpami_in1k': MINDSPORE_MODEL_ARGS['basic'],
+    'resnet34_dropcov.tpami_in1k': MINDSPORE_MODEL_ARGS['basic'],
+    'resnet50_dropcov.tpami_in1k': MINDSPORE_MODEL_ARGS['bottleneck'],
+}
+
+
+_WEIGHT_SOURCES = ('file', 'url', 'hf_hub_id', 'state_dict')
+
+
+def _tag_model_args(
+        variant: str,
+        pretrained: bool,
+        pretrained_cfg: Optional[Union[str, Dict[str, Any], PretrainedCfg]],
+        pretrained_cfg_overlay: Optional[Dict[str, Any]],
+) -> Dict[str, Any]:
+    """Settings of the tag whose weights the model is built for.
+
+    That is a named tag (`arch.tag`, `pretrained_cfg=tag` or a PretrainedCfg), or the default tag
+    when its own weights are loaded (`pretrained=True`, no other weight file in the overlay). A
+    Hub / local-dir config (a dict) brings its own settings in `model_args` and gets none here.
+    """
+    if isinstance(pretrained_cfg, str):
+        tag = pretrained_cfg
+    elif isinstance(pretrained_cfg, PretrainedCfg):
+        tag = pretrained_cfg.tag
+    elif isinstance(pretrained_cfg, dict):
+        return {}
+    elif pretrained and not any(k in (pretrained_cfg_overlay or {}) for k in _WEIGHT_SOURCES):
+        tag = resolve_pretrained_cfg(variant).tag
+    else:
+        return {}
+    return dict(TAG_MODEL_ARGS.get(f'{variant}.{tag}', {}))
+
+
 def _create_gcp_resnet(variant: str, pretrained: bool = False, **kwargs: Any) -> GCPResNet:
-    return build_model_with_cfg(
+    tag_args = _tag_model_args(variant, pretrained, kwargs.get('pretrained_cfg'), kwargs.get('pretrained_cfg_overlay'))
+    model = build_model_with_cfg(
         GCPResNet,
         variant,
         pretrained,
         pretrained_filter_fn=checkpoint_filter_fn,
-        **kwargs,
+        **dict(tag_args, **kwargs),
     )
+    if tag_args:
+        model._model_args = tag_args  # create_model adds the caller's kwargs on top; exports record both
+    return model
 
 
 def _cfg(**kwargs: Any) -> Dict[str, Any]:

@@ -1,0 +1,333 @@
+"""Hub export, offline loading and publishing, without the network.
+
+A hand-built Hugging Face cache (refs/main + snapshots/<sha>/, as `hf_hub_download` lays it out) with
+HF_HUB_OFFLINE serves every published `arch.tag` through its registered `hf_hub_id`; timm's own
+`test_model_load_pretrained` / `test_model_features_pretrained` run against it. Publishing runs with
+the Hub client replaced by a fake that records what would be uploaded.
+"""
+import fnmatch
+import json
+import os
+import sys
+from pathlib import Path
+
+import huggingface_hub.constants
+import pytest
+import safetensors.torch
+import timm
+import torch
+from torch import nn
+
+import timm_gcp  # noqa: F401  (registers the models)
+from timm_gcp import cli, hub
+from timm_gcp.convert import convert_checkpoint
+from timm_gcp.hub import HUB_FILES, export_for_hub
+from timm_gcp.model_cards import published_names, render_card
+from timm_gcp.publish import PublishError, publish
+
+pytestmark = pytest.mark.filterwarnings('ignore::pytest.PytestUnknownMarkWarning')  # timm's test module's marks
+
+REPO = Path(__file__).resolve().parents[1]
+SHA = '0123456789abcdef0123456789abcdef01234567'
+# tags whose weights the loading tests export for real (small, and both kinds of MindSpore settings)
+EXPORTED = ('resnet18_isqrt.tpami_in1k', 'resnet50_isqrt.tpami_in1k')
+
+
+def _random_model(name: str, **kwargs) -> nn.Module:
+    torch.manual_seed(0)
+    model = timm.create_model(name, **kwargs)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.1, 0.1)
+            m.running_var.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.1, 0.1)
+    return model.eval()
+
+
+def _add_to_cache(cache: Path, repo_id: str, files: dict) -> None:
+    """Lay files out as huggingface_hub's cache does: blobs are hard links, refs/main names the snapshot."""
+    repo = cache / ('models--' + repo_id.replace('/', '--'))
+    snapshot = repo / 'snapshots' / SHA
+    snapshot.mkdir(parents=True)
+    (repo / 'refs').mkdir()
+    (repo / 'refs' / 'main').write_text(SHA)
+    for name, path in files.items():
+        os.link(path, snapshot / name)
+
+
+@pytest.fixture(scope='module')
+def hub_cache(tmp_path_factory):
+    """An offline Hub cache: real exports (config.json + weights) of EXPORTED, zero weights for every other tag.
+
+    One weight file per architecture, hard-linked into the snapshot of each of its tags.
+    """
+    root = tmp_path_factory.mktemp('hub')
+    cache, exports = root / 'cache', {}
+    weights = {}
+    for name in published_names():
+        arch = name.split('.')[0]
+        repo_id = timm.models.get_pretrained_cfg(name).hf_hub_id
+        if name in EXPORTED:
+            model = _random_model(name)
+            export_for_hub(model, root / name)
+            exports[name] = model
+            _add_to_cache(cache, repo_id, {f: root / name / f for f in ('config.json', 'model.safetensors')})
+            continue
+        if arch not in weights:
+            meta = timm.create_model(arch, device='meta')
+            weights[arch] = root / f'{arch}.safetensors'
+            safetensors.torch.save_file({k: torch.zeros(v.shape, dtype=v.dtype) for k, v in meta.state_dict().items()},
+                                        weights[arch])
+        _add_to_cache(cache, repo_id, {'model.safetensors': weights[arch]})
+    return cache, exports
+
+
+@pytest.fixture
+def offline(hub_cache, monkeypatch):
+    cache, exports = hub_cache
+    monkeypatch.setenv('HF_HUB_OFFLINE', '1')
+    monkeypatch.setenv('HF_HUB_CACHE', str(cache))
+    # huggingface_hub reads both variables at import time
+    monkeypatch.setattr(huggingface_hub.constants, 'HF_HUB_OFFLINE', True)
+    monkeypatch.setattr(huggingface_hub.constants, 'HF_HUB_CACHE', str(cache))
+    return exports
+
+
+def _same_weights(a: nn.Module, b: nn.Module, skip=()) -> None:
+    sa, sb = a.state_dict(), b.state_dict()
+    assert set(sa) == set(sb)
+    for k in sa:
+        if not k.startswith(skip):
+            torch.testing.assert_close(sa[k], sb[k], rtol=0, atol=0, msg=k)
+
+
+# --- export and local-dir ---------------------------------------------------------------------------------
+
+def test_export_then_local_dir(tmp_path):
+    source = _random_model('resnet18_dropcov', gcp_dim=16, num_classes=7)
+    out = export_for_hub(source, tmp_path / 'export', card='# card\n')
+    assert sorted(p.name for p in out.iterdir()) == sorted(HUB_FILES)
+    config = json.loads((out / 'config.json').read_text())
+    assert config['architecture'] == 'resnet18_dropcov' and config['num_classes'] == 7
+    assert config['model_args'] == {'gcp_dim': 16, 'num_classes': 7, 'in_chans': 3, 'global_pool': 'gcp'}
+    loaded = timm.create_model(f'local-dir:{out}', pretrained=True).eval()
+    _same_weights(loaded, source)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), source(x), rtol=0, atol=0)
+
+
+def test_export_is_atomic(tmp_path, monkeypatch):
+    def broken_save(model, directory, **kwargs):
+        (Path(directory) / 'model.safetensors').write_bytes(b'partial')
+        raise OSError('disk full')
+
+    monkeypatch.setattr(hub, 'save_for_hf', broken_save)
+    with pytest.raises(OSError, match='disk full'):
+        export_for_hub(timm.create_model('resnet18_isqrt', gcp_dim=8), tmp_path / 'export', card='x')
+    assert list(tmp_path.iterdir()) == []
+
+
+# --- the offline Hub cache --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize('name', EXPORTED)
+def test_registry_names_and_hf_hub_names_load_offline(offline, name):
+    source = offline[name]
+    repo_id = timm.models.get_pretrained_cfg(name).hf_hub_id
+    x = torch.randn(1, 3, 64, 64)
+    for model_name in (name, f'hf-hub:{repo_id}'):
+        model = timm.create_model(model_name, pretrained=True).eval()
+        _same_weights(model, source)
+        assert model.layer1[0].bn1.eps == 1e-4, model_name  # the tag's MindSpore settings came along
+        assert type(model.conv1).__name__ == ('Conv2dSame' if name.startswith('resnet50') else 'Conv2d')
+        with torch.no_grad():
+            torch.testing.assert_close(model(x), source(x), rtol=0, atol=0)
+    # the untagged name loads the default tag's weights, with their settings
+    if name == 'resnet18_isqrt.tpami_in1k':
+        _same_weights(timm.create_model('resnet18_isqrt', pretrained=True), source)
+        assert timm.create_model('resnet18_isqrt', pretrained=True).layer1[0].bn1.eps == 1e-4
+
+
+def test_pretrained_with_other_num_classes_and_in_chans(offline):
+    source = offline['resnet18_isqrt.tpami_in1k']
+    model = timm.create_model('resnet18_isqrt.tpami_in1k', pretrained=True, num_classes=10, in_chans=1)
+    assert model.head.fc.out_features == 10 and model.conv1.in_channels == 1
+    torch.testing.assert_close(model.conv1.weight, source.conv1.weight.sum(dim=1, keepdim=True))
+    _same_weights(model, source, skip=('conv1.', 'head.fc.'))
+    assert not torch.equal(model.head.fc.weight[:10], source.head.fc.weight[:10])
+    pooled = timm.create_model('hf-hub:timm-gcp/resnet18_isqrt.tpami_in1k', pretrained=True, num_classes=0).eval()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(pooled(x), source.forward_head(source.forward_features(x), pre_logits=True))
+
+
+def test_features_only_pretrained(offline):
+    source = offline['resnet50_isqrt.tpami_in1k']
+    features = timm.create_model('resnet50_isqrt.tpami_in1k', pretrained=True, features_only=True).eval()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        maps = features(x)
+        _, expected = source.forward_intermediates(x)
+    assert [m.shape[1] for m in maps] == [64, 256, 512, 1024, 2048]
+    for got, want in zip(maps, expected):
+        torch.testing.assert_close(got, want, rtol=0, atol=0)
+
+
+def test_missing_cache_entry_fails_offline(offline):
+    with pytest.raises(Exception, match='cannot find the requested files in the local cache|LocalEntryNotFound'):
+        timm.create_model('hf-hub:timm-gcp/not_a_repo', pretrained=True)
+
+
+@pytest.fixture(scope='module')
+def timm_tm():
+    """timm's test_models as a module object (importing its functions by name would re-collect them)."""
+    tests_dir = Path(os.environ.get('TIMM_TESTS_DIR', REPO / '.cache' / f'timm-tests-{timm.__version__}'))
+    if not (tests_dir / 'test_models.py').is_file():
+        raise FileNotFoundError(f"timm's test suite is not at {tests_dir}: run tools/fetch_timm_tests.sh")
+    sys.path.insert(0, str(tests_dir))
+    try:
+        import test_models
+    finally:
+        sys.path.pop(0)
+    return test_models
+
+
+def _features_tags():
+    """timm's features test skips its non-standard names; once per architecture, and every tag with settings."""
+    from timm_gcp.models.gcp_resnet import TAG_MODEL_ARGS
+    seen, names = set(), []
+    for name in published_names():
+        arch = name.split('.')[0]
+        if arch not in seen or name in TAG_MODEL_ARGS:
+            seen.add(arch)
+            names.append(name)
+    return names
+
+
+@pytest.mark.parametrize('name', published_names())
+def test_timm_load_pretrained(offline, timm_tm, name):
+    timm_tm.test_model_load_pretrained(name, 1)
+    if name in _features_tags() and not any(fnmatch.fnmatch(name, f) for f in timm_tm.NON_STD_FILTERS):
+        timm_tm.test_model_features_pretrained(name, 1)
+
+
+# --- publish ----------------------------------------------------------------------------------------------
+
+class FakeHfApi:
+    """Stands in for huggingface_hub.HfApi: records the calls and keeps a copy of every uploaded file."""
+    calls = []
+    uploads = {}
+
+    def __init__(self, token=None, library_name=None, library_version=None):
+        self.calls.append(('init', dict(token=token, library_name=library_name)))
+
+    def create_repo(self, repo_id, private=False, exist_ok=False, **kwargs):
+        self.calls.append(('create_repo', dict(repo_id=repo_id, private=private, exist_ok=exist_ok)))
+        return type('RepoUrl', (), {'repo_id': repo_id})()
+
+    def upload_folder(self, repo_id, folder_path, revision=None, commit_message=None, **kwargs):
+        self.calls.append(('upload_folder', dict(repo_id=repo_id, revision=revision, commit_message=commit_message)))
+        self.uploads[repo_id] = {p.name: p.read_bytes() for p in Path(folder_path).iterdir()}
+        return f'https://huggingface.co/{repo_id}/commit/{SHA}'
+
+
+@pytest.fixture
+def fake_hub(monkeypatch):
+    FakeHfApi.calls, FakeHfApi.uploads = [], {}
+    monkeypatch.setattr(hub, 'HfApi', FakeHfApi)
+    return FakeHfApi
+
+
+@pytest.fixture(scope='module')
+def converted_r18(tmp_path_factory):
+    """resnet18_isqrt.tpami_in1k converted from an original-layout checkpoint (`module.`-prefixed, 'state_dict')."""
+    root = tmp_path_factory.mktemp('publish')
+    source = _random_model('resnet18_isqrt.tpami_in1k')
+    checkpoint = root / 'original.pth.tar'
+    renames = (('head.reduce.conv.', 'layer_reduce.'), ('head.reduce.bn.', 'layer_reduce_bn.'), ('head.fc.', 'fc.'))
+    original = {}
+    for k, v in source.state_dict().items():
+        for old, new in renames:
+            k = new + k[len(old):] if k.startswith(old) else k
+        original['module.' + k] = v
+    torch.save({'epoch': 100, 'state_dict': original}, checkpoint)
+    settings = dict(bn_eps=1e-4, stem_bn_eps=1e-5, down_bn_eps=1e-5)
+    convert_checkpoint(checkpoint, 'resnet18_isqrt.tpami_in1k', root / 'converted', model_kwargs=settings)
+    return root / 'converted', source
+
+
+def test_publish_uploads_export_and_card(tmp_path, fake_hub, converted_r18):
+    src, source = converted_r18
+    repo_id = 'timm-gcp/resnet18_isqrt.tpami_in1k'
+    result = publish(src, repo_id)
+    assert [c[0] for c in fake_hub.calls] == ['init', 'create_repo', 'upload_folder']
+    assert fake_hub.calls[1][1] == dict(repo_id=repo_id, private=False, exist_ok=True)
+    files = fake_hub.uploads[repo_id]
+    assert sorted(files) == sorted(HUB_FILES)
+    assert files['README.md'].decode() == (REPO / 'model_cards' / 'resnet18_isqrt.tpami_in1k.md').read_text()
+    config = json.loads(files['config.json'])
+    assert config['architecture'] == 'resnet18_isqrt' and config['pretrained_cfg']['tag'] == 'tpami_in1k'
+    assert config['model_args'] == dict(bn_eps=1e-4, stem_bn_eps=1e-5, down_bn_eps=1e-5, in_chans=3,
+                                        num_classes=1000, global_pool='gcp')
+    assert 'file' not in config['pretrained_cfg'] and 'hf_hub_id' not in config['pretrained_cfg']
+    assert not result.folder.exists()  # the temporary export is gone
+
+    uploaded = tmp_path / 'uploaded'
+    uploaded.mkdir()
+    for name, data in files.items():
+        (uploaded / name).write_bytes(data)
+    model = timm.create_model(f'local-dir:{uploaded}', pretrained=True).eval()
+    assert model.layer1[0].bn1.eps == 1e-4 and model.bn1.eps == 1e-5
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), source(x), rtol=0, atol=0)
+
+    # the dry run writes exactly the folder that was uploaded, and talks to no Hub
+    fake_hub.calls.clear()
+    staged = tmp_path / 'staged'
+    publish(src, repo_id, dry_run=True, out=staged)
+    assert fake_hub.calls == []
+    assert {p.name: p.read_bytes() for p in staged.iterdir()} == files
+
+
+def test_publish_refusals(tmp_path, fake_hub, converted_r18):
+    src, _ = converted_r18
+    with pytest.raises(PublishError, match=r"'resnet18_isqrt\.in1k' is not a published arch\.tag"):
+        publish(src, 'timm-gcp/resnet18_isqrt.in1k')
+    with pytest.raises(PublishError, match=r'config\.json: architecture .resnet18_isqrt., but the repo is for resnet50'):
+        publish(src, 'timm-gcp/resnet50_isqrt.tpami_in1k')
+    with pytest.raises(PublishError, match='--dry-run needs --out'):
+        publish(src, 'timm-gcp/resnet18_isqrt.tpami_in1k', dry_run=True)
+
+    plain = tmp_path / 'plain'  # converted without the MindSpore settings the tag implies
+    export_for_hub(_random_model('resnet18_isqrt'), plain)
+    with pytest.raises(PublishError, match=r'config\.json: these weights were converted with other model settings '
+                                           r'.*no bn_eps \(the weights of resnet18_isqrt\.tpami_in1k need bn_eps=0\.0001\)'):
+        publish(plain, 'timm-gcp/resnet18_isqrt.tpami_in1k')
+    small = tmp_path / 'small'
+    export_for_hub(_random_model('resnet18_isqrt_d256', gcp_dim=16), small)
+    with pytest.raises(PublishError, match=r'gcp_dim=16, which resnet18_isqrt_d256\.gcp_in1k does not set'):
+        publish(small, 'timm-gcp/resnet18_isqrt_d256.gcp_in1k')
+
+    cards = tmp_path / 'cards'
+    cards.mkdir()
+    with pytest.raises(PublishError, match=r'resnet18_isqrt\.tpami_in1k\.md: no model card'):
+        publish(src, 'timm-gcp/resnet18_isqrt.tpami_in1k', card_dir=cards)
+    (cards / 'resnet18_isqrt.tpami_in1k.md').write_text(render_card('resnet18_isqrt.tpami_in1k') + 'edited\n')
+    with pytest.raises(PublishError, match='out of date with the registry'):
+        publish(src, 'timm-gcp/resnet18_isqrt.tpami_in1k', card_dir=cards)
+    with pytest.raises(PublishError, match=r'cards: no config\.json \(expected a `timm-gcp convert` output folder\)'):
+        publish(cards, 'timm-gcp/resnet18_isqrt.tpami_in1k')
+    assert fake_hub.uploads == {}
+
+
+def test_publish_cli_dry_run(tmp_path, capsys, fake_hub, converted_r18):
+    src, _ = converted_r18
+    out = tmp_path / 'staged'
+    rc = cli.main(['publish', str(src), '--repo-id', 'timm-gcp/resnet18_isqrt.tpami_in1k', '--dry-run', '--out', str(out)])
+    assert rc == 0 and sorted(p.name for p in out.iterdir()) == sorted(HUB_FILES)
+    assert 'would be uploaded to timm-gcp/resnet18_isqrt.tpami_in1k' in capsys.readouterr().out
+    assert cli.main(['publish', str(src), '--repo-id', 'timm-gcp/resnet18_isqrt.tpami_in1k', '--dry-run',
+                     '--out', str(out)]) == 1
+    assert 'already exists (pass --overwrite' in capsys.readouterr().err
+    assert fake_hub.calls == []

@@ -493,20 +493,20 @@ _SOT = dict(
     paper_ids='arXiv:2104.10935', origin_url='https://github.com/jiangtaoxie/SoT',
     paper_name='SoT: Delving Deeper into Classification Head for Transformer',
 )
-_DC = dict(
-    license='unknown', paper_ids='https://openreview.net/forum?id=QLGuUwDx4S',
-    origin_url='https://github.com/mingzeG/DropCov',
+_DC_PAPER = dict(
+    paper_ids='https://openreview.net/forum?id=QLGuUwDx4S', origin_url='https://github.com/mingzeG/DropCov',
     paper_name='DropCov: A Simple yet Effective Method for Improving Deep Architectures',
 )
+_DC = dict(_DC_PAPER, license='unknown')  # the DropCov repository and its weights carry no license
 
 default_cfgs = generate_default_cfgs({
     # timm's DeiT with GCP heads (no weights: start from timm's DeiT backbone weights, see the module docstring)
     'deit_tiny_patch16_224_isqrt': _cfg(**_SOVIT),
     'deit_small_patch16_224_isqrt': _cfg(**_SOVIT),
     'deit_base_patch16_224_isqrt': _cfg(**_SOVIT),
-    'deit_tiny_patch16_224_dropcov': _cfg(**_DC),
-    'deit_small_patch16_224_dropcov': _cfg(**_DC),
-    'deit_base_patch16_224_dropcov': _cfg(**_DC),
+    'deit_tiny_patch16_224_dropcov': _cfg(**_DC_PAPER),
+    'deit_small_patch16_224_dropcov': _cfg(**_DC_PAPER),
+    'deit_base_patch16_224_dropcov': _cfg(**_DC_PAPER),
 
     # SoT (no weights were released)
     'vit_sot_tiny': _dense_cfg(**_SOT),

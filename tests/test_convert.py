@@ -378,6 +378,12 @@ def test_dropcov_vit_checkpoint_prefers_ema(tmp_path, prefer_ema):
     torch.testing.assert_close(converted.head.visual_fc.weight, expected['classifier.visual_fc.weight'])
     torch.testing.assert_close(converted.blocks[0].attn.qkv.weight, expected['blocks.0.attn.qkv.weight'])
     assert report.weights_from == ("'state_dict_ema' (EMA weights)" if prefer_ema else "'state_dict'")
+    dropped = dict(report.dropped)
+    if prefer_ema:
+        assert dropped['state_dict'] == 'weights without EMA, used with --no-ema'
+    else:
+        assert dropped['state_dict_ema'] == 'EMA weights, not used with --no-ema'
+    assert dropped['args'] == dropped['optimizer'] == 'training state'
     assert ('classifier.cls_fc.weight', 'head.cls_fc.weight') in report.mapped
 
 

@@ -8,6 +8,7 @@ the Hub client replaced by a fake that records what would be uploaded.
 import fnmatch
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -79,7 +80,8 @@ def hub_cache(tmp_path_factory):
             safetensors.torch.save_file({k: torch.zeros(v.shape, dtype=v.dtype) for k, v in meta.state_dict().items()},
                                         weights[arch])
         _add_to_cache(cache, repo_id, {'model.safetensors': weights[arch]})
-    return cache, exports
+    yield cache, exports
+    shutil.rmtree(root)  # about 2 GB of weights
 
 
 @pytest.fixture
@@ -319,6 +321,15 @@ def test_publish_refusals(tmp_path, fake_hub, converted_r18):
     with pytest.raises(PublishError, match=r'cards: no config\.json \(expected a `timm-gcp convert` output folder\)'):
         publish(cards, 'timm-gcp/resnet18_isqrt.tpami_in1k')
     assert fake_hub.uploads == {}
+
+
+def test_publish_reports_upload_failure(fake_hub, converted_r18, monkeypatch):
+    def refuse(self, **kwargs):
+        raise ConnectionError('no route to huggingface.co')
+
+    monkeypatch.setattr(FakeHfApi, 'upload_folder', refuse)
+    with pytest.raises(PublishError, match=r'timm-gcp/resnet18_isqrt\.tpami_in1k: upload failed: ConnectionError: no route'):
+        publish(converted_r18[0], 'timm-gcp/resnet18_isqrt.tpami_in1k')
 
 
 def test_publish_cli_dry_run(tmp_path, capsys, fake_hub, converted_r18):

@@ -48,7 +48,8 @@ _MS_RENAMES = (
     (re.compile(r'\.down_sample_layer\.'), '.downsample.'),
 )
 # where the original ResNet checkpoints keep the GCP reduction conv, whatever their prefix
-_REDUCE_CONV = re.compile(r'(^|\.)(layer_reduce|representation\.conv_dr_block\.0|head\.reduce\.conv)\.weight$')
+_REDUCE_CONV = re.compile(
+    r'(^|\.)(layer_reduce|representation\.conv_dr_block\.0|features\.module\.8|head\.reduce\.conv)\.weight$')
 _WRAPPERS = ('state_dict', 'model', 'module')
 
 
@@ -175,10 +176,17 @@ def _select_weights(
     if keys:
         chosen = keys[0]
         label = f"'{chosen}'" + (' (EMA weights)' if 'ema' in chosen else '')
-        dropped = [(k, 'training state' if k != 'state_dict_ema' else 'EMA weights not chosen (--no-ema)')
-                   for k in obj if k != chosen]
+        dropped = [(k, _unchosen(k, chosen)) for k in obj if k != chosen]
         return obj[chosen], label, dropped
     return obj, 'top level', []
+
+
+def _unchosen(key: str, chosen: str) -> str:
+    if key in ('state_dict_ema', 'model_ema'):
+        return 'EMA weights, not used with --no-ema'
+    if key in _WRAPPERS and 'ema' in chosen:
+        return 'weights without EMA, used with --no-ema'
+    return 'training state'
 
 
 def _from_mindspore(sd: Dict[str, Any], model: nn.Module) -> Tuple[Dict[str, Any], Dict[int, str], List[Tuple[str, str]]]:
@@ -279,6 +287,8 @@ def convert_checkpoint(
     """
     path = Path(src)
     model_kwargs = dict(model_kwargs or {})
+    if out_dir is not None and Path(out_dir).exists() and not overwrite:
+        raise ConversionError(f'{out_dir}: already exists (pass --overwrite to replace it)')
     obj, fmt = read_checkpoint(path)
     sd, weights_from, dropped = _select_weights(obj, path, prefer_ema)
     if not any(isinstance(v, torch.Tensor) for v in sd.values()):

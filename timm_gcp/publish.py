@@ -109,6 +109,8 @@ def publish(
         if not dry_run:
             uploaded = upload_folder(staging, repo_id, token=token, private=private, revision=revision,
                                      commit_message=f'Add {name} (timm-gcp)')
+    except Exception as e:  # the Hub client's HTTP, auth and offline errors
+        raise PublishError(f'{repo_id}: upload failed: {type(e).__name__}: {e}') from e
     finally:
         if out is None:
             shutil.rmtree(staging.parent, ignore_errors=True)

@@ -117,7 +117,7 @@ def test_reader_joins_slices_and_checks_sizes(tmp_path):
     raw = weight.numpy().tobytes()
     sliced = tmp_path / 'sliced.ckpt'
     sliced.write_bytes(_ms_message('w', [6, 4], 'Float32', raw[:40]) + _ms_message('w', [6, 4], 'Float32', raw[40:])
-                       + _ms_message('h', [2], 'Float16', torch.tensor([1.5, -2.0], dtype=torch.float16).numpy().tobytes()))
+                       + _ms_message('h', [2], 'Float16', torch.tensor([1.5, -2.0]).half().numpy().tobytes()))
     sd = load_mindspore_checkpoint(sliced)
     torch.testing.assert_close(sd['w'], weight, rtol=0, atol=0)
     assert sd['h'].dtype == torch.float16 and sd['h'].tolist() == [1.5, -2.0]
@@ -155,7 +155,8 @@ def test_mindspore_conversion_matches_mindspore_logits(tmp_path, ms_reference, f
     sd = load_mindspore_checkpoint(FIXTURES / f'{fixture}.ckpt')
     weights = {k: v for k, v in sd.items() if not k.startswith('moments.') and v.dim() > 0 and k != 'global_step'}
     assert len(report.mapped) == len(weights)
-    assert ('fc.weight', 'head.fc.weight') in report.mapped and ('bn1.moving_variance', 'bn1.running_var') in report.mapped
+    assert ('fc.weight', 'head.fc.weight') in report.mapped
+    assert ('bn1.moving_variance', 'bn1.running_var') in report.mapped
     dropped = dict(report.dropped)
     assert dropped['fc.weight[1000]'].startswith('the unused 1001st class')
     assert all(k.endswith('num_batches_tracked') for k in report.filled) and report.filled
@@ -399,13 +400,15 @@ def _truncated_torch(tmp_path):
     path = tmp_path / 'cut.pth'
     torch.save(timm.create_model('resnet18_isqrt', gcp_dim=16).state_dict(), path)
     path.write_bytes(path.read_bytes()[:100_000])
-    return path, 'resnet18_isqrt', dict(gcp_dim=16), r'cut\.pth: cannot read it as a PyTorch checkpoint \(truncated or corrupt\?\)'
+    return (path, 'resnet18_isqrt', dict(gcp_dim=16),
+            r'cut\.pth: cannot read it as a PyTorch checkpoint \(truncated or corrupt\?\)')
 
 
 def _other_architecture(tmp_path):
     path = tmp_path / 'r50.pth'
     torch.save(_fmpn_plain(timm.create_model('resnet50_isqrt', gcp_dim=16).state_dict()), path)
-    return path, 'resnet18_isqrt', dict(gcp_dim=16), r'r50\.pth: does not fit GCPResNet(.|\n)*mis-shaped: layer1\.0\.conv1\.weight'
+    return (path, 'resnet18_isqrt', dict(gcp_dim=16),
+            r'r50\.pth: does not fit GCPResNet(.|\n)*mis-shaped: layer1\.0\.conv1\.weight')
 
 
 def _not_a_state_dict(tmp_path):
@@ -426,7 +429,8 @@ def _mindspore_extra_tensor(tmp_path):
     extra = _ms_message('layer5.0.conv1.weight', [2, 2], 'Float32', bytes(16))
     path.write_bytes((FIXTURES / 'ms_resnet18_isqrt_tiny.ckpt').read_bytes() + extra)  # protobuf concatenation
     spec = MS_SPECS['ms_resnet18_isqrt_tiny']
-    return path, 'resnet18_isqrt.tpami_in1k', _ms_model_kwargs(spec), r'extra\.ckpt: does not fit GCPResNet(.|\n)*unexpected: layer5\.0\.conv1\.weight'
+    return (path, 'resnet18_isqrt.tpami_in1k', _ms_model_kwargs(spec),
+            r'extra\.ckpt: does not fit GCPResNet(.|\n)*unexpected: layer5\.0\.conv1\.weight')
 
 
 def _mindspore_wrong_architecture(tmp_path):

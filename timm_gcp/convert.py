@@ -106,7 +106,8 @@ class ConversionReport:
             lines += [f'              {name}: {why}' for name, why in self.dropped]
         else:
             groups = Counter((_pattern(name), why) for name, why in self.dropped)
-            lines += [f'              {name}: {why}' + (f' ({n})' if n > 1 else '') for (name, why), n in groups.items()]
+            lines += [f'              {name}: {why}' + (f' ({n})' if n > 1 else '')
+                      for (name, why), n in groups.items()]
         if self.filled:
             lines.append(f'filled      {len(self.filled)} BatchNorm num_batches_tracked counters the source lacks')
         lines.append('not placed  none')
@@ -160,7 +161,8 @@ def read_checkpoint(path: Union[str, Path]) -> Tuple[Any, str]:
         raise ConversionError(str(e)) from None
     except Exception as e:  # torch.load and safetensors raise many types for truncated or foreign files
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ConversionError(f'{path}: cannot read it as a {fmt} checkpoint (truncated or corrupt?): {reason}') from None
+        raise ConversionError(
+            f'{path}: cannot read it as a {fmt} checkpoint (truncated or corrupt?): {reason}') from None
 
 
 def _select_weights(
@@ -189,7 +191,10 @@ def _unchosen(key: str, chosen: str) -> str:
     return 'training state'
 
 
-def _from_mindspore(sd: Dict[str, Any], model: nn.Module) -> Tuple[Dict[str, Any], Dict[int, str], List[Tuple[str, str]]]:
+def _from_mindspore(
+        sd: Dict[str, Any],
+        model: nn.Module,
+) -> Tuple[Dict[str, Any], Dict[int, str], List[Tuple[str, str]]]:
     """MindSpore names and layouts -> the original PyTorch ones; identity of each tensor -> its MindSpore name."""
     out, origin, dropped = {}, {}, []
     num_classes = getattr(model, 'num_classes', 0)
@@ -341,9 +346,11 @@ def convert_checkpoint(
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument('src', help='original checkpoint: PyTorch (.pth, .pth.tar, .bin), safetensors or MindSpore (.ckpt)')
+    parser.add_argument(
+        'src', help='original checkpoint: PyTorch (.pth, .pth.tar, .bin), safetensors or MindSpore (.ckpt)')
     parser.add_argument('--model', required=True,
-                        help="registered architecture, with the tag the weights belong to (e.g. 'resnet50_isqrt.tpami_in1k')")
+                        help='registered architecture, with the tag the weights belong to '
+                             "(e.g. 'resnet50_isqrt.tpami_in1k')")
     parser.add_argument('--out', default=None,
                         help='output folder for model.safetensors and config.json (default: ./<model>)')
     parser.add_argument('--model-kwargs', nargs='*', default={}, action=ParseKwargs,

@@ -247,7 +247,8 @@ def render_model_table() -> str:
         result = PUBLISHED_RESULTS.get(name)
         top1 = f'{result.top1:.2f}' if result else '-'
         hub = f'[{cfg.hf_hub_id}](https://huggingface.co/{cfg.hf_hub_id})' if cfg.hf_hub_id else '-'
-        rows.append(f'| `{name}` | {stats.params / 1e6:.2f} | {stats.gmacs:.2f} | {stats.feature_size} | {top1} | {hub} |')
+        rows.append(
+            f'| `{name}` | {stats.params / 1e6:.2f} | {stats.gmacs:.2f} | {stats.feature_size} | {top1} | {hub} |')
     return '\n'.join(rows)
 
 

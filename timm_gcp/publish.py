@@ -141,5 +141,6 @@ def run(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(f'dry run: {result.folder} holds what would be uploaded to {result.repo_id}: {files}')
     else:
-        print(f'uploaded {result.name} to https://huggingface.co/{result.repo_id}' + (f' (export kept in {result.folder})' if files else ''))
+        kept = f' (export kept in {result.folder})' if files else ''
+        print(f'uploaded {result.name} to https://huggingface.co/{result.repo_id}{kept}')
     return 0

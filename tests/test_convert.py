@@ -485,7 +485,7 @@ def test_cli(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert rc == 0 and (out / 'model.safetensors').is_file()
     assert 'MindSpore checkpoint' in printed and "settings    pad_type='same', bn_eps=0.0001" in printed
-    assert 'eca_layer.conv.weight -> head.dropcov.conv.weight (1)' in printed
+    assert 'eca_layer.conv.weight -> head.dropcov.conv.weight\n' in printed
     bad = tmp_path / 'bad.pth'
     bad.write_bytes(b'PK\x03\x04' + bytes(100))
     assert cli.main(['convert', str(bad), '--model', 'resnet50_dropcov', '--out', str(tmp_path / 'x')]) == 1

@@ -16,7 +16,6 @@ written unless all of that succeeds, and the output folder appears whole or not 
 import argparse
 import re
 import sys
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple, Union
@@ -100,14 +99,14 @@ class ConversionReport:
         if verbose:
             lines += [f'              {src} -> {dst}' for src, dst in self.mapped]
         else:
-            lines += [f'              {src} -> {dst} ({n})' for (src, dst), n in _rename_patterns(self.mapped)]
+            lines += [f'              {src} -> {dst}' + (f' ({n})' if n > 1 else '')
+                      for (src, dst), n in _grouped(self.mapped)]
         lines.append(f'dropped     {len(self.dropped)}' + ('' if self.dropped else ' (none)'))
         if verbose:
             lines += [f'              {name}: {why}' for name, why in self.dropped]
         else:
-            groups = Counter((_pattern(name), why) for name, why in self.dropped)
             lines += [f'              {name}: {why}' + (f' ({n})' if n > 1 else '')
-                      for (name, why), n in groups.items()]
+                      for (name, why), n in _grouped(self.dropped)]
         if self.filled:
             lines.append(f'filled      {len(self.filled)} BatchNorm num_batches_tracked counters the source lacks')
         lines.append('not placed  none')
@@ -126,9 +125,12 @@ def _pattern(name: str) -> str:
     return re.sub(r'\d+', '*', name)
 
 
-def _rename_patterns(mapped: List[Tuple[str, str]]) -> List[Tuple[Tuple[str, str], int]]:
-    counts = Counter((_pattern(src), _pattern(dst)) for src, dst in mapped)
-    return list(counts.items())
+def _grouped(pairs: List[Tuple[str, str]]) -> List[Tuple[Tuple[str, str], int]]:
+    """Pairs of names grouped by their pattern (digits as '*'); a group of one keeps its real names."""
+    groups: Dict[Tuple[str, str], List[Tuple[str, str]]] = {}
+    for a, b in pairs:
+        groups.setdefault((_pattern(a), _pattern(b)), []).append((a, b))
+    return [(members[0] if len(members) == 1 else key, len(members)) for key, members in groups.items()]
 
 
 def _sniff(path: Path) -> str:

@@ -1,0 +1,369 @@
+"""The launcher (`python -m timm_gcp.launch SCRIPT ARGS`), the train_scripts/ wrappers, and timm's real scripts.
+
+A stub script with timm's structure (module-level `config_parser` and `parser`, work under a main
+guard) stands in for train.py where timm's scripts are not needed. Tests that run timm's real
+train.py / validate.py need a folder holding them in TIMM_SCRIPTS_DIR and skip without it.
+"""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+from timm_gcp import launch
+
+REPO = Path(__file__).resolve().parents[1]
+TRAIN_SH = REPO / 'train_scripts' / 'train.sh'
+VALIDATE_SH = REPO / 'train_scripts' / 'validate.sh'
+SCRIPTS_DIR = os.environ.get('TIMM_SCRIPTS_DIR', '')
+
+# a train.py look-alike: records what it ran with, then exits with --exit-code or raises on --fail
+STUB = '''
+import argparse, json, os, sys
+import timm
+
+config_parser = parser = argparse.ArgumentParser(add_help=False)
+parser.add_argument('-c', '--config', default='')
+parser = argparse.ArgumentParser()
+parser.add_argument('data', nargs='?')
+parser.add_argument('--data-dir')
+parser.add_argument('--dataset', default='')
+parser.add_argument('--train-split', default='train')
+parser.add_argument('--val-split', default='validation')
+parser.add_argument('--model', default='resnet50')
+parser.add_argument('--epochs', type=int, default=300)
+parser.add_argument('--out', default='')
+parser.add_argument('--exit-code', type=int, default=0)
+parser.add_argument('--fail', action='store_true')
+
+
+def main():
+    args_config, remaining = config_parser.parse_known_args()
+    if args_config.config:
+        import yaml
+        with open(args_config.config) as f:
+            parser.set_defaults(**yaml.safe_load(f))
+    args = parser.parse_args(remaining)
+    if args.fail:
+        raise RuntimeError('stub failure as asked')
+    record = dict(
+        name=__name__, argv=sys.argv, model=args.model, epochs=args.epochs, data_dir=args.data_dir,
+        registered='resnet18_isqrt' in timm.list_models(), rank=os.environ.get('RANK'),
+        world_size=os.environ.get('WORLD_SIZE'), path0=sys.path[0],
+    )
+    with open(os.path.join(args.out, 'rank%s.json' % os.environ.get('RANK', '')), 'w') as f:
+        json.dump(record, f)
+    sys.exit(args.exit_code)
+
+
+if __name__ == '__main__':
+    main()
+'''
+
+
+def write_images(folder: Path, count: int = 2) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        Image.fromarray(np.full((8, 8, 3), 40 * i, dtype=np.uint8)).save(folder / f'{i}.png')
+
+
+@pytest.fixture
+def stub(tmp_path) -> Path:
+    scripts = tmp_path / 'scripts'
+    scripts.mkdir()
+    (scripts / 'train.py').write_text(STUB)
+    return scripts / 'train.py'
+
+
+@pytest.fixture
+def data(tmp_path) -> Path:
+    root = tmp_path / 'data'
+    write_images(root / 'train' / 'a')
+    write_images(root / 'val' / 'a')
+    return root
+
+
+def _run_main(argv: List[str]) -> Optional[int]:
+    """launch.main in this process; the script's sys.exit code, or main's return value."""
+    try:
+        return launch.main(argv)
+    except SystemExit as e:
+        return e.code
+
+
+def _record(out: Path, rank: str = '') -> dict:
+    with open(out / f'rank{rank}.json') as f:
+        return json.load(f)
+
+
+def _write_yaml(path: Path, cfg: dict) -> Path:
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def test_runs_script_as_main_with_its_own_argv(stub, data, tmp_path):
+    args = ['--model', 'resnet18_isqrt', '--data-dir', str(data), '--epochs', '2', '--out', str(tmp_path)]
+    argv_before, path0_before = list(sys.argv), sys.path[0]
+    assert _run_main([str(stub), *args]) == 0
+    record = _record(tmp_path)
+    assert record['name'] == '__main__'
+    assert record['argv'] == [str(stub), *args]
+    assert record['registered'] and record['model'] == 'resnet18_isqrt' and record['epochs'] == 2
+    assert record['path0'] == str(stub.parent)  # as `python train.py` sets it
+    assert sys.argv == argv_before and sys.path[0] == path0_before
+
+
+def test_exit_code_is_the_scripts(stub, data, tmp_path):
+    assert _run_main([str(stub), '--data-dir', str(data), '--out', str(tmp_path), '--exit-code', '3']) == 3
+
+
+def test_script_exception_propagates_untouched(stub, data):
+    with pytest.raises(RuntimeError, match='stub failure as asked'):
+        launch.main([str(stub), '--data-dir', str(data), '--fail'])
+
+
+def test_missing_script_is_a_one_line_error(tmp_path, capsys):
+    assert _run_main([str(tmp_path / 'nowhere' / 'train.py'), '--model', 'resnet18_isqrt']) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert 'nowhere/train.py' in err and 'not on PyPI' in err and 'pytorch-image-models' in err
+
+
+@pytest.mark.parametrize('cfg, expected', [
+    ({'model': 'resnet18_isqrt', 'lr_sched': 'step'}, ["unknown key 'lr_sched'"]),
+    ({'epochs': 2, 'weight-decay': 1e-4, 'modle': 'x'}, ["unknown keys", "'modle' (did you mean 'model'?)",
+                                                          "'weight-decay'"]),
+])
+def test_unknown_config_key_is_named_before_the_script_runs(stub, data, tmp_path, capsys, cfg, expected):
+    config = _write_yaml(tmp_path / 'recipe.yaml', cfg)
+    assert _run_main([str(stub), '--config', str(config), '--data-dir', str(data), '--out', str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert all(e in err for e in expected) and str(config) in err
+    assert not (tmp_path / 'rank.json').exists()
+
+
+def test_known_config_keys_and_dist_backend_pass(stub, data, tmp_path):
+    config = _write_yaml(tmp_path / 'recipe.yaml', {'model': 'resnet18_dropcov', 'epochs': 4, 'dist_backend': 'gloo'})
+    assert _run_main([str(stub), '-c', str(config), '--data-dir', str(data), '--out', str(tmp_path)]) == 0
+    assert _record(tmp_path)['model'] == 'resnet18_dropcov' and _record(tmp_path)['epochs'] == 4
+
+
+@pytest.mark.parametrize('model, expected', [
+    ('resnet18_isqrtt', "--model 'resnet18_isqrtt': no such model"),
+    ('resnet18_isqrt.no_such_tag', "has no pretrained tag 'no_such_tag'"),
+])
+def test_unregistered_model_is_named(stub, data, tmp_path, capsys, model, expected):
+    assert _run_main([str(stub), '--model', model, '--data-dir', str(data), '--out', str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert expected in err
+    assert 'resnet18_isqrt' in err  # a close match is offered
+    assert not (tmp_path / 'rank.json').exists()
+
+
+def test_model_from_config_is_checked(stub, data, tmp_path, capsys):
+    config = _write_yaml(tmp_path / 'recipe.yaml', {'model': 'resnet50_gcp'})
+    assert _run_main([str(stub), '-c', str(config), '--data-dir', str(data)]) == 2
+    assert "'resnet50_gcp'" in capsys.readouterr().err
+
+
+def test_data_folder_problems_are_named(stub, tmp_path, capsys):
+    missing = tmp_path / 'missing'
+    assert _run_main([str(stub), '--model', 'resnet18_isqrt', '--data-dir', str(missing)]) == 2
+    assert f"data folder '{missing}' does not exist" in capsys.readouterr().err
+
+    empty = tmp_path / 'empty'
+    (empty / 'train' / 'a').mkdir(parents=True)
+    (empty / 'train' / 'a' / 'notes.txt').write_text('not an image')
+    assert _run_main([str(stub), '--model', 'resnet18_isqrt', '--data-dir', str(empty)]) == 2
+    err = capsys.readouterr().err
+    assert f"data folder '{empty}' holds no images for the 'train' split" in err
+
+    no_val = tmp_path / 'no_val'
+    write_images(no_val / 'train' / 'a')
+    (no_val / 'validation').mkdir()
+    assert _run_main([str(stub), '--model', 'resnet18_isqrt', '--data-dir', str(no_val)]) == 2
+    assert "for the 'validation' split" in capsys.readouterr().err
+
+    # the deprecated positional data folder is checked too; other readers are left alone
+    assert _run_main([str(stub), str(missing)]) == 2
+    assert 'does not exist' in capsys.readouterr().err
+    assert _run_main([str(stub), '--dataset', 'torch/cifar10', '--data-dir', str(missing),
+                      '--out', str(tmp_path)]) == 0
+
+
+def test_check_only_and_no_check(stub, data, tmp_path):
+    assert _run_main(['--check-only', str(stub), '--data-dir', str(data), '--out', str(tmp_path)]) == 0
+    assert not (tmp_path / 'rank.json').exists()
+    assert _run_main(['--no-check', str(stub), '--model', 'not_a_model', '--data-dir', str(data),
+                      '--out', str(tmp_path)]) == 0
+    assert _record(tmp_path)['model'] == 'not_a_model'
+
+
+def test_help_goes_to_the_script(stub, capsys):
+    assert _run_main([str(stub), '--help']) == 0
+    assert '--exit-code' in capsys.readouterr().out
+
+
+def test_fallback_without_a_module_level_parser(tmp_path, data, capsys):
+    """A train.py whose parser cannot be read is checked against TRAIN_ARGS and its command line."""
+    script = tmp_path / 'train.py'
+    script.write_text('import sys\nprint("ran", sys.argv[1:])\n')  # no main guard: never executed twice
+    good = _write_yaml(tmp_path / 'good.yaml', {'model': 'resnet18_isqrt', 'weight_decay': 1e-4, 'opt_kwargs': {}})
+    bad = _write_yaml(tmp_path / 'bad.yaml', {'weight_decay': 1e-4, 'weigth_decay': 1e-4})
+    assert _run_main([str(script), '--config', str(good), '--data-dir', str(data)]) == 0
+    assert capsys.readouterr().out.count('ran') == 1
+    assert _run_main([str(script), '--config', str(bad), '--data-dir', str(data)]) == 2
+    assert "'weigth_decay' (did you mean 'weight_decay'?)" in capsys.readouterr().err
+    assert _run_main([str(script), '--model', 'nope_net', '--data-dir', str(data)]) == 2
+    assert "'nope_net'" in capsys.readouterr().err
+    assert _run_main([str(script), '--data-dir', str(tmp_path / 'missing')]) == 2
+    assert 'does not exist' in capsys.readouterr().err
+
+
+def test_config_file_problems_are_named(stub, data, tmp_path, capsys):
+    assert _run_main([str(stub), '-c', str(tmp_path / 'none.yaml'), '--data-dir', str(data)]) == 2
+    assert 'none.yaml' in capsys.readouterr().err
+    listing = tmp_path / 'list.yaml'
+    listing.write_text('- model\n- epochs\n')
+    assert _run_main([str(stub), '-c', str(listing), '--data-dir', str(data)]) == 2
+    assert 'must hold a mapping' in capsys.readouterr().err
+
+
+def _env(**extra: str) -> dict:
+    """This process's environment without TIMM_SCRIPTS_DIR, plus `extra`."""
+    env = {k: v for k, v in os.environ.items() if k != 'TIMM_SCRIPTS_DIR'}
+    env.update(PYTHONUNBUFFERED='1', **extra)
+    return env
+
+
+def test_python_m_launch_process_keeps_exit_code_and_traceback(stub, data, tmp_path):
+    cmd = [sys.executable, '-m', 'timm_gcp.launch', str(stub), '--data-dir', str(data), '--fail']
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, env=_env(), timeout=300)
+    assert proc.returncode == 1
+    assert 'Traceback' in proc.stderr and str(stub) in proc.stderr
+    assert 'RuntimeError: stub failure as asked' in proc.stderr
+
+
+@pytest.mark.parametrize('wrapper', [TRAIN_SH, VALIDATE_SH])
+def test_wrappers_need_timm_scripts_dir(wrapper, tmp_path):
+    proc = subprocess.run(['bash', str(wrapper), '1', 'resnet18_isqrt', str(tmp_path)], capture_output=True,
+                          text=True, env=_env())
+    assert proc.returncode == 2
+    assert 'TIMM_SCRIPTS_DIR is not set' in proc.stderr and 'pytorch-image-models' in proc.stderr
+    usage = subprocess.run(['bash', str(wrapper), '1'], capture_output=True, text=True, env=_env())
+    assert usage.returncode == 2 and 'usage:' in usage.stderr
+
+
+def test_train_sh_checks_then_runs_torchrun_with_the_launcher(stub, data, tmp_path):
+    """train.sh with a stub train.py: torchrun runs the launcher in every rank, with the config, data folder
+    and extra arguments; a bad config stops it before torchrun starts."""
+    config = _write_yaml(tmp_path / 'recipe.yaml', {'model': 'resnet18_isqrt', 'epochs': 5})
+    env = _env(TIMM_SCRIPTS_DIR=str(stub.parent), PYTHON=sys.executable)
+    proc = subprocess.run(['bash', str(TRAIN_SH), '2', str(config), str(data), '--epochs', '7', '--out', str(tmp_path)],
+                          capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for rank in ('0', '1'):
+        record = _record(tmp_path, rank)
+        assert record['name'] == '__main__' and record['registered'] and record['world_size'] == '2'
+        assert record['argv'][1:] == ['--config', str(config), '--data-dir', str(data), '--epochs', '7',
+                                      '--out', str(tmp_path)]
+        assert record['model'] == 'resnet18_isqrt' and record['epochs'] == 7
+
+    bad = _write_yaml(tmp_path / 'bad.yaml', {'model': 'resnet18_isqrt', 'lr_schedule': 'step'})
+    for record in tmp_path.glob('rank*.json'):
+        record.unlink()
+    proc = subprocess.run(['bash', str(TRAIN_SH), '2', str(bad), str(data), '--out', str(tmp_path)],
+                          capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
+    assert proc.returncode == 2 and "unknown key 'lr_schedule'" in proc.stderr
+    assert 'torch.distributed' not in proc.stderr and not list(tmp_path.glob('rank*.json'))
+
+
+# timm's real scripts: TIMM_SCRIPTS_DIR must hold train.py and validate.py (copied out of a clone of
+# pytorch-image-models, or the clone itself: the launcher imports the installed timm first)
+
+needs_scripts = pytest.mark.skipif(
+    not (SCRIPTS_DIR and os.path.isfile(os.path.join(SCRIPTS_DIR, 'train.py'))),
+    reason="TIMM_SCRIPTS_DIR does not point at a folder with timm's train.py and validate.py "
+           "(they are not on PyPI; copy them out of a clone of huggingface/pytorch-image-models)")
+
+TINY = ['--model-kwargs', 'gcp_dim=16', '--num-classes', '2', '--img-size', '32', '--device', 'cpu',
+        '--workers', '0']
+
+
+@pytest.fixture(scope='module')
+def image_folder(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp('imagefolder')
+    rng = np.random.default_rng(0)
+    for split in ('train', 'validation'):
+        for label, low in (('dark', 0), ('bright', 190)):
+            (root / split / label).mkdir(parents=True)
+            for i in range(8):
+                pixels = rng.integers(low, low + 65, (40, 40, 3), dtype=np.uint8)
+                Image.fromarray(pixels).save(root / split / label / f'{i}.png')
+    return root
+
+
+def _run(cmd: List[str], cwd: Path, **env: str) -> subprocess.CompletedProcess:
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, env=_env(**env), timeout=600)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    return proc
+
+
+def _top1(output: str) -> float:
+    """top1 from validate.py's JSON result printed at the end of its output."""
+    return json.loads(output[output.index('--result') + len('--result'):])['top1']
+
+
+@needs_scripts
+def test_real_train_and_validate_via_launcher(image_folder, tmp_path):
+    _run([sys.executable, '-m', 'timm_gcp.launch', os.path.join(SCRIPTS_DIR, 'train.py'),
+          '--model', 'resnet18_isqrt', '--data-dir', str(image_folder), *TINY, '--batch-size', '8',
+          '--epochs', '1', '--model-ema', '--no-prefetcher', '--output', str(tmp_path), '--experiment', 'run'],
+         tmp_path)
+    run = tmp_path / 'run'
+    assert (run / 'last.pth.tar').is_file() and (run / 'summary.csv').is_file()
+    proc = _run(['bash', str(VALIDATE_SH), '1', 'resnet18_isqrt', str(image_folder), *TINY,
+                 '--checkpoint', str(run / 'last.pth.tar'), '--use-ema'], tmp_path,
+                TIMM_SCRIPTS_DIR=SCRIPTS_DIR, PYTHON=sys.executable)
+    assert 0.0 <= _top1(proc.stdout) <= 100.0
+
+
+@needs_scripts
+def test_real_train_via_device_modules(image_folder, tmp_path):
+    _run([sys.executable, os.path.join(SCRIPTS_DIR, 'train.py'), '--device-modules', 'timm_gcp',
+          '--model', 'resnet18_dropcov', '--data-dir', str(image_folder), *TINY, '--batch-size', '8',
+          '--epochs', '1', '--no-prefetcher', '--output', str(tmp_path), '--experiment', 'run'], tmp_path)
+    assert (tmp_path / 'run' / 'last.pth.tar').is_file()
+
+
+@needs_scripts
+def test_real_train_sh_with_a_recipe(image_folder, tmp_path):
+    """A published recipe, shrunk from the command line, through train.sh (torchrun, 1 process on the CPU)."""
+    recipe = REPO / 'train_scripts' / 'resnet18_isqrt_d256.gcp_in1k.yaml'
+    proc = _run(['bash', str(TRAIN_SH), '1', str(recipe), str(image_folder), '--model', 'resnet18_isqrt', *TINY,
+                 '--batch-size', '8', '--epochs', '1', '--no-prefetcher', '--output', str(tmp_path),
+                 '--experiment', 'run'], tmp_path, TIMM_SCRIPTS_DIR=SCRIPTS_DIR, PYTHON=sys.executable)
+    with open(tmp_path / 'run' / 'args.yaml') as f:
+        args = yaml.safe_load(f)
+    assert args['model'] == 'resnet18_isqrt' and args['opt'] == 'momentum' and args['weight_decay'] == 1e-4
+    assert args['opt_kwargs'] == {'filter_bias_and_bn': False} and args['device_modules'] == ['timm_gcp']
+    log = proc.stdout + proc.stderr
+    assert f'Learning rate ({0.1 * 8 / 256})' in log  # lr_base scaled to the global batch of 8
+    assert 'nesterov: False' in log and (tmp_path / 'run' / 'last.pth.tar').is_file()
+
+
+@needs_scripts
+def test_real_train_rejects_an_unknown_recipe_key(image_folder, tmp_path):
+    bad = _write_yaml(tmp_path / 'bad.yaml', {'model': 'resnet18_isqrt', 'warmup_epoch': 0})
+    proc = subprocess.run([sys.executable, '-m', 'timm_gcp.launch', os.path.join(SCRIPTS_DIR, 'train.py'),
+                           '--config', str(bad), '--data-dir', str(image_folder)],
+                          capture_output=True, text=True, cwd=tmp_path, env=_env(), timeout=300)
+    assert proc.returncode == 2
+    assert "unknown key 'warmup_epoch' (did you mean 'warmup_epochs'?)" in proc.stderr
+

@@ -1,0 +1,345 @@
+"""Run timm's scripts (train.py, validate.py, benchmark.py, inference.py) with the GCP models registered.
+
+timm has no plugin discovery, and its scripts are not on PyPI: a user runs them from a clone of
+https://github.com/huggingface/pytorch-image-models. This launcher imports `timm_gcp` (which
+registers the models), checks what it can before anything trains, then runs the script as
+`__main__` with its own arguments, so its exit code and tracebacks are the script's own:
+
+    python -m timm_gcp.launch path/to/train.py --model resnet50_isqrt --data-dir /data/imagenet
+    torchrun --nproc_per_node=8 -m timm_gcp.launch path/to/train.py --config train_scripts/x.yaml ...
+
+torchrun runs the launcher in every rank. The checks, each with a message that names the problem:
+
+* `--config` YAML keys that the script's parser does not know (train.py would keep them silently);
+* a model name that is not registered (nor `arch.tag` with a known tag);
+* a folder dataset whose data folder does not exist or holds no images for the split.
+
+They need the script's argument parser: the launcher executes the script once under another
+module name (its `if __name__ == '__main__'` guard keeps it from running) and takes its
+module-level `parser` (and train.py's `config_parser`). Where that cannot be done, the YAML keys
+of train.py are checked against `TRAIN_ARGS`, and the model and `--data-dir` against the
+command line. `--no-check` skips the checks, `--check-only` stops after them.
+
+train.py alone can also import the plugin itself: `train.py --device-modules timm_gcp ...` (or
+`device_modules: [timm_gcp]` in the YAML).
+"""
+import argparse
+import ast
+import contextlib
+import difflib
+import io
+import os
+import runpy
+import sys
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+
+import timm
+import yaml
+from timm.data import get_img_extensions
+from timm.models import get_arch_pretrained_cfgs, split_model_name_tag
+
+import timm_gcp  # noqa: F401  (registers the models)
+
+__all__ = ['LaunchError', 'TRAIN_ARGS', 'check_script_args', 'main', 'run_script']
+
+SCRIPTS_URL = 'https://github.com/huggingface/pytorch-image-models'
+
+# train.py's argument names (argparse dests) at pytorch-image-models aa4b5850 (2026-08); used only
+# when train.py's own parser cannot be read, and by the tests of the recipes in train_scripts/
+TRAIN_ARGS = frozenset("""
+    aa amp amp_dtype aug_repeats aug_splits batch_size bce_loss bce_pos_weight bce_sum bce_target_thresh
+    bn_eps bn_momentum channels_last checkpoint_hist class_map clip_grad clip_mode color_jitter
+    color_jitter_prob cooldown_epochs crop_pct cutmix cutmix_minmax data data_dir dataset dataset_download
+    dataset_trust_remote_code decay_epochs decay_milestones decay_rate device device_modules dist_bn
+    distill_loss_weight drop drop_block drop_connect drop_path epoch_repeats epochs eval_metric experiment
+    fast_norm fuser gaussian_blur_prob gp grad_accum_steps grad_checkpointing grayscale_prob head_init_bias
+    head_init_scale hflip img_size in_chans initial_checkpoint input_img_mode input_key input_size
+    interpolation jsd_loss kd_distill_type kd_loss_type kd_model_name kd_student_feature_dim
+    kd_teacher_feature_dim kd_temperature kd_token_distill_type layer_decay layer_decay_min_scale
+    layer_decay_no_opt_scale local_rank log_interval log_wandb lr lr_base lr_base_scale lr_base_size
+    lr_cycle_decay lr_cycle_limit lr_cycle_mul lr_k_decay lr_noise lr_noise_pct lr_noise_std mean min_lr
+    mixup mixup_mode mixup_off_epoch mixup_prob mixup_switch_prob model model_dtype model_ema
+    model_ema_decay model_ema_force_cpu model_ema_warmup model_kwargs momentum naflex_loader
+    naflex_loss_scale naflex_max_seq_len naflex_patch_size_probs naflex_patch_sizes
+    naflex_patchify_channels_first naflex_train_seq_lens no_aug no_ddp_bb no_prefetcher no_resume_opt
+    num_classes opt opt_betas opt_eps opt_kwargs output patience_epochs pin_mem pretrained pretrained_path
+    ratio recount recovery_interval remode reprob resplit resume save_images scale sched sched_on_updates
+    seed smoothing split_bn start_epoch std sync_bn synchronize_step target_key task_loss_weight
+    torchcompile torchcompile_mode torchscript train_batch_sizes train_batches_per_epoch train_crop_mode
+    train_img_sizes train_interpolation train_num_samples train_size_probs train_size_random_mix
+    train_size_schedule train_size_schedule_spread train_split tta use_multi_epochs_loader val_interval
+    val_num_samples val_split validation_batch_size variable_batch_loss_scale vflip wandb_project
+    wandb_resume_id wandb_tags warmup_epochs warmup_lr warmup_prefix weight_decay worker_seeding workers
+""".split())
+
+# YAML keys that are no flag but that timm reads from the parsed args (timm.utils.init_distributed_device)
+EXTRA_CONFIG_KEYS = frozenset({'dist_backend', 'dist_url'})
+
+_TRAIN_SPLITS = ('train', 'training')
+_EVAL_SPLITS = ('val', 'valid', 'validation', 'eval', 'evaluation')
+
+
+class LaunchError(ValueError):
+    """A problem with the script or its arguments, found before the script runs."""
+
+
+def find_script(script: str) -> str:
+    """The absolute path of a timm script; LaunchError saying how to get timm's scripts if it is missing."""
+    if not os.path.isfile(script):
+        raise LaunchError(
+            f"script '{script}' not found: timm's scripts (train.py, validate.py, benchmark.py, inference.py) "
+            f"are not on PyPI; clone {SCRIPTS_URL} and pass the path of the script in that clone")
+    return os.path.abspath(script)
+
+
+@contextlib.contextmanager
+def _script_context(script: str, argv: Sequence[str]) -> Iterator[None]:
+    """sys.argv and sys.path[0] as `python script.py ARGS` sets them, restored afterwards."""
+    old_argv, old_path0 = sys.argv, sys.path[0]
+    sys.argv = [script, *argv]
+    sys.path[0] = os.path.dirname(script)
+    try:
+        yield
+    finally:
+        sys.argv, sys.path[0] = old_argv, old_path0
+
+
+def _has_main_guard(script: str) -> bool:
+    """Whether the script runs its work only under `if __name__ == '__main__':` (so it can be imported)."""
+    with open(script, encoding='utf-8') as f:
+        tree = ast.parse(f.read(), filename=script)
+    for node in tree.body:
+        test = node.test if isinstance(node, ast.If) else None
+        if (
+                isinstance(test, ast.Compare) and isinstance(test.left, ast.Name) and test.left.id == '__name__'
+                and len(test.comparators) == 1 and isinstance(test.comparators[0], ast.Constant)
+                and test.comparators[0].value == '__main__'
+        ):
+            return True
+    return False
+
+
+def script_parsers(script: str) -> Tuple[Optional[argparse.ArgumentParser], Optional[argparse.ArgumentParser]]:
+    """The script's module-level `parser` and `config_parser` (None where absent or unreadable).
+
+    The script is executed under a module name other than `__main__`, which its main guard skips.
+    """
+    try:
+        if not _has_main_guard(script):
+            return None, None
+        with _script_context(script, []):
+            namespace = runpy.run_path(script, run_name='__timm_gcp_probe__')
+    except Exception:  # the script's own run reports the same error with its own traceback
+        return None, None
+    parser, config_parser = namespace.get('parser'), namespace.get('config_parser')
+    return (
+        parser if isinstance(parser, argparse.ArgumentParser) else None,
+        config_parser if isinstance(config_parser, argparse.ArgumentParser) else None,
+    )
+
+
+def load_config(path: str) -> Dict[str, Any]:
+    """A `--config` YAML file as a dict; LaunchError naming the file if it is missing or not a mapping."""
+    if not os.path.isfile(path):
+        raise LaunchError(f"config file '{path}' not found")
+    with open(path, encoding='utf-8') as f:
+        try:
+            cfg = yaml.safe_load(f)
+        except yaml.YAMLError as e:
+            raise LaunchError(f"config file '{path}' is not valid YAML: {e}") from e
+    if cfg is None:
+        return {}
+    if not isinstance(cfg, dict):
+        raise LaunchError(f"config file '{path}' must hold a mapping of train.py argument names to values")
+    return cfg
+
+
+def check_config_keys(cfg: Dict[str, Any], known: Sequence[str], path: str, script: str = 'train.py') -> None:
+    """LaunchError naming every key of `cfg` that is no argument of the script (with close matches)."""
+    known = set(known) | EXTRA_CONFIG_KEYS
+    unknown = [k for k in cfg if k not in known]
+    if not unknown:
+        return
+    hints = []
+    for key in unknown:
+        close = difflib.get_close_matches(str(key).replace('-', '_'), sorted(known), n=1)
+        hints.append(f"'{key}'" + (f" (did you mean '{close[0]}'?)" if close else ''))
+    raise LaunchError(
+        f"config file '{path}': unknown key{'s' if len(unknown) > 1 else ''} {', '.join(hints)}; keys are the "
+        f"argument names of {os.path.basename(script)} with underscores, e.g. 'weight_decay' for --weight-decay")
+
+
+def check_model(name: Optional[str], flag: str = '--model') -> None:
+    """LaunchError if `name` is neither a registered model nor `arch.tag` with a registered tag.
+
+    Hub and local-dir names, wildcards, 'all' and model-list files (validate.py, benchmark.py) pass.
+    """
+    if not isinstance(name, str) or not name or name == 'all' or os.path.isfile(name):
+        return
+    if name.startswith(('hf-hub:', 'hf_hub:', 'local-dir:')) or any(c in name for c in '*?['):
+        return
+    arch, tag = split_model_name_tag(name)
+    if not timm.is_model(arch):
+        close = difflib.get_close_matches(arch, timm.list_models(), n=3)
+        hint = f"; close matches: {', '.join(close)}" if close else ''
+        raise LaunchError(f"{flag} '{name}': no such model in timm's registry (with timm_gcp imported){hint}")
+    tags = sorted(get_arch_pretrained_cfgs(arch))
+    if tag and f'{arch}.{tag}' not in tags:
+        raise LaunchError(f"{flag} '{name}': {arch} has no pretrained tag '{tag}'; its tags: {', '.join(tags)}")
+
+
+def _is_folder_dataset(name: Optional[str]) -> bool:
+    """Whether timm's `create_dataset` reads `name` from a folder (or tar) of image files."""
+    prefix, sep, rest = (name or '').partition('/')
+    return not sep or (prefix.lower() == 'torch' and rest.lower() in ('folder', 'image_folder'))
+
+
+def _split_folder(root: str, split: str) -> str:
+    """The folder timm's `create_dataset` reads for `split`: a child folder named after it (or a synonym), else root."""
+    name = split.split('[')[0]
+    synonyms = _TRAIN_SPLITS if name in _TRAIN_SPLITS else _EVAL_SPLITS if name in _EVAL_SPLITS else ()
+    for candidate in (name, *synonyms):
+        if os.path.exists(os.path.join(root, candidate)):
+            return os.path.join(root, candidate)
+    return root
+
+
+def _has_image(folder: str) -> bool:
+    """Whether any file below `folder` has one of timm's image extensions (stops at the first)."""
+    extensions = get_img_extensions(as_set=True)
+    for _, _, files in os.walk(folder, followlinks=True):
+        if any(os.path.splitext(f)[1].lower() in extensions for f in files):
+            return True
+    return False
+
+
+def check_data(root: Optional[str], dataset: Optional[str] = '', splits: Sequence[str] = ()) -> None:
+    """LaunchError if a folder dataset's `root` is missing, not a folder, or holds no images for a split.
+
+    Other datasets (`torch/cifar10`, `hfds/...`, `wds/...`) are left to their readers.
+    """
+    if not _is_folder_dataset(dataset):
+        return
+    if not root:
+        raise LaunchError('no data folder given: pass --data-dir DIR (a folder of class sub-folders of images)')
+    if not os.path.exists(root):
+        raise LaunchError(f"data folder '{root}' does not exist")
+    if os.path.isfile(root) and root.endswith('.tar') and '/' not in (dataset or ''):
+        return
+    if not os.path.isdir(root):
+        raise LaunchError(f"data folder '{root}' is not a folder")
+    for split in splits or ('',):
+        folder = _split_folder(root, split) if split else root
+        if not _has_image(folder):
+            where = f" for the '{split}' split (read from '{folder}')" if split else ''
+            raise LaunchError(
+                f"data folder '{root}' holds no images{where}; expected files ending in "
+                f"{', '.join(get_img_extensions())}")
+
+
+def _config_path(args: Sequence[str], config_parser: Optional[argparse.ArgumentParser]) -> Tuple[str, List[str]]:
+    """The `-c/--config` value and the other arguments, split as train.py's config parser splits them."""
+    if config_parser is None:
+        config_parser = argparse.ArgumentParser(add_help=False)
+        config_parser.add_argument('-c', '--config', default='')
+    with contextlib.redirect_stderr(io.StringIO()):
+        try:
+            known, remaining = config_parser.parse_known_args(list(args))
+        except SystemExit:  # a malformed --config flag: the script reports it
+            return '', list(args)
+    return getattr(known, 'config', '') or '', remaining
+
+
+def _fallback_namespace(args: Sequence[str], cfg: Dict[str, Any]) -> argparse.Namespace:
+    """The model and data folder from the command line and the YAML, where the script's parser is unavailable."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument('--model', '-m', default=None)
+    parser.add_argument('--data-dir', default=None)
+    parser.add_argument('--dataset', default='')
+    parser.set_defaults(**{k: v for k, v in cfg.items() if k in ('model', 'data_dir', 'dataset')})
+    with contextlib.redirect_stderr(io.StringIO()):
+        try:
+            return parser.parse_known_args(list(args))[0]
+        except SystemExit:
+            return argparse.Namespace()
+
+
+def check_script_args(script: str, args: Sequence[str]) -> None:
+    """Check a timm script's arguments before it runs: `--config` keys, model name, data folder.
+
+    Raises LaunchError naming the problem. Anything the script's own parser rejects (or `--help`)
+    is left to the script.
+    """
+    parser, config_parser = script_parsers(script)
+    is_train = os.path.basename(script) == 'train.py'
+    config, remaining = _config_path(args, config_parser) if (config_parser or (parser is None and is_train)) \
+        else ('', list(args))
+    cfg = load_config(config) if config else {}
+    if parser is None:
+        if cfg and is_train:
+            check_config_keys(cfg, TRAIN_ARGS, config, script)
+        ns = _fallback_namespace(remaining, cfg)
+        check_model(getattr(ns, 'model', None))
+        if getattr(ns, 'data_dir', None):
+            check_data(ns.data_dir, getattr(ns, 'dataset', ''))
+        return
+
+    if cfg:
+        check_config_keys(cfg, [a.dest for a in parser._actions], config, script)
+        parser.set_defaults(**cfg)
+    with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+        try:
+            ns = parser.parse_known_args(remaining)[0]
+        except SystemExit:
+            return
+    check_model(getattr(ns, 'model', None))
+    if getattr(ns, 'kd_model_name', None):
+        check_model(ns.kd_model_name, '--kd-model-name')
+    if not (hasattr(ns, 'data_dir') or hasattr(ns, 'data')):
+        return
+    if hasattr(ns, 'train_split'):
+        splits = [ns.train_split] + ([ns.val_split] if getattr(ns, 'val_split', None) else [])
+    else:
+        splits = [ns.split] if getattr(ns, 'split', None) else []
+    roots = [r for r in (getattr(ns, 'data_dir', None), getattr(ns, 'data', None)) if r] or [None]
+    for root in roots:
+        check_data(root, getattr(ns, 'dataset', ''), splits)
+
+
+def run_script(script: str, args: Sequence[str]) -> None:
+    """Run `script` as `__main__` with `args` as its command line; its exceptions and SystemExit propagate."""
+    with _script_context(script, args):
+        runpy.run_path(script, run_name='__main__')
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog='python -m timm_gcp.launch',
+        description="Run one of timm's scripts (train.py, validate.py, benchmark.py, inference.py) with the "
+                    "timm-gcp models registered; the script's arguments follow its path.",
+    )
+    parser.add_argument('--check-only', action='store_true', help='check the arguments, then exit without running')
+    parser.add_argument('--no-check', action='store_true', help='run the script without checking its arguments')
+    parser.add_argument('script', help="path of timm's train.py, validate.py, benchmark.py or inference.py")
+    parser.add_argument('script_args', nargs=argparse.REMAINDER, help="the script's own arguments")
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point of `python -m timm_gcp.launch`; returns 2 on a launch error, else what the script exits with."""
+    opts = _parser().parse_args(argv)
+    try:
+        script = find_script(opts.script)
+        if not opts.no_check and not {'-h', '--help'} & set(opts.script_args):
+            check_script_args(script, opts.script_args)
+    except LaunchError as e:
+        print(f'timm_gcp.launch: error: {e}', file=sys.stderr)
+        return 2
+    if opts.check_only:
+        return 0
+    run_script(script, opts.script_args)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,146 @@
+"""The training recipes in train_scripts/: one per published recipe of every GCP model, usable as train.py --config.
+
+Without timm's scripts the keys are checked against `timm_gcp.launch.TRAIN_ARGS`; with TIMM_SCRIPTS_DIR
+set, against train.py's own parser, and the learning-rate schedule each recipe gives through timm's
+`scheduler_kwargs` / `create_scheduler_v2` (what train.py calls) is checked against the paper's.
+"""
+import math
+import os
+from pathlib import Path
+from typing import Dict
+
+import pytest
+import timm
+import torch
+import yaml
+from timm.models import get_arch_pretrained_cfgs, split_model_name_tag
+
+import timm_gcp  # noqa: F401  (registers the models)
+from timm_gcp.launch import TRAIN_ARGS, script_parsers
+
+RECIPES_DIR = Path(__file__).resolve().parents[1] / 'train_scripts'
+RECIPES = sorted(RECIPES_DIR.glob('*.yaml'))
+RESNETS = set(timm.list_models(module='gcp_resnet'))
+VITS = set(timm.list_models(module='gcp_vit'))
+SCRIPTS_DIR = os.environ.get('TIMM_SCRIPTS_DIR', '')
+
+
+def _load(path: Path) -> Dict:
+    with open(path) as f:
+        return yaml.safe_load(f)
+
+
+def _ids(paths):
+    return [p.stem for p in paths]
+
+
+def test_every_gcp_model_has_a_recipe():
+    archs = {split_model_name_tag(p.stem)[0] for p in RECIPES}
+    assert archs == RESNETS | VITS
+
+
+@pytest.mark.parametrize('path', RECIPES, ids=_ids(RECIPES))
+def test_recipe_names_its_model_and_uses_train_py_keys(path):
+    cfg = _load(path)
+    arch, tag = split_model_name_tag(path.stem)
+    assert cfg['model'] == arch
+    if tag:
+        assert path.stem in get_arch_pretrained_cfgs(arch)
+    assert set(cfg) <= TRAIN_ARGS
+    assert cfg['device_modules'] == ['timm_gcp']  # plain `train.py --config` registers the models too
+    # lr comes from lr_base and the global batch, so it scales with the GPU count
+    assert 'lr' not in cfg and cfg['lr_base_scale'] == 'linear'
+
+
+@pytest.mark.parametrize('path', [p for p in RECIPES if p.stem.startswith('resnet')],
+                         ids=_ids(p for p in RECIPES if p.stem.startswith('resnet')))
+def test_cnn_recipes(path):
+    """SGD momentum 0.9 (no Nesterov), no warm-up, weight decay 1e-4, plain crop + flip; LS 0.1 for TPAMI'23 only."""
+    cfg = _load(path)
+    tag = split_model_name_tag(path.stem)[1]
+    assert cfg['opt'] == 'momentum' and cfg['momentum'] == 0.9 and cfg['weight_decay'] == 1e-4
+    assert cfg['warmup_epochs'] == 0 and cfg['color_jitter'] == 0.0 and cfg['train_interpolation'] == 'bilinear'
+    assert not {'aa', 'mixup', 'cutmix', 'reprob', 'model_ema'} & set(cfg)
+    tpami = tag == 'tpami_in1k'
+    assert cfg['smoothing'] == (0.1 if tpami else 0.0)
+    # the PyTorch originals decay every parameter; MindSpore (and timm by default) skip BN and biases
+    assert cfg.get('opt_kwargs') == (None if tpami else {'filter_bias_and_bn': False})
+    lr_at_base = cfg['lr_base'] * 256 / cfg['lr_base_size']
+    if tag == 'fmpn_in1k':
+        assert (cfg['sched'], cfg['decay_milestones'], cfg['epochs']) == ('multistep', [31, 46, 61], 65)
+        assert cfg['lr_base_size'] == 160 and cfg['lr_base'] == 0.1
+    elif tag == 'gcp_lradju_in1k':
+        assert (cfg['sched'], cfg['decay_rate'], cfg['epochs'] + cfg['cooldown_epochs']) == ('poly', 2.0, 50)
+    else:
+        assert (cfg['sched'], cfg['decay_epochs'], cfg['decay_rate']) == ('step', 30, 0.1)
+        assert cfg['epochs'] == (90 if tpami and path.stem.startswith('resnet34') else 100)
+        dropcov_ms = tpami and 'dropcov' in path.stem
+        assert lr_at_base == pytest.approx(0.12 if dropcov_ms else 0.1)
+
+
+@pytest.mark.parametrize('path', [p for p in RECIPES if not p.stem.startswith('resnet')],
+                         ids=_ids(p for p in RECIPES if not p.stem.startswith('resnet')))
+def test_vit_recipes(path):
+    """DeiT's recipe: AdamW, 1e-3 at batch 1024, cosine, 5 warm-up epochs, 300 (+10) epochs, RandAugment, EMA."""
+    cfg = _load(path)
+    assert cfg['opt'] == 'adamw' and (cfg['lr_base'], cfg['lr_base_size']) == (1e-3, 1024)
+    assert (cfg['sched'], cfg['warmup_epochs'], cfg['epochs'], cfg['cooldown_epochs']) == ('cosine', 5, 300, 10)
+    assert (cfg['warmup_lr'], cfg['min_lr']) == (1e-6, 1e-5)
+    assert cfg['aa'] == 'rand-m9-mstd0.5-inc1' and (cfg['mixup'], cfg['cutmix'], cfg['smoothing']) == (0.8, 1.0, 0.1)
+    assert cfg['reprob'] == 0.25 and cfg['drop_path'] == 0.1
+    assert cfg['model_ema'] is True and cfg['model_ema_decay'] == 0.99996
+    expected_wd = 0.05 if path.stem.startswith('deit') else 0.065 if path.stem == 'vit_sot_base' else 0.03
+    assert cfg['weight_decay'] == expected_wd
+
+
+needs_scripts = pytest.mark.skipif(
+    not (SCRIPTS_DIR and os.path.isfile(os.path.join(SCRIPTS_DIR, 'train.py'))),
+    reason="TIMM_SCRIPTS_DIR does not point at a folder with timm's train.py (not on PyPI; copy it out of a "
+           "clone of huggingface/pytorch-image-models)")
+
+
+def _train_args(path: Path):
+    """train.py's parsed arguments for `--config path --data-dir /data`, from its own parser."""
+    parser, _ = script_parsers(os.path.join(SCRIPTS_DIR, 'train.py'))
+    assert parser is not None
+    cfg = _load(path)
+    assert set(cfg) <= {a.dest for a in parser._actions}
+    parser.set_defaults(**cfg)
+    return parser.parse_args(['--data-dir', '/data'])
+
+
+def _epoch_lrs(args, lr: float):
+    """The LR of every epoch from timm's scheduler built as train.py builds it."""
+    from timm.scheduler import create_scheduler_v2, scheduler_kwargs
+
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=lr)
+    scheduler, num_epochs = create_scheduler_v2(optimizer, **scheduler_kwargs(args), updates_per_epoch=100)
+    lrs = []
+    for epoch in range(num_epochs):
+        scheduler.step(epoch)
+        lrs.append(optimizer.param_groups[0]['lr'])
+    return num_epochs, lrs
+
+
+@needs_scripts
+@pytest.mark.parametrize('path', RECIPES, ids=_ids(RECIPES))
+def test_recipe_schedule_through_train_py(path):
+    args = _train_args(path)
+    lr = args.lr_base * args.batch_size * 8 / args.lr_base_size  # the 8 GPUs the recipes are written for
+    num_epochs, lrs = _epoch_lrs(args, lr)
+    tag = split_model_name_tag(path.stem)[1]
+    if tag == 'fmpn_in1k':
+        assert num_epochs == 65 and lr == pytest.approx(0.1)
+        assert [lrs[e] for e in (29, 30, 44, 45, 59, 60)] == pytest.approx([0.1, 0.01, 0.01, 1e-3, 1e-3, 1e-4])
+    elif tag == 'gcp_lradju_in1k':
+        assert num_epochs == 50
+        assert lrs == pytest.approx([0.1 * (1 - e / 49) ** 2 for e in range(50)], abs=1e-12)
+    elif path.stem.startswith('resnet'):
+        peak = 0.12 if tag == 'tpami_in1k' and 'dropcov' in path.stem else 0.1
+        assert num_epochs == args.epochs and lr == pytest.approx(peak)
+        assert lrs == pytest.approx([peak * 0.1 ** (e // 30) for e in range(num_epochs)])
+    else:
+        assert num_epochs == 310
+        assert lr == pytest.approx(1e-3 * args.batch_size * 8 / 1024)
+        assert lrs[0] == pytest.approx(1e-6) and lrs[5] == pytest.approx(lr, rel=1e-3)
+        assert lrs[300:] == pytest.approx([1e-5] * 10) and all(math.isfinite(v) for v in lrs)

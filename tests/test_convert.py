@@ -386,6 +386,7 @@ def test_dropcov_vit_checkpoint_prefers_ema(tmp_path, prefer_ema):
         assert dropped['state_dict_ema'] == 'EMA weights, not used with --no-ema'
     assert dropped['args'] == dropped['optimizer'] == 'training state'
     assert ('classifier.cls_fc.weight', 'head.cls_fc.weight') in report.mapped
+    assert ("(the model's own buffer)", 'pos_embed') in report.mapped  # the fixed sinusoid table
 
 
 # --- bad input: a message naming the file and the problem, nothing written --------------------------------
@@ -445,6 +446,14 @@ def _mindspore_truncated(tmp_path):
     return path, 'resnet18_isqrt', {}, r'cut\.ckpt: truncated MindSpore checkpoint'
 
 
+def _vit_without_head(tmp_path):
+    path = tmp_path / 'deit_like.pth'
+    model = timm.create_model('vit_dropcov_small', depth=1)
+    torch.save({k: v for k, v in model.state_dict().items() if not k.startswith('head.')}, path)
+    return (path, 'vit_dropcov_small', dict(depth=1),
+            r'deit_like\.pth: the checkpoint has no weights for head\.representation\.wr\.weight, head\.cls_fc')
+
+
 def _mindspore_into_vit(tmp_path):
     return (FIXTURES / 'ms_resnet18_isqrt_tiny.ckpt', 'vit_dropcov_small', {},
             r'ms_resnet18_isqrt_tiny\.ckpt: MindSpore checkpoints are GCP ResNets, vit_dropcov_small is not one')
@@ -453,6 +462,7 @@ def _mindspore_into_vit(tmp_path):
 @pytest.mark.parametrize('case', [
     _not_a_checkpoint, _truncated_torch, _other_architecture, _not_a_state_dict, _unsafe_pickle,
     _mindspore_extra_tensor, _mindspore_wrong_architecture, _mindspore_truncated, _mindspore_into_vit,
+    _vit_without_head,
 ])
 def test_bad_input_names_file_and_writes_nothing(tmp_path, case):
     path, model, kwargs, message = case(tmp_path)

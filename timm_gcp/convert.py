@@ -268,6 +268,12 @@ def _place(
         out = filter_fn(tensors, model) if filter_fn is not None else dict(tensors)
     except ValueError as e:
         raise ConversionError(f'{path}: does not fit {type(model).__name__}: {e}') from None
+    # a filter may complete a checkpoint with the model's own tensors (a fixed position table is fine,
+    # fresh parameters are not: the converted weights would not be the published ones)
+    own_params = {p.data_ptr() for p in model.parameters() if p.numel()}
+    fresh = [k for k, v in out.items() if v.numel() and v.data_ptr() in own_params]
+    if fresh:
+        raise ConversionError(f'{path}: the checkpoint has no weights for {", ".join(fresh)}')
     model_sd = model.state_dict()
     filled = [k for k in model_sd if k not in out and k.endswith('num_batches_tracked')]
     out.update({k: model_sd[k] for k in filled})
@@ -275,7 +281,7 @@ def _place(
         model.load_state_dict(out, strict=True)
     except RuntimeError as e:
         raise ConversionError(f'{path}: does not fit {type(model).__name__}: {e}') from None
-    mapped = [(origin.get(id(v), '(derived)'), k) for k, v in out.items() if k not in filled]
+    mapped = [(origin.get(id(v), "(the model's own buffer)"), k) for k, v in out.items() if k not in filled]
     return mapped, filled
 
 

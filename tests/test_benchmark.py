@@ -1,0 +1,148 @@
+"""`timm-gcp bench`: baselines, FLOP counts against hand counts, the tables and their JSON, errors.
+
+No timing assertions: the machine is shared and timings are noisy.
+"""
+import contextlib
+import io
+import json
+from typing import Dict, List
+
+import pytest
+import timm
+import torch
+
+import timm_gcp  # noqa: F401  (registers the models)
+from timm_gcp import cli
+from timm_gcp.benchmark import baseline_name, count_flops, head_graph_breaks, saved_tensor_bytes
+
+TINY = ['--batch-size', '2', '--img-size', '64', '--rounds', '1']
+
+
+def _run_cli(argv: List[str]) -> str:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert cli.main(argv) == 0
+    return out.getvalue()
+
+
+def _tables(text: str) -> List[List[Dict[str, str]]]:
+    """The markdown tables of `text`, each a list of {column: cell} rows."""
+    tables, rows, header = [], None, None
+    for line in text.splitlines() + ['']:
+        if line.startswith('|') and header is None:
+            header, rows = [c.strip() for c in line.strip('|').split('|')], []
+        elif line.startswith('|---'):
+            continue
+        elif line.startswith('|'):
+            rows.append(dict(zip(header, (c.strip() for c in line.strip('|').split('|')))))
+        elif header is not None:
+            tables.append(rows)
+            header = None
+    return tables
+
+
+@pytest.fixture(scope='module')
+def tiny_run(tmp_path_factory):
+    """One CLI run on a tiny ResNet-18 pair: the printed tables and the JSON written beside them."""
+    path = tmp_path_factory.mktemp('bench') / 'bench.json'
+    text = _run_cli(['bench', '--models', 'resnet18_isqrt', 'resnet18', *TINY, '--json', str(path)])
+    return text, json.loads(path.read_text())
+
+
+def test_baselines_come_from_the_names():
+    assert baseline_name('resnet50_isqrt_d256') == 'resnet50'
+    assert baseline_name('resnet101_dropcov') == 'resnet101'
+    assert baseline_name('resnet50_isqrt.tpami_in1k') == 'resnet50'
+    assert baseline_name('deit_small_patch16_224_isqrt') == 'deit_small_patch16_224'
+    assert baseline_name('resnet50') is None  # a timm model is nobody's GCP twin
+    assert baseline_name('vit_sot_small') is None  # an architecture of its own
+
+
+def test_tables_have_the_columns_and_ratio_rows(tiny_run):
+    text, _ = tiny_run
+    main, split = _tables(text)
+    assert [row['model'] for row in main] == ['resnet18', 'resnet18_isqrt']  # baseline first
+    assert list(main[0]) == [
+        'model', 'baseline', 'params (M)', 'GFLOPs', 'infer (img/s)', 'train (img/s)', 'train mem (MiB)',
+        'FLOPs ratio', 'infer time ratio', 'train time ratio', 'train mem ratio']
+    base, gcp = main
+    assert base['baseline'] == '-' and base['FLOPs ratio'] == '-'
+    assert gcp['baseline'] == 'resnet18'
+    for col in ('FLOPs ratio', 'infer time ratio', 'train time ratio', 'train mem ratio'):
+        assert gcp[col].endswith('x') and float(gcp[col][:-1]) > 0
+    assert float(gcp['FLOPs ratio'][:-1]) > 1.5  # the stride-1 last stage and the head
+    assert list(split[0]) == [
+        'model', 'head GFLOPs', 'backbone fwd (ms)', 'head fwd (ms)', 'head % of infer', 'backbone f+b (ms)',
+        'head f+b (ms)', 'head % of train step']
+    assert 'saved_tensors_hooks' in text and 'interleaved rounds' in text
+
+
+def test_json_holds_the_printed_numbers(tiny_run):
+    text, data = tiny_run
+    main, split = _tables(text)
+    assert data['config']['models'] == ['resnet18_isqrt', 'resnet18']
+    by_name = {row['name']: row for row in data['models']}
+    for table_row, split_row in zip(main, split):
+        row = by_name[table_row['model']]
+        assert table_row['params (M)'] == f"{row['params_m']:.2f}"
+        assert table_row['GFLOPs'] == f"{row['gflops']:.2f}"
+        assert table_row['infer (img/s)'] == f"{row['infer_img_s']:.1f}"
+        assert table_row['train (img/s)'] == f"{row['train_img_s']:.1f}"
+        assert table_row['train mem (MiB)'] == f"{row['train_memory_mib']:.0f}"
+        assert split_row['head fwd (ms)'] == f"{row['times']['head_fwd']:.1f}"
+        assert split_row['head % of train step'] == f"{100 * row['head_share_train']:.1f} %"
+    gcp = by_name['resnet18_isqrt']
+    assert main[1]['train time ratio'] == f"{gcp['ratios']['train']:.2f}x"
+    assert gcp['ratios']['flops'] == pytest.approx(gcp['flops'] / by_name['resnet18']['flops'])
+    assert gcp['ratios']['infer'] == pytest.approx(gcp['times']['infer'] / by_name['resnet18']['times']['infer'])
+
+
+def test_json_alone_is_valid_json():
+    text = _run_cli(['bench', '--models', 'resnet18', '--batch-size', '2', '--img-size', '32', '--rounds', '1',
+                     '--json'])
+    data = json.loads(text)
+    assert [row['name'] for row in data['models']] == ['resnet18']
+    assert data['models'][0]['ratios']['train'] is None
+
+
+def test_unknown_model_is_named(capsys):
+    assert cli.main(['bench', '--models', 'resnet18', 'resnet18_nosuchmethod', *TINY]) == 2
+    err = capsys.readouterr().err
+    assert "'resnet18_nosuchmethod'" in err and 'unknown model' in err
+
+
+@pytest.mark.parametrize('name,dim,iters', [('resnet18_isqrt', 128, 5), ('resnet18_isqrt_d256', 256, 3)])
+def test_head_flops_match_a_hand_count(name, dim, iters):
+    model = timm.create_model(name, gcp_iters=iters).eval()
+    b, c, side, classes = 2, 512, 4, 1000
+    feats = torch.randn(b, c, side, side)
+    n = side * side
+    macs = (
+        c * dim * n  # 1x1 reduction conv
+        + dim * dim * n  # covariance X X^T
+        + (3 * iters - 3) * dim ** 3  # Newton-Schulz: 3 products per middle step, 1 first, 2 last
+        + dim * (dim + 1) // 2 * classes  # fc on the upper triangle
+    )
+    assert count_flops(model.forward_head, feats) == 2 * b * macs
+
+
+def test_model_flops_are_backbone_plus_head():
+    model = timm.create_model('resnet18_dropcov').eval()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        feats = model.forward_features(x)
+    assert count_flops(model, x) == count_flops(model.forward_features, x) + count_flops(model.forward_head, feats)
+
+
+def test_saved_tensor_bytes_counts_each_storage_once():
+    w = torch.randn(8, 8, requires_grad=True)
+    x = torch.randn(4, 8)
+    # x @ w saves x and w; relu saves its output (4 x 8); w is excluded
+    assert saved_tensor_bytes(lambda: (x @ w).relu(), exclude=[w]) == 2 * 4 * 8 * 4
+
+
+@pytest.mark.parametrize('name', ['resnet18_isqrt', 'resnet18_dropcov', 'resnet50_mpncov'])
+def test_head_has_no_graph_break(name):
+    model = timm.create_model(name).train()
+    feats = torch.randn(2, model.num_features, 4, 4)
+    assert head_graph_breaks(model, feats) == 0

@@ -284,6 +284,23 @@ def test_train_sh_checks_then_runs_torchrun_with_the_launcher(stub, data, tmp_pa
     assert 'torch.distributed' not in proc.stderr and not list(tmp_path.glob('rank*.json'))
 
 
+def test_validate_sh_takes_the_model_from_a_recipe(tmp_path, data):
+    scripts = tmp_path / 'scripts'
+    scripts.mkdir()
+    (scripts / 'validate.py').write_text('import json, sys\nprint(json.dumps(sys.argv[1:]))\n')
+    recipe = REPO / 'train_scripts' / 'resnet50_dropcov.dc_in1k.yaml'
+    env = _env(TIMM_SCRIPTS_DIR=str(scripts), PYTHON=sys.executable)
+    proc = subprocess.run(['bash', str(VALIDATE_SH), '2', str(recipe), str(data), '--checkpoint', 'x.pth.tar'],
+                          capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads(proc.stdout.splitlines()[-1]) == [
+        '--model', 'resnet50_dropcov', '--data-dir', str(data), '--num-gpu', '2', '--checkpoint', 'x.pth.tar']
+    no_model = _write_yaml(tmp_path / 'no_model.yaml', {'epochs': 3})
+    proc = subprocess.run(['bash', str(VALIDATE_SH), '1', str(no_model), str(data)], capture_output=True, text=True,
+                          env=env)
+    assert proc.returncode == 2 and f"config file '{no_model}' names no model" in proc.stderr
+
+
 # timm's real scripts: TIMM_SCRIPTS_DIR must hold train.py and validate.py (copied out of a clone of
 # pytorch-image-models, or the clone itself: the launcher imports the installed timm first)
 

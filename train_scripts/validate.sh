@@ -13,7 +13,8 @@
 set -euo pipefail
 
 if [ $# -lt 3 ]; then
-    echo "usage: TIMM_SCRIPTS_DIR=/path/to/pytorch-image-models $0 NUM_GPUS MODEL|CONFIG.yaml DATA_DIR [validate.py args...]" >&2
+    echo "usage: TIMM_SCRIPTS_DIR=/path/to/pytorch-image-models $0 NUM_GPUS MODEL|CONFIG.yaml DATA_DIR" \
+         "[validate.py args...]" >&2
     exit 2
 fi
 if [ -z "${TIMM_SCRIPTS_DIR:-}" ]; then
@@ -30,9 +31,11 @@ python=${PYTHON:-python}
 
 case $model in
     *.yaml | *.yml)
-        if [ ! -f "$model" ]; then echo "validate.sh: config file '$model' not found" >&2; exit 2; fi
-        model=$("$python" -c 'import sys, yaml; print((yaml.safe_load(open(sys.argv[1])) or {}).get("model", ""))' "$model")
-        if [ -z "$model" ]; then echo "validate.sh: config '$2' names no model" >&2; exit 2; fi ;;
+        config=$model
+        if [ ! -f "$config" ]; then echo "validate.sh: config file '$config' not found" >&2; exit 2; fi
+        model=$("$python" -c 'import sys, yaml; print((yaml.safe_load(open(sys.argv[1])) or {}).get("model", ""))' \
+            "$config")
+        if [ -z "$model" ]; then echo "validate.sh: config file '$config' names no model" >&2; exit 2; fi ;;
 esac
 exec "$python" -m timm_gcp.launch "$TIMM_SCRIPTS_DIR/validate.py" --model "$model" --data-dir "$data_dir" \
     --num-gpu "$num_gpus" "$@"

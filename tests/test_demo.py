@@ -92,10 +92,12 @@ def _table_rows(out: str):
 
 def test_demo_tiny_run_prints_table_and_writes_curves(data_dir, tmp_path, capsys):
     out_dir = tmp_path / 'demo'
+    threads = torch.get_num_threads()
     rc = cli.main(['demo', '--data-dir', data_dir, '--epochs', '2', '--train-size', '128', '--test-size', '64',
                    '--img-size', '32', '--width', '0.25', '--gcp-dim', '8', '--batch-size', '32', '--seed', '1',
                    '--out-dir', str(out_dir)])
     assert rc == 0
+    assert torch.get_num_threads() == threads  # the demo's single thread is not left behind
     out = capsys.readouterr().out
     assert 'resnet18_isqrt (GCP)' in out and 'resnet18 (average pool)' in out
     rows = _table_rows(out)

@@ -272,8 +272,8 @@ def check_script_args(script: str, args: Sequence[str]) -> None:
     """
     parser, config_parser = script_parsers(script)
     is_train = os.path.basename(script) == 'train.py'
-    config, remaining = _config_path(args, config_parser) if (config_parser or (parser is None and is_train)) \
-        else ('', list(args))
+    reads_config = config_parser is not None or (parser is None and is_train)
+    config, remaining = _config_path(args, config_parser) if reads_config else ('', list(args))
     cfg = load_config(config) if config else {}
     if parser is None:
         if cfg and is_train:

@@ -4,8 +4,9 @@ For each model: inference and training-step throughput, peak training memory and
 and how the time splits between the backbone (`forward_features`) and the head (`forward_head`).
 A GCP model's baseline is timm's plain model with the same trunk (`resnet50_isqrt_d256` ->
 `resnet50`, `deit_small_patch16_224_isqrt` -> `deit_small_patch16_224`), created and timed in the
-same process. Every timing runs in interleaved rounds (each round times every model once, in turn)
-and the fastest round is kept, so a shared, noisy machine still gives fair ratios.
+same process. Each operation (inference, training step, backbone and head parts) is timed in
+interleaved rounds, each round timing every model once in turn, and the fastest round is kept, so
+a shared, noisy machine still gives fair ratios.
 """
 import argparse
 import json
@@ -135,7 +136,8 @@ class ModelBench:
         self.head_graph_breaks = None
         if args.compile:
             self.model.train()
-            self.head_graph_breaks = head_graph_breaks(self.model, self.features)
+            with self._autocast():
+                self.head_graph_breaks = head_graph_breaks(self.model, self.features)
         self.train_memory = 0
 
     def prepare(self, compile_model: bool, warmup: int) -> None:
@@ -277,11 +279,12 @@ def benchmark(args: argparse.Namespace) -> List[Result]:
 
     best = {name: {kind: math.inf for kind in TIMINGS} for name in names}
     start = time.perf_counter()
-    for r in range(args.rounds):
-        for kind in TIMINGS:
+    for kind in TIMINGS:
+        # one operation at a time, so a round is short and a quiet spell of a shared machine covers whole rounds
+        for _ in range(args.rounds):
             for name, bench in benches.items():
                 best[name][kind] = min(best[name][kind], _time(getattr(bench, kind), args.iters, device))
-        _log(f'round {r + 1}/{args.rounds} done ({time.perf_counter() - start:.0f} s)')
+        _log(f'timed {kind}: {args.rounds} rounds ({time.perf_counter() - start:.0f} s)')
 
     results = []
     for name, bench in benches.items():
@@ -373,7 +376,7 @@ def describe(args: argparse.Namespace) -> str:
         f'{args.img_size} px, {"AMP " + args.amp_dtype if AMP_DTYPES[args.amp_dtype] else "float32"}'
         f'{", channels_last" if args.channels_last else ""}{", torch.compile" if args.compile else ""}'
         f'{", TF32 matmul" if args.tf32 else ""}; fastest of {args.rounds} interleaved rounds of '
-        f'{args.iters} iteration(s); train step = forward + cross-entropy + backward + SGD step; '
+        f'{args.iters} iteration(s) per operation; train step = forward + cross-entropy + backward + SGD step; '
         f'train mem = {memory_method(device)}; FLOPs = forward, torch.utils.flop_counter, per image'
     )
 
@@ -409,7 +412,7 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     if device.type == 'cuda':
         torch.backends.cudnn.benchmark = True
-        torch.backends.cuda.matmul.allow_tf32 = args.tf32
+        torch.backends.cuda.matmul.fp32_precision = 'tf32' if args.tf32 else 'ieee'
     elif args.amp_dtype == 'float16':
         _log('warning: float16 on a CPU runs its matrix products far slower than float32 (use bfloat16)')
 

@@ -13,7 +13,7 @@ import torch
 
 import timm_gcp  # noqa: F401  (registers the models)
 from timm_gcp import cli
-from timm_gcp.benchmark import baseline_name, count_flops, head_graph_breaks, saved_tensor_bytes
+from timm_gcp.benchmark import baseline_name, count_flops, head_error, head_graph_breaks, saved_tensor_bytes
 
 TINY = ['--batch-size', '2', '--img-size', '64', '--rounds', '1']
 
@@ -73,7 +73,7 @@ def test_tables_have_the_columns_and_ratio_rows(tiny_run):
     assert float(gcp['FLOPs ratio'][:-1]) > 1.5  # the stride-1 last stage and the head
     assert list(split[0]) == [
         'model', 'head GFLOPs', 'backbone fwd (ms)', 'head fwd (ms)', 'head % of infer', 'backbone f+b (ms)',
-        'head f+b (ms)', 'head % of train step']
+        'head f+b (ms)', 'head % of train step', 'head error vs float64']
     assert 'saved_tensors_hooks' in text and 'interleaved rounds' in text
 
 
@@ -91,6 +91,7 @@ def test_json_holds_the_printed_numbers(tiny_run):
         assert table_row['train mem (MiB)'] == f"{row['train_memory_mib']:.0f}"
         assert split_row['head fwd (ms)'] == f"{row['times']['head_fwd']:.1f}"
         assert split_row['head % of train step'] == f"{100 * row['head_share_train']:.1f} %"
+        assert split_row['head error vs float64'] == f"{row['head_error']:.1e}"
     gcp = by_name['resnet18_isqrt']
     assert main[1]['train time ratio'] == f"{gcp['ratios']['train']:.2f}x"
     assert gcp['ratios']['flops'] == pytest.approx(gcp['flops'] / by_name['resnet18']['flops'])
@@ -103,6 +104,15 @@ def test_json_alone_is_valid_json():
     data = json.loads(text)
     assert [row['name'] for row in data['models']] == ['resnet18']
     assert data['models'][0]['ratios']['train'] is None
+
+
+def test_compile_runs_the_compiled_parts_and_counts_head_graph_breaks():
+    # aot_eager traces forward and backward like inductor but skips code generation (minutes on this CPU)
+    text = _run_cli(['bench', '--models', 'resnet18_dropcov', '--batch-size', '2', '--img-size', '32',
+                     '--rounds', '1', '--compile', 'aot_eager'])
+    assert 'torch.compile (aot_eager)' in text
+    _, split = _tables(text)
+    assert [(row['model'], row['head graph breaks']) for row in split] == [('resnet18', '0'), ('resnet18_dropcov', '0')]
 
 
 def test_unknown_model_is_named(capsys):
@@ -132,6 +142,17 @@ def test_model_flops_are_backbone_plus_head():
     with torch.no_grad():
         feats = model.forward_features(x)
     assert count_flops(model, x) == count_flops(model.forward_features, x) + count_flops(model.forward_head, feats)
+
+
+def test_head_error_measures_the_precision_of_the_run():
+    torch.manual_seed(0)
+    model = timm.create_model('resnet18_isqrt', num_classes=10)
+    features = torch.randn(4, model.num_features, 7, 7).relu()
+    exact = head_error(model, features, contextlib.nullcontext)
+    bf16 = head_error(model, features, lambda: torch.autocast('cpu', dtype=torch.bfloat16))
+    assert exact < 1e-5  # float32 against float64
+    assert 1e-3 < bf16 < 0.1  # the reduction conv and the classifier run in bfloat16
+    assert not model.training
 
 
 def test_saved_tensor_bytes_counts_each_storage_once():

@@ -9,6 +9,7 @@ interleaved rounds, each round timing every model once in turn, and the fastest 
 a shared, noisy machine still gives fair ratios.
 """
 import argparse
+import copy
 import json
 import math
 import sys
@@ -97,6 +98,21 @@ def head_graph_breaks(model: nn.Module, features: Features) -> int:
     return explanation.graph_break_count
 
 
+def head_error(model: nn.Module, features: Features, autocast: Callable[[], ContextManager]) -> float:
+    """Relative (Frobenius) error of the eval-mode head's logits under the run's precision, against float64.
+
+    The head gets the same features in both runs, so this isolates what the run's precision settings
+    (AMP dtype, TF32 matrix products) do to the head alone.
+    """
+    model.eval()
+    reference_model = copy.deepcopy(model).double()
+    with torch.no_grad():
+        reference = reference_model.forward_head(_like(features, lambda t: t.double()))
+        with autocast():
+            logits = model.forward_head(features)
+    return ((logits.double() - reference).norm() / reference.norm()).item()
+
+
 @dataclass
 class Result:
     """What one model measured; times are the fastest round, in ms per batch."""
@@ -106,6 +122,7 @@ class Result:
     flops: int
     head_flops: int
     train_memory: int
+    head_error: float
     times: Dict[str, float] = field(default_factory=dict)
     head_graph_breaks: Optional[int] = None
 
@@ -133,6 +150,7 @@ class ModelBench:
             self.features = self.model.forward_features(self.x)
         self.features_grad = _like(self.features, lambda t: torch.randn_like(t) * 1e-3)
         self.head_flops = count_flops(self.model.forward_head, _like(self.features, lambda t: t[:1]))
+        self.head_error = head_error(self.model, self.features, self._autocast)
         self.head_graph_breaks = None
         if args.compile:
             self.model.train()
@@ -140,12 +158,15 @@ class ModelBench:
                 self.head_graph_breaks = head_graph_breaks(self.model, self.features)
         self.train_memory = 0
 
-    def prepare(self, compile_model: bool, warmup: int) -> None:
-        """Compile (optionally), warm up and measure the training memory; call after every model is created."""
-        if compile_model:
+    def prepare(self, compile_backend: Optional[str], warmup: int) -> None:
+        """Compile with `compile_backend` (None: eager), warm up and measure the training memory.
+
+        Call after every model is created.
+        """
+        if compile_backend:
             # the two parts compile apart, so the split timings run the same graphs as the whole model
-            self.model.forward_features = torch.compile(self.model.forward_features)
-            self.model.forward_head = torch.compile(self.model.forward_head)
+            self.model.forward_features = torch.compile(self.model.forward_features, backend=compile_backend)
+            self.model.forward_head = torch.compile(self.model.forward_head, backend=compile_backend)
         self.train_memory = self._train_memory(warmup)
         for kind in TIMINGS:
             getattr(self, kind)()
@@ -222,7 +243,7 @@ class ModelBench:
 
     def result(self, baseline: Optional[str]) -> Result:
         return Result(
-            self.name, baseline, self.params, self.flops, self.head_flops, self.train_memory,
+            self.name, baseline, self.params, self.flops, self.head_flops, self.train_memory, self.head_error,
             head_graph_breaks=self.head_graph_breaks,
         )
 
@@ -351,15 +372,16 @@ def format_tables(rows: Sequence[Dict[str, Any]], header: str) -> str:
     lines += [
         '',
         '| model | head GFLOPs | backbone fwd (ms) | head fwd (ms) | head % of infer | backbone f+b (ms) '
-        '| head f+b (ms) | head % of train step |' + (' head graph breaks |' if compiled else ''),
-        '|---|---|---|---|---|---|---|---|' + ('---|' if compiled else ''),
+        '| head f+b (ms) | head % of train step | head error vs float64 |'
+        + (' head graph breaks |' if compiled else ''),
+        '|---|---|---|---|---|---|---|---|---|' + ('---|' if compiled else ''),
     ]
     for row in rows:
         t = row['times']
         lines.append(
             f"| {row['name']} | {row['head_gflops']:.3f} | {t['backbone_fwd']:.1f} | {t['head_fwd']:.1f} "
             f"| {100 * row['head_share_infer']:.1f} % | {t['backbone_train']:.1f} | {t['head_train']:.1f} "
-            f"| {100 * row['head_share_train']:.1f} % |"
+            f"| {100 * row['head_share_train']:.1f} % | {row['head_error']:.1e} |"
             + (f" {row['head_graph_breaks']} |" if compiled else ''))
     return '\n'.join(lines)
 
@@ -374,10 +396,12 @@ def describe(args: argparse.Namespace) -> str:
     return (
         f'torch {torch.__version__}, timm {timm.__version__}, {where}; batch {args.batch_size}, '
         f'{args.img_size} px, {"AMP " + args.amp_dtype if AMP_DTYPES[args.amp_dtype] else "float32"}'
-        f'{", channels_last" if args.channels_last else ""}{", torch.compile" if args.compile else ""}'
+        f'{", channels_last" if args.channels_last else ""}'
+        f'{f", torch.compile ({args.compile})" if args.compile else ""}'
         f'{", TF32 matmul" if args.tf32 else ""}; fastest of {args.rounds} interleaved rounds of '
         f'{args.iters} iteration(s) per operation; train step = forward + cross-entropy + backward + SGD step; '
-        f'train mem = {memory_method(device)}; FLOPs = forward, torch.utils.flop_counter, per image'
+        f'train mem = {memory_method(device)}; FLOPs = forward, torch.utils.flop_counter, per image; '
+        'head error = relative error of the eval-mode head logits against the head run in float64'
     )
 
 
@@ -390,8 +414,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--amp-dtype', default='float32', choices=tuple(AMP_DTYPES),
                         help='autocast dtype (float32: no autocast); the GCP matrix work stays float32')
     parser.add_argument('--channels-last', action='store_true', help='channels_last model and input')
-    parser.add_argument('--compile', action='store_true',
-                        help='torch.compile forward_features and forward_head (and count head graph breaks)')
+    parser.add_argument('--compile', nargs='?', const='inductor', default=None, metavar='BACKEND',
+                        help='torch.compile forward_features and forward_head with BACKEND (default: inductor) '
+                             'and count the graph breaks in the head')
     parser.add_argument('--tf32', action='store_true', help='allow TF32 for float32 matrix products on CUDA')
     parser.add_argument('--rounds', type=int, default=5, help='interleaved timing rounds (fastest kept)')
     parser.add_argument('--iters', type=int, default=1, help='iterations per model and operation in a round')

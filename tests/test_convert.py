@@ -22,6 +22,8 @@ from timm_gcp import cli
 from timm_gcp.convert import ConversionError, convert_checkpoint
 from timm_gcp.mindspore_ckpt import MindSporeCheckpointError, is_mindspore_checkpoint, load_mindspore_checkpoint
 
+from original_layouts import fmpn_plain, fmpn_training, module_prefixed, randomize_bn
+
 FIXTURES = Path(__file__).parent / 'fixtures' / 'mindspore'
 MS_SPECS = json.loads((FIXTURES / 'fixtures.json').read_text())['fixtures']
 MS_ARCH = {('basic', 'isqrt'): 'resnet18_isqrt', ('bottleneck', 'isqrt'): 'resnet50_isqrt',
@@ -44,17 +46,6 @@ def _ms_arch(spec):
 def _assert_nothing_written(out_dir: Path):
     assert not out_dir.exists()
     assert not list(out_dir.parent.glob(f'.{out_dir.name}*')), 'a temporary folder was left behind'
-
-
-def _randomize_bn(model: nn.Module) -> nn.Module:
-    torch.manual_seed(0)
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.running_mean.uniform_(-0.1, 0.1)
-            m.running_var.uniform_(0.5, 1.5)
-            m.weight.data.uniform_(0.5, 1.5)
-            m.bias.data.uniform_(-0.1, 0.1)
-    return model.eval()
 
 
 # --- a minimal protobuf writer, for test inputs the MindSpore fixtures cannot provide (slices, extra tensors) ---
@@ -229,7 +220,7 @@ def _reference_tf_same_resnet50_trunk(sd, x, layers):
 @pytest.mark.parametrize('size', [64, 224])
 def test_pad_same_equals_explicit_tf_padding(size):
     layers = (2, 1, 1, 1)
-    model = _randomize_bn(timm.create_model('resnet50_isqrt', pad_type='same', bn_eps=1e-4, layers=layers,
+    model = randomize_bn(timm.create_model('resnet50_isqrt', pad_type='same', bn_eps=1e-4, layers=layers,
                                             channels=(8, 8, 16, 32), gcp_dim=8))
     x = torch.randn(2, 3, size, size)
     with torch.no_grad():
@@ -271,49 +262,14 @@ def test_tag_settings_follow_the_weights():
 
 # --- PyTorch layouts -------------------------------------------------------------------------------------
 
-_HEAD_RENAMES = (('head.reduce.conv.', 'layer_reduce.'), ('head.reduce.bn.', 'layer_reduce_bn.'),
-                 ('head.dropcov.conv.', 'eca_layer.conv.'), ('head.fc.', 'fc.'))
-
-
-def _fmpn_plain(sd):
-    out = {}
-    for k, v in sd.items():
-        for old, new in _HEAD_RENAMES:
-            if k.startswith(old):
-                k = new + k[len(old):]
-        out[k] = v
-    return out
-
-
-def _fmpn_training(sd):
-    index = {'conv1.': '0.', 'bn1.': '1.', 'layer1.': '4.', 'layer2.': '5.', 'layer3.': '6.', 'layer4.': '7.'}
-    out = {}
-    for k, v in sd.items():
-        if k.startswith('head.reduce.'):
-            k = k.replace('head.reduce.conv.', 'representation.conv_dr_block.0.').replace(
-                'head.reduce.bn.', 'representation.conv_dr_block.1.')
-        elif k.startswith('head.fc.'):
-            k = 'classifier.' + k[len('head.fc.'):]
-        else:
-            prefix = next(p for p in index if k.startswith(p))
-            k = 'features.module.' + index[prefix] + k[len(prefix):]
-        out[k] = v
-    return {'epoch': 65, 'arch': 'mpncovresnet50', 'state_dict': out, 'best_prec1': 78.3, 'optimizer': {'state': {}}}
-
-
-def _module_prefixed(sd):
-    return {'epoch': 100, 'arch': 'resnet50_ACD', 'state_dict': {'module.' + k: v for k, v in _fmpn_plain(sd).items()},
-            'best_acc1': torch.tensor(78.0), 'optimizer': {'state': {}, 'param_groups': []}}
-
-
 @pytest.mark.parametrize('name,layout,legacy', [
-    ('resnet18_isqrt', _fmpn_plain, True),  # fast-MPN-COV's released files use the legacy (non-zip) format
-    ('resnet18_isqrt', _fmpn_training, False),
-    ('resnet18_isqrt', _module_prefixed, False),  # CVPR'20
-    ('resnet18_dropcov', _module_prefixed, False),  # DropCov, with eca_layer
+    ('resnet18_isqrt', fmpn_plain, True),  # fast-MPN-COV's released files use the legacy (non-zip) format
+    ('resnet18_isqrt', fmpn_training, False),
+    ('resnet18_isqrt', module_prefixed, False),  # CVPR'20
+    ('resnet18_dropcov', module_prefixed, False),  # DropCov, with eca_layer
 ])
 def test_pytorch_layouts_round_trip(tmp_path, name, layout, legacy):
-    source = _randomize_bn(timm.create_model(name, gcp_dim=16))
+    source = randomize_bn(timm.create_model(name, gcp_dim=16))
     path = tmp_path / 'original.pth'
     torch.save(layout(source.state_dict()), path, _use_new_zipfile_serialization=not legacy)
     out = tmp_path / 'converted'
@@ -324,7 +280,7 @@ def test_pytorch_layouts_round_trip(tmp_path, name, layout, legacy):
         torch.testing.assert_close(converted(x), source(x), rtol=0, atol=0)
     assert len(report.mapped) == len(source.state_dict())
     assert report.reduction.startswith('d=16 ')
-    if layout is _fmpn_training:
+    if layout is fmpn_training:
         assert report.weights_from == "'state_dict'"
         assert ('features.module.7.1.conv2.weight', 'layer4.1.conv2.weight') in report.mapped
         assert {k for k, _ in report.dropped} == {'epoch', 'arch', 'best_prec1', 'optimizer'}
@@ -407,7 +363,7 @@ def _truncated_torch(tmp_path):
 
 def _other_architecture(tmp_path):
     path = tmp_path / 'r50.pth'
-    torch.save(_fmpn_plain(timm.create_model('resnet50_isqrt', gcp_dim=16).state_dict()), path)
+    torch.save(fmpn_plain(timm.create_model('resnet50_isqrt', gcp_dim=16).state_dict()), path)
     return (path, 'resnet18_isqrt', dict(gcp_dim=16),
             r'r50\.pth: does not fit GCPResNet(.|\n)*mis-shaped: layer1\.0\.conv1\.weight')
 

@@ -11,6 +11,8 @@ import timm_gcp  # noqa: F401  (registers the models)
 from timm_gcp.layers import covariance, isqrt, triu_vec
 from timm_gcp.models.gcp_resnet import GCPResNet, checkpoint_filter_fn
 
+from original_layouts import fmpn_plain, fmpn_training, module_prefixed, randomize_bn
+
 # parameter counts of the original PyTorch code (gcp-methods.md section 2.1), in millions
 PUBLISHED_PARAMS_M = {
     'resnet18_isqrt': 19.50, 'resnet34_isqrt': 29.61, 'resnet50_isqrt': 32.03, 'resnet101_isqrt': 51.02,
@@ -235,59 +237,26 @@ def test_torch_compile_forward_backward():
         torch.testing.assert_close(grads[n], p.grad, rtol=1e-3, atol=1e-4, msg=n)
 
 
-@pytest.mark.parametrize('name', ['resnet18_isqrt', 'resnet18_dropcov', 'resnet50_mpncov'])
-def test_head_has_no_graph_breaks(name):
-    model = timm.create_model(name, num_classes=4, gcp_dim=16).train()
+@pytest.mark.parametrize('name,kwargs', [
+    ('resnet18_isqrt', {}),
+    ('resnet18_isqrt', dict(gcp_iters=3)),  # autograd backward, as on GPUs
+    ('resnet18_dropcov', {}),
+    ('resnet50_mpncov', {}),
+])
+def test_head_has_no_graph_breaks(name, kwargs):
+    model = timm.create_model(name, num_classes=4, gcp_dim=16, **kwargs).train()
     explanation = torch._dynamo.explain(model.head)(torch.randn(2, model.num_features, 4, 4))
     assert explanation.graph_break_count == 0, explanation.break_reasons
 
 
 # --- original checkpoint layouts -------------------------------------------------------------------
 
-def _fmpn_plain(sd):
-    rename = (('head.reduce.conv.', 'layer_reduce.'), ('head.reduce.bn.', 'layer_reduce_bn.'),
-              ('head.dropcov.conv.', 'eca_layer.conv.'), ('head.fc.', 'fc.'))
-    out = {}
-    for k, v in sd.items():
-        for old, new in rename:
-            if k.startswith(old):
-                k = new + k[len(old):]
-        out[k] = v
-    return out
-
-
-def _fmpn_training(sd):
-    index = {'conv1.': '0.', 'bn1.': '1.', 'layer1.': '4.', 'layer2.': '5.', 'layer3.': '6.', 'layer4.': '7.'}
-    out = {}
-    for k, v in sd.items():
-        if k.startswith('head.reduce.conv.'):
-            out['representation.conv_dr_block.0.' + k.split('.', 3)[3]] = v
-        elif k.startswith('head.reduce.bn.'):
-            out['representation.conv_dr_block.1.' + k.split('.', 3)[3]] = v
-        elif k.startswith('head.fc.'):
-            out['classifier.' + k.split('.', 2)[2]] = v
-        else:
-            prefix = next(p for p in index if k.startswith(p))
-            out['features.module.' + index[prefix] + k[len(prefix):]] = v
-    return {'epoch': 65, 'arch': 'mpncovresnet50', 'state_dict': out, 'best_prec1': 78.3, 'optimizer': {}}
-
-
-def _module_prefixed(sd):
-    return {'epoch': 100, 'arch': 'resnet', 'state_dict': {'module.' + k: v for k, v in _fmpn_plain(sd).items()},
-            'best_acc1': torch.tensor(78.0)}
-
-
 @pytest.mark.parametrize('name,layout', [
-    ('resnet18_isqrt', _fmpn_plain), ('resnet18_isqrt', _fmpn_training), ('resnet18_isqrt', _module_prefixed),
-    ('resnet18_dropcov', _module_prefixed),  # fast-MPN-COV has no DropCov models
+    ('resnet18_isqrt', fmpn_plain), ('resnet18_isqrt', fmpn_training), ('resnet18_isqrt', module_prefixed),
+    ('resnet18_dropcov', module_prefixed),  # fast-MPN-COV has no DropCov models
 ])
 def test_original_checkpoint_layouts_load(tmp_path, name, layout):
-    torch.manual_seed(0)
-    source = timm.create_model(name, gcp_dim=16).eval()
-    for m in source.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.running_mean.uniform_(-0.1, 0.1)
-            m.running_var.uniform_(0.5, 1.5)
+    source = randomize_bn(timm.create_model(name, gcp_dim=16))
     path = tmp_path / 'original.pth'
     torch.save(layout(source.state_dict()), path)
     loaded = timm.create_model(name, gcp_dim=16, pretrained=True, pretrained_cfg_overlay=dict(file=str(path))).eval()
@@ -299,7 +268,7 @@ def test_original_checkpoint_layouts_load(tmp_path, name, layout):
 def test_checkpoint_with_other_num_classes_keeps_trunk_and_head(tmp_path):
     source = timm.create_model('resnet18_isqrt', gcp_dim=16).eval()
     path = tmp_path / 'original.pth'
-    torch.save(_fmpn_plain(source.state_dict()), path)
+    torch.save(fmpn_plain(source.state_dict()), path)
     loaded = timm.create_model(
         'resnet18_isqrt', gcp_dim=16, num_classes=10, pretrained=True, pretrained_cfg_overlay=dict(file=str(path)))
     assert loaded.head.fc.out_features == 10
@@ -310,7 +279,7 @@ def test_checkpoint_with_other_reduction_is_refused(tmp_path):
     source = timm.create_model('resnet18_isqrt_d256', device='meta')
     sd = {k: torch.zeros(v.shape) for k, v in source.state_dict().items()}
     path = tmp_path / 'd256.pth'
-    torch.save(_fmpn_plain(sd), path)
+    torch.save(fmpn_plain(sd), path)
     with pytest.raises(ValueError) as err:
         timm.create_model('resnet18_isqrt', pretrained=True, pretrained_cfg_overlay=dict(file=str(path)))
     message = str(err.value)
@@ -320,7 +289,7 @@ def test_checkpoint_with_other_reduction_is_refused(tmp_path):
 
 def test_checkpoint_missing_and_unexpected_keys_listed():
     model = timm.create_model('resnet18_isqrt', gcp_dim=16)
-    sd = _fmpn_plain(model.state_dict())
+    sd = fmpn_plain(model.state_dict())
     del sd['layer_reduce.weight']
     sd['extra.weight'] = torch.zeros(1)
     with pytest.raises(ValueError, match=r'missing: head\.reduce\.conv\.weight(.|\n)*unexpected: extra\.weight'):

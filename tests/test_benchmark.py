@@ -116,6 +116,11 @@ def test_compile_runs_the_compiled_parts_and_counts_head_graph_breaks():
     assert [(row['model'], row['head graph breaks']) for row in split] == [('resnet18', '0'), ('resnet18_dropcov', '0')]
 
 
+def test_tf32_on_cpu_is_refused(capsys):
+    assert cli.main(['bench', '--models', 'resnet18', '--tf32', *TINY]) == 2
+    assert '--tf32 needs a CUDA device' in capsys.readouterr().err
+
+
 def test_unknown_model_is_named(capsys):
     assert cli.main(['bench', '--models', 'resnet18', 'resnet18_nosuchmethod', *TINY]) == 2
     err = capsys.readouterr().err

@@ -433,11 +433,15 @@ def run(args: argparse.Namespace) -> int:
               f'(not registered in timm; `timm.list_models()` lists the names)', file=sys.stderr)
         return 2
     device = torch.device(args.device)
+    if args.tf32 and device.type != 'cuda':
+        print(f'timm-gcp bench: error: --tf32 needs a CUDA device, not {args.device!r}', file=sys.stderr)
+        return 2
     if args.threads:
         torch.set_num_threads(args.threads)
     if device.type == 'cuda':
         torch.backends.cudnn.benchmark = True
-        torch.backends.cuda.matmul.fp32_precision = 'tf32' if args.tf32 else 'ieee'
+        # the public switch keeps torch's legacy and new TF32 flags consistent (mixing them raises)
+        torch.set_float32_matmul_precision('high' if args.tf32 else 'highest')
     elif args.amp_dtype == 'float16':
         _log('warning: float16 on a CPU runs its matrix products far slower than float32 (use bfloat16)')
 

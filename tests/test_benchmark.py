@@ -14,7 +14,8 @@ from torch import nn
 
 import timm_gcp  # noqa: F401  (registers the models)
 from timm_gcp import cli
-from timm_gcp.benchmark import baseline_name, count_flops, head_error, head_graph_breaks, saved_tensor_bytes
+from timm_gcp.benchmark import count_flops, head_error, head_graph_breaks, saved_tensor_bytes
+from timm_gcp.models.baselines import baseline_name
 
 TINY = ['--batch-size', '2', '--img-size', '64', '--rounds', '1']
 

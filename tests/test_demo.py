@@ -10,8 +10,9 @@ import torch
 
 import timm_gcp  # noqa: F401  (registers the models)
 from timm_gcp import cli
-from timm_gcp.demo import build_models, twin_name
+from timm_gcp.demo import build_models
 from timm_gcp.fashion_mnist import DEBIAN_DIR, FILES, find_fashion_mnist, load_fashion_mnist, read_idx, write_idx
+from timm_gcp.models.baselines import baseline_name
 
 
 def write_fashion_mnist(folder: Path, n_train: int = 160, n_test: int = 80, gz: bool = True) -> Path:
@@ -70,7 +71,7 @@ def test_real_fashion_mnist_when_installed():
 
 
 def test_twin_is_timms_plain_model_with_the_same_initial_trunk():
-    assert twin_name('resnet50_isqrt_d256') == 'resnet50' and twin_name('resnet18_dropcov') == 'resnet18'
+    assert baseline_name('resnet50_isqrt_d256') == 'resnet50' and baseline_name('resnet18_dropcov') == 'resnet18'
     gcp, twin = build_models('resnet18_dropcov', 'resnet18', width=0.25, gcp_dim=8, seed=3)
     assert type(twin).__name__ == 'ResNet' and twin.global_pool.pool_type == 'avg'
     twin_state = twin.state_dict()

@@ -24,34 +24,14 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 import timm
-from timm.models import model_entrypoint, split_model_name_tag
+
+from .models.baselines import baseline_name
 
 DEFAULT_MODELS = ('resnet50', 'resnet50_isqrt', 'resnet50_isqrt_d256', 'resnet50_dropcov')
 AMP_DTYPES = {'float32': None, 'bfloat16': torch.bfloat16, 'float16': torch.float16}
 TIMINGS = ('infer', 'train', 'backbone_fwd', 'head_fwd', 'backbone_train', 'head_train')
 
 Features = Any  # a tensor, or the list of tensors a ViT's forward_features returns
-
-
-def _is_gcp_model(name: str) -> bool:
-    return model_entrypoint(name).__module__.startswith('timm_gcp.')
-
-
-def baseline_name(name: str) -> Optional[str]:
-    """timm's plain twin of a model registered by timm_gcp, None for other models or when there is none.
-
-    It is the longest `_`-separated prefix of the name that is a registered model not from timm_gcp
-    (`<backbone>_<method>[_d<dim>][.<tag>]` -> `<backbone>`). Architectures of their own, such as
-    `vit_sot_small`, have none.
-    """
-    if not _is_gcp_model(name):
-        return None
-    parts = split_model_name_tag(name)[0].split('_')
-    for end in range(len(parts) - 1, 0, -1):
-        prefix = '_'.join(parts[:end])
-        if timm.is_model(prefix) and not _is_gcp_model(prefix):
-            return prefix
-    return None
 
 
 def _tensors(x: Features) -> List[torch.Tensor]:

@@ -17,7 +17,6 @@ and `timm.task.ClassificationTask`.
 import argparse
 import json
 import os
-import re
 import sys
 import time
 from typing import Dict, Iterator, List, Tuple
@@ -32,16 +31,12 @@ from torch import nn
 from tqdm import tqdm
 
 from .fashion_mnist import CLASSES, find_fashion_mnist, load_fashion_mnist
+from .models.baselines import baseline_name
 
-__all__ = ['add_arguments', 'build_models', 'plot_curves', 'run', 'train_side_by_side', 'twin_name']
+__all__ = ['add_arguments', 'build_models', 'plot_curves', 'run', 'train_side_by_side']
 
 MEAN, STD = 0.2860, 0.3530  # of the Fashion-MNIST training images
 RESNET_CHANNELS = (64, 128, 256, 512)
-
-
-def twin_name(model: str) -> str:
-    """timm's plain model with the trunk of a GCP model: resnet50_isqrt_d256 -> resnet50."""
-    return re.sub(r'_(isqrt|dropcov|mpncov)(_d\d+)?$', '', model)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -71,12 +66,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='where curves.png and history.json go (default: output/demo)')
 
 
-def _check_args(args: argparse.Namespace) -> None:
-    """ValueError naming the first bad option."""
+def _check_args(args: argparse.Namespace) -> Tuple[str, str]:
+    """The GCP model and its twin; ValueError naming the first bad option."""
     gcp_models = timm.list_models(module='gcp_resnet')
     if args.model not in gcp_models:
         raise ValueError(f"--model '{args.model}' is not a GCP ResNet; choose one of: {', '.join(gcp_models)}")
-    baseline = args.baseline or twin_name(args.model)
+    baseline = args.baseline or baseline_name(args.model)
     if not timm.is_model(baseline):
         raise ValueError(f"--baseline '{baseline}' is not a timm model")
     for name in ('epochs', 'train_size', 'test_size', 'img_size', 'batch_size', 'threads'):
@@ -86,6 +81,7 @@ def _check_args(args: argparse.Namespace) -> None:
         raise ValueError(f'--gcp-dim must be at least 2, got {args.gcp_dim}')
     if not args.width > 0 or not args.lr > 0:
         raise ValueError('--width and --lr must be positive')
+    return args.model, baseline
 
 
 def build_models(model: str, baseline: str, width: float, gcp_dim: int, seed: int) -> Tuple[nn.Module, nn.Module]:
@@ -200,18 +196,18 @@ def plot_curves(history: List[Dict], names: Tuple[str, str], path: str) -> None:
 
 def train_side_by_side(
         args: argparse.Namespace,
+        names: Tuple[str, str],
         folder: str,
         train: Tuple[torch.Tensor, torch.Tensor],
         test: Tuple[torch.Tensor, torch.Tensor],
 ) -> List[Dict]:
-    """Train the GCP model and its twin on subsets of `train`, printing a table row per epoch; the history."""
+    """Train the GCP model and its twin (`names`) on subsets of `train`, printing a row per epoch; the history."""
     generator = torch.Generator().manual_seed(args.seed)
     train_idx = torch.randperm(len(train[1]), generator=generator)[:args.train_size]
     test_idx = torch.randperm(len(test[1]), generator=generator)[:args.test_size]
     train_images, train_labels = train[0][train_idx], train[1][train_idx]
     test_images, test_labels = test[0][test_idx], test[1][test_idx]
 
-    names = (args.model, args.baseline or twin_name(args.model))
     gcp, twin = (m.to(memory_format=torch.channels_last)
                  for m in build_models(names[0], names[1], args.width, args.gcp_dim, args.seed))
     steps = -(-len(train_labels) // args.batch_size)
@@ -248,7 +244,7 @@ def train_side_by_side(
 
 def run(args: argparse.Namespace) -> int:
     try:
-        _check_args(args)
+        names = _check_args(args)
         folder = find_fashion_mnist(args.data_dir, args.download_dir)
         train = load_fashion_mnist(folder, 'train')
         test = load_fashion_mnist(folder, 'test')
@@ -259,11 +255,10 @@ def run(args: argparse.Namespace) -> int:
     threads = torch.get_num_threads()
     torch.set_num_threads(args.threads)
     try:
-        history = train_side_by_side(args, folder, train, test)
+        history = train_side_by_side(args, names, folder, train, test)
     finally:
         torch.set_num_threads(threads)
 
-    names = (args.model, args.baseline or twin_name(args.model))
     os.makedirs(args.out_dir, exist_ok=True)
     png, json_path = os.path.join(args.out_dir, 'curves.png'), os.path.join(args.out_dir, 'history.json')
     plot_curves(history, names, png)

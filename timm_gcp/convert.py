@@ -337,7 +337,7 @@ def convert_checkpoint(
         weights_from=weights_from,
         model_name=model_name,
         pretrained_tag=model.pretrained_cfg.get('tag'),
-        model_args={k: v for k, v in model._model_args.items()},
+        model_args=dict(model._model_args),
         num_params=sum(p.numel() for p in model.parameters()),
         reduction=reduction,
         mapped=mapped,

@@ -14,6 +14,7 @@ message); `save_checkpoint(..., crc_check=True)` appends b'crc_num' and a 10-byt
 everything before it. Encrypted checkpoints are not readable without their key and are refused.
 """
 import binascii
+import math
 from pathlib import Path
 from typing import Dict, List, Tuple, Union
 
@@ -121,13 +122,14 @@ def _read_values(data: memoryview) -> List[Tuple[str, List[int], str, memoryview
     return values
 
 
-def _split_crc(data: bytes) -> Tuple[bytes, bool]:
+def _strip_crc(data: bytes) -> bytes:
+    """The checkpoint without its CRC trailer, checked; files saved without one are returned as they are."""
     if len(data) >= 17 and data[-17:-10] == _CRC_MARK:
         body = data[:-17]
         if binascii.crc32(body) != int.from_bytes(data[-10:], 'big'):
             raise ValueError('CRC32 check failed: the file is damaged')
-        return body, True
-    return data, False
+        return body
+    return data
 
 
 def load_mindspore_checkpoint(path: Union[str, Path]) -> Dict[str, Union[torch.Tensor, str]]:
@@ -138,7 +140,7 @@ def load_mindspore_checkpoint(path: Union[str, Path]) -> Dict[str, Union[torch.T
     """
     path = Path(path)
     try:
-        body, _ = _split_crc(path.read_bytes())
+        body = _strip_crc(path.read_bytes())
         if not body:
             raise ValueError('the file is empty')
         entries = _read_values(memoryview(body))
@@ -169,10 +171,7 @@ def load_mindspore_checkpoint(path: Union[str, Path]) -> Dict[str, Union[torch.T
         if dtype not in _DTYPES:
             raise MindSporeCheckpointError(f'{path}: {tag!r} has unsupported tensor type {dtype!r}')
         torch_dtype = _DTYPES[dtype]
-        numel = 1
-        for d in dims:
-            numel *= d
-        itemsize = torch.empty((), dtype=torch_dtype).element_size()
+        numel, itemsize = math.prod(dims), torch_dtype.itemsize
         if len(data) != numel * itemsize:
             raise MindSporeCheckpointError(
                 f'{path}: {tag!r} holds {len(data)} bytes, but shape {tuple(dims)} of {dtype} needs '

@@ -15,8 +15,8 @@ from typing import List, Optional, Tuple
 
 import timm
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
+from .benchmark import count_flops
 from .models.gcp_resnet import TAG_MODEL_ARGS, GCPResNet
 from .results import PAPERS, PUBLISHED_RESULTS, SOURCES
 
@@ -57,8 +57,7 @@ def model_stats(arch: str) -> ModelStats:
     """
     model = timm.create_model(arch, device='meta').eval()
     in_chans, height, width = model.pretrained_cfg['input_size']
-    with FlopCounterMode(display=False) as counter:
-        model(torch.empty(1, in_chans, height, width, device='meta'))
+    flops = count_flops(model, torch.empty(1, in_chans, height, width, device='meta'))
     channels = reductions = None
     if isinstance(model, GCPResNet):
         channels = tuple(f['num_chs'] for f in model.feature_info)
@@ -66,7 +65,7 @@ def model_stats(arch: str) -> ModelStats:
     head = getattr(model, 'head', None)
     return ModelStats(
         params=sum(p.numel() for p in model.parameters()),
-        gmacs=counter.get_total_flops() / 2e9,
+        gmacs=flops / 2e9,
         image_size=(height, width),
         num_features=model.num_features,
         feature_size=model.head_hidden_size,
@@ -127,8 +126,11 @@ def render_card(name: str) -> str:
     height, width = stats.image_size
     top5 = f', top-5 {result.top5:.2f} %' if result.top5 is not None else ''
     note = f'\n\nNote: {result.note}.' if result.note else ''
-    features = ''
+    features = unpooled = ''
     if stats.feature_channels is not None:
+        pool_h, pool_w = cfg.pool_size
+        unpooled = (f'\n    feature_map = model.forward_features(transforms(img).unsqueeze(0))  '
+                    f'# (1, {stats.num_features}, {pool_h}, {pool_w})')
         shapes = ', '.join(f'(1, {c}, {height // r}, {width // r})'
                            for c, r in zip(stats.feature_channels, stats.feature_reductions))
         features = f'''
@@ -149,11 +151,6 @@ for f in feature_maps:
     print(f.shape)  # {shapes}
 ```
 '''
-    unpooled = ''
-    if stats.feature_channels is not None:
-        pool_h, pool_w = cfg.pool_size
-        unpooled = (f'\n    feature_map = model.forward_features(transforms(img).unsqueeze(0))  '
-                    f'# (1, {stats.num_features}, {pool_h}, {pool_w})')
     citations = '\n'.join(PAPERS[key]['bibtex'] for key in papers)
     return f'''---
 tags:

@@ -176,6 +176,13 @@ class DenseTokenEmbed(nn.Module):
         return x
 
 
+def _check_global_pool(global_pool: str, num_classes: int) -> None:
+    if global_pool not in GCP_VIT_POOLS:
+        raise ValueError(f'unknown global_pool {global_pool!r}, expected one of {GCP_VIT_POOLS}')
+    if not global_pool and num_classes > 0:
+        raise ValueError("global_pool='' returns the unpooled tokens and needs num_classes=0")
+
+
 class GCPVisionTransformer(VisionTransformer):
     """timm's VisionTransformer with a token GCP head: class-token and covariance-pooled patch-token classifiers.
 
@@ -227,10 +234,7 @@ class GCPVisionTransformer(VisionTransformer):
             gcp_token_drop: 'crosscov' token dropout rate in training (default 0).
             gcp_drop: Dropout on the pooled matrix entries in training.
         """
-        if global_pool not in GCP_VIT_POOLS:
-            raise ValueError(f'unknown global_pool {global_pool!r}, expected one of {GCP_VIT_POOLS}')
-        if not global_pool and num_classes > 0:
-            raise ValueError("global_pool='' returns the unpooled tokens and needs num_classes=0")
+        _check_global_pool(global_pool, num_classes)
         if pos_embed not in POS_EMBED_TYPES:
             raise ValueError(f'unknown pos_embed {pos_embed!r}, expected one of {POS_EMBED_TYPES}')
         if not kwargs.get('class_token', True):
@@ -308,11 +312,8 @@ class GCPVisionTransformer(VisionTransformer):
         The GCP pooling keeps its weights (and frozen state); after `prune_intermediate_layers`
         removed the head, `global_pool='gcp'` builds a new one.
         """
-        if global_pool is not None and global_pool not in GCP_VIT_POOLS:
-            raise ValueError(f'unknown global_pool {global_pool!r}, expected one of {GCP_VIT_POOLS}')
         pool = self.global_pool if global_pool is None else global_pool
-        if not pool and num_classes > 0:
-            raise ValueError("global_pool='' returns the unpooled tokens and needs num_classes=0")
+        _check_global_pool(pool, num_classes)
         dd = get_device_dtype(self)
         self.global_pool = pool
         self.num_classes = num_classes
@@ -453,7 +454,7 @@ def checkpoint_filter_fn(state_dict: Dict[str, Any], model: GCPVisionTransformer
     out = vit_checkpoint_filter_fn(out, model)
     if not has_gcp_head:
         _logger.info('Checkpoint has no GCP head: the head keeps its new initialization.')
-        out.update({k: v for k, v in model.state_dict().items() if k.startswith('head.')})
+        out.update(model.head.state_dict(prefix='head.'))
     return out
 
 

@@ -1,4 +1,4 @@
-"""State dicts in the layouts of the authors' PyTorch checkpoints, built from a timm_gcp ResNet's.
+"""State dicts in the layouts of the authors' PyTorch checkpoints, built from a timm_gcp model's.
 
 Shared by the loading tests (pretrained cfg with a file) and the conversion tests (`timm-gcp convert`).
 """
@@ -46,6 +46,12 @@ def module_prefixed(sd: StateDict) -> Dict[str, Any]:
     """A CVPR'20 / DropCov training checkpoint: the plain layout under DataParallel's `module.`."""
     return {'epoch': 100, 'arch': 'resnet50_ACD', 'state_dict': {'module.' + k: v for k, v in fmpn_plain(sd).items()},
             'best_acc1': torch.tensor(78.0), 'optimizer': {'state': {}, 'param_groups': []}}
+
+
+def vit_original(sd: StateDict) -> StateDict:
+    """The SoT / DropCov-ViT layout: `visual_tokens.tokens` tokenizer, `classifier` head (tensors cloned)."""
+    renames = (('patch_embed.', 'visual_tokens.tokens.'), ('head.', 'classifier.'))
+    return {_rename(k, renames): v.clone() for k, v in sd.items()}
 
 
 def randomize_bn(model: nn.Module) -> nn.Module:

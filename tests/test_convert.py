@@ -22,7 +22,7 @@ from timm_gcp import cli
 from timm_gcp.convert import ConversionError, convert_checkpoint
 from timm_gcp.mindspore_ckpt import MindSporeCheckpointError, is_mindspore_checkpoint, load_mindspore_checkpoint
 
-from original_layouts import fmpn_plain, fmpn_training, module_prefixed, randomize_bn
+from original_layouts import fmpn_plain, fmpn_training, module_prefixed, randomize_bn, vit_original
 
 FIXTURES = Path(__file__).parent / 'fixtures' / 'mindspore'
 MS_SPECS = json.loads((FIXTURES / 'fixtures.json').read_text())['fixtures']
@@ -306,23 +306,12 @@ def test_pytorch_checkpoint_refused_for_mindspore_tag(tmp_path):
     _assert_nothing_written(tmp_path / 'out')
 
 
-def _vit_original_layout(sd):
-    out = {}
-    for k, v in sd.items():
-        if k.startswith('patch_embed.'):
-            k = 'visual_tokens.tokens.' + k[len('patch_embed.'):]
-        elif k.startswith('head.'):
-            k = 'classifier.' + k[len('head.'):]
-        out[k] = v.clone()
-    return out
-
-
 @pytest.mark.parametrize('prefer_ema', [True, False])
 def test_dropcov_vit_checkpoint_prefers_ema(tmp_path, prefer_ema):
     """The authors' timm CheckpointSaver files: EMA weights by default, 'state_dict' with --no-ema."""
     torch.manual_seed(0)
     source = timm.create_model('vit_dropcov_small', depth=1, num_classes=10).eval()
-    ema = _vit_original_layout(source.state_dict())
+    ema = vit_original(source.state_dict())
     raw = {k: v + 0.5 if v.is_floating_point() else v for k, v in ema.items()}
     path = tmp_path / 'checkpoint.pth.tar'
     torch.save({'epoch': 309, 'arch': 'Deit_drop_Small', 'state_dict': raw, 'state_dict_ema': ema,

@@ -18,6 +18,8 @@ from timm_gcp.layers import (
 from timm_gcp.layers import token_heads
 from timm_gcp.models.gcp_vit import GCPVisionTransformer, checkpoint_filter_fn, sinusoid_pos_embed
 
+from original_layouts import vit_original
+
 VIT_MODELS = sorted(timm.list_models(module='gcp_vit'))
 
 
@@ -367,15 +369,6 @@ def test_deit_gcp_sizes(size, dim, heads):
 
 # --- the original SoT / DropCov-ViT forward and checkpoints ----------------------------------------------
 
-def _to_original_layout(state_dict):
-    out = {}
-    for k, v in state_dict.items():
-        k = k.replace('patch_embed.', 'visual_tokens.tokens.', 1) if k.startswith('patch_embed.') else k
-        k = k.replace('head.', 'classifier.', 1) if k.startswith('head.') else k
-        out[k] = v.clone()
-    return out
-
-
 def _ref_original_forward(sd, x, num_heads, gcp_heads, r, chunks, svpn_norm):
     """The original SoT / DropCov-ViT eval forward, written with functional ops on an original-layout state dict."""
     p = 'visual_tokens.tokens.'
@@ -423,7 +416,7 @@ def _ref_original_forward(sd, x, num_heads, gcp_heads, r, chunks, svpn_norm):
 ])
 def test_original_checkpoint_loads_ema_and_matches_original_forward(name, num_heads, gcp_heads, r, chunks, svpn_norm):
     source = _randomize_(timm.create_model(name, depth=2, num_classes=10))
-    ema = _to_original_layout(source.state_dict())
+    ema = vit_original(source.state_dict())
     assert ema['classifier.representation.wr.weight'].shape == (chunks * gcp_heads * r, source.embed_dim)
     assert ema['visual_tokens.tokens.stage.0.denselayer1.conv1.weight'].shape == (32, 64, 1, 1)
     assert ema['visual_tokens.tokens.stage.5.norm.running_mean'].shape == (224,)

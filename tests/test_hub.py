@@ -5,11 +5,9 @@ HF_HUB_OFFLINE serves every published `arch.tag` through its registered `hf_hub_
 `test_model_load_pretrained` / `test_model_features_pretrained` run against it. Publishing runs with
 the Hub client replaced by a fake that records what would be uploaded.
 """
-import fnmatch
 import json
 import os
 import shutil
-import sys
 from pathlib import Path
 
 import huggingface_hub.constants
@@ -26,6 +24,9 @@ from timm_gcp.hub import HUB_FILES, export_for_hub
 from timm_gcp.model_cards import published_names, render_card
 from timm_gcp.publish import PublishError, publish
 
+from original_layouts import module_prefixed, randomize_bn
+from timm_sources import is_non_std
+
 pytestmark = pytest.mark.filterwarnings('ignore::pytest.PytestUnknownMarkWarning')  # timm's test module's marks
 
 REPO = Path(__file__).resolve().parents[1]
@@ -35,14 +36,7 @@ EXPORTED = ('resnet18_isqrt.tpami_in1k', 'resnet50_isqrt.tpami_in1k')
 
 
 def _random_model(name: str, **kwargs) -> nn.Module:
-    torch.manual_seed(0)
-    model = timm.create_model(name, **kwargs)
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.running_mean.uniform_(-0.1, 0.1)
-            m.running_var.uniform_(0.5, 1.5)
-            m.bias.data.uniform_(-0.1, 0.1)
-    return model.eval()
+    return randomize_bn(timm.create_model(name, **kwargs))
 
 
 def _add_to_cache(cache: Path, repo_id: str, files: dict) -> None:
@@ -180,20 +174,6 @@ def test_missing_cache_entry_fails_offline(offline):
         timm.create_model('hf-hub:timm-gcp/not_a_repo', pretrained=True)
 
 
-@pytest.fixture(scope='module')
-def timm_tm():
-    """timm's test_models as a module object (importing its functions by name would re-collect them)."""
-    tests_dir = Path(os.environ.get('TIMM_TESTS_DIR', REPO / '.cache' / f'timm-tests-{timm.__version__}'))
-    if not (tests_dir / 'test_models.py').is_file():
-        raise FileNotFoundError(f"timm's test suite is not at {tests_dir}: run tools/fetch_timm_tests.sh")
-    sys.path.insert(0, str(tests_dir))
-    try:
-        import test_models
-    finally:
-        sys.path.pop(0)
-    return test_models
-
-
 def _features_tags():
     """timm's features test skips its non-standard names; once per architecture, and every tag with settings."""
     from timm_gcp.models.gcp_resnet import TAG_MODEL_ARGS
@@ -209,7 +189,7 @@ def _features_tags():
 @pytest.mark.parametrize('name', published_names())
 def test_timm_load_pretrained(offline, timm_tm, name):
     timm_tm.test_model_load_pretrained(name, 1)
-    if name in _features_tags() and not any(fnmatch.fnmatch(name, f) for f in timm_tm.NON_STD_FILTERS):
+    if name in _features_tags() and not is_non_std(timm_tm, name):
         timm_tm.test_model_features_pretrained(name, 1)
 
 
@@ -246,13 +226,7 @@ def converted_r18(tmp_path_factory):
     root = tmp_path_factory.mktemp('publish')
     source = _random_model('resnet18_isqrt.tpami_in1k')
     checkpoint = root / 'original.pth.tar'
-    renames = (('head.reduce.conv.', 'layer_reduce.'), ('head.reduce.bn.', 'layer_reduce_bn.'), ('head.fc.', 'fc.'))
-    original = {}
-    for k, v in source.state_dict().items():
-        for old, new in renames:
-            k = new + k[len(old):] if k.startswith(old) else k
-        original['module.' + k] = v
-    torch.save({'epoch': 100, 'state_dict': original}, checkpoint)
+    torch.save(module_prefixed(source.state_dict()), checkpoint)
     settings = dict(bn_eps=1e-4, stem_bn_eps=1e-5, down_bn_eps=1e-5)
     convert_checkpoint(checkpoint, 'resnet18_isqrt.tpami_in1k', root / 'converted', model_kwargs=settings)
     return root / 'converted', source

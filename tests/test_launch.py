@@ -18,10 +18,12 @@ from PIL import Image
 
 from timm_gcp import launch
 
+from image_folder import write_image_folder
+from timm_sources import SCRIPTS_DIR, needs_scripts
+
 REPO = Path(__file__).resolve().parents[1]
 TRAIN_SH = REPO / 'train_scripts' / 'train.sh'
 VALIDATE_SH = REPO / 'train_scripts' / 'validate.sh'
-SCRIPTS_DIR = os.environ.get('TIMM_SCRIPTS_DIR', '')
 
 # a train.py look-alike: records what it ran with, then exits with --exit-code or raises on --fail
 STUB = '''
@@ -304,26 +306,13 @@ def test_validate_sh_takes_the_model_from_a_recipe(tmp_path, data):
 # timm's real scripts: TIMM_SCRIPTS_DIR must hold train.py and validate.py (copied out of a clone of
 # pytorch-image-models, or the clone itself: the launcher imports the installed timm first)
 
-needs_scripts = pytest.mark.skipif(
-    not (SCRIPTS_DIR and os.path.isfile(os.path.join(SCRIPTS_DIR, 'train.py'))),
-    reason="TIMM_SCRIPTS_DIR does not point at a folder with timm's train.py and validate.py "
-           "(they are not on PyPI; copy them out of a clone of huggingface/pytorch-image-models)")
-
 TINY = ['--model-kwargs', 'gcp_dim=16', '--num-classes', '2', '--img-size', '32', '--device', 'cpu',
         '--workers', '0']
 
 
 @pytest.fixture(scope='module')
 def image_folder(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp('imagefolder')
-    rng = np.random.default_rng(0)
-    for split in ('train', 'validation'):
-        for label, low in (('dark', 0), ('bright', 190)):
-            (root / split / label).mkdir(parents=True)
-            for i in range(8):
-                pixels = rng.integers(low, low + 65, (40, 40, 3), dtype=np.uint8)
-                Image.fromarray(pixels).save(root / split / label / f'{i}.png')
-    return root
+    return write_image_folder(tmp_path_factory.mktemp('imagefolder'), per_class=8)
 
 
 def _run(cmd: List[str], cwd: Path, **env: str) -> subprocess.CompletedProcess:

@@ -7,27 +7,21 @@ set, against train.py's own parser, and the learning-rate schedule each recipe g
 import math
 import os
 from pathlib import Path
-from typing import Dict
 
 import pytest
 import timm
 import torch
-import yaml
 from timm.models import get_arch_pretrained_cfgs, split_model_name_tag
 
 import timm_gcp  # noqa: F401  (registers the models)
-from timm_gcp.launch import TRAIN_ARGS, script_parsers
+from timm_gcp.launch import TRAIN_ARGS, load_config, script_parsers
+
+from timm_sources import SCRIPTS_DIR, needs_scripts
 
 RECIPES_DIR = Path(__file__).resolve().parents[1] / 'train_scripts'
 RECIPES = sorted(RECIPES_DIR.glob('*.yaml'))
 RESNETS = set(timm.list_models(module='gcp_resnet'))
 VITS = set(timm.list_models(module='gcp_vit'))
-SCRIPTS_DIR = os.environ.get('TIMM_SCRIPTS_DIR', '')
-
-
-def _load(path: Path) -> Dict:
-    with open(path) as f:
-        return yaml.safe_load(f)
 
 
 def _ids(paths):
@@ -41,7 +35,7 @@ def test_every_gcp_model_has_a_recipe():
 
 @pytest.mark.parametrize('path', RECIPES, ids=_ids(RECIPES))
 def test_recipe_names_its_model_and_uses_train_py_keys(path):
-    cfg = _load(path)
+    cfg = load_config(path)
     arch, tag = split_model_name_tag(path.stem)
     assert cfg['model'] == arch
     if tag:
@@ -56,7 +50,7 @@ def test_recipe_names_its_model_and_uses_train_py_keys(path):
                          ids=_ids(p for p in RECIPES if p.stem.startswith('resnet')))
 def test_cnn_recipes(path):
     """SGD momentum 0.9 (no Nesterov), no warm-up, weight decay 1e-4, plain crop + flip; LS 0.1 for TPAMI'23 only."""
-    cfg = _load(path)
+    cfg = load_config(path)
     tag = split_model_name_tag(path.stem)[1]
     assert cfg['opt'] == 'momentum' and cfg['momentum'] == 0.9 and cfg['weight_decay'] == 1e-4
     assert cfg['warmup_epochs'] == 0 and cfg['color_jitter'] == 0.0 and cfg['train_interpolation'] == 'bilinear'
@@ -82,7 +76,7 @@ def test_cnn_recipes(path):
                          ids=_ids(p for p in RECIPES if not p.stem.startswith('resnet')))
 def test_vit_recipes(path):
     """DeiT's recipe: AdamW, 1e-3 at batch 1024, cosine, 5 warm-up epochs, 300 (+10) epochs, RandAugment, EMA."""
-    cfg = _load(path)
+    cfg = load_config(path)
     assert cfg['opt'] == 'adamw' and (cfg['lr_base'], cfg['lr_base_size']) == (1e-3, 1024)
     assert (cfg['sched'], cfg['warmup_epochs'], cfg['epochs'], cfg['cooldown_epochs']) == ('cosine', 5, 300, 10)
     assert (cfg['warmup_lr'], cfg['min_lr']) == (1e-6, 1e-5)
@@ -93,17 +87,11 @@ def test_vit_recipes(path):
     assert cfg['weight_decay'] == expected_wd
 
 
-needs_scripts = pytest.mark.skipif(
-    not (SCRIPTS_DIR and os.path.isfile(os.path.join(SCRIPTS_DIR, 'train.py'))),
-    reason="TIMM_SCRIPTS_DIR does not point at a folder with timm's train.py (not on PyPI; copy it out of a "
-           "clone of huggingface/pytorch-image-models)")
-
-
 def _train_args(path: Path):
     """train.py's parsed arguments for `--config path --data-dir /data`, from its own parser."""
     parser, _ = script_parsers(os.path.join(SCRIPTS_DIR, 'train.py'))
     assert parser is not None
-    cfg = _load(path)
+    cfg = load_config(path)
     assert set(cfg) <= {a.dest for a in parser._actions}
     parser.set_defaults(**cfg)
     return parser.parse_args(['--data-dir', '/data'])

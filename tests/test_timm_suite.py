@@ -6,7 +6,6 @@ that timm selects only for its own modules (forward_intermediates, pruning) are 
 `tools/fetch_timm_tests.sh` puts the suite in `.cache/` (or point TIMM_TESTS_DIR at a copy).
 The pretrained-weight tests run in tests/test_hub.py against a local Hub cache.
 """
-import fnmatch
 import os
 import subprocess
 import sys
@@ -19,6 +18,8 @@ import timm
 
 import timm_gcp  # noqa: F401  (registers the models)
 
+from timm_sources import is_non_std, timm_tests_dir
+
 REPO = Path(__file__).resolve().parents[1]
 GCP_MODULES = ('gcp_resnet', 'gcp_vit')
 MODELS = sorted(name for module in GCP_MODULES for name in timm.list_models(module=module))
@@ -28,29 +29,10 @@ CORE_TESTS = {'test_model_forward', 'test_model_backward', 'test_model_forward_f
 STD_TESTS = {'test_model_forward_features'}
 
 
-def _timm_tests_dir() -> Path:
-    path = Path(os.environ.get('TIMM_TESTS_DIR', REPO / '.cache' / f'timm-tests-{timm.__version__}'))
-    if not (path / 'test_models.py').is_file():
-        raise FileNotFoundError(
-            f"timm's test suite is not at {path}: run tools/fetch_timm_tests.sh (or set TIMM_TESTS_DIR)")
-    return path
-
-
-@pytest.fixture(scope='module')
-def timm_tm():
-    """timm's test_models as a module object (importing its functions by name would re-collect them)."""
-    sys.path.insert(0, str(_timm_tests_dir()))
-    try:
-        import test_models
-    finally:
-        sys.path.pop(0)
-    return test_models
-
-
 @pytest.fixture(scope='session')
 def suite_results(tmp_path_factory):
     """Run timm's test_models.py on our models once; results per model name: {test id: outcome}."""
-    tests_dir = _timm_tests_dir()
+    tests_dir = timm_tests_dir()
     report = tmp_path_factory.mktemp('timm_suite') / 'junit.xml'
     selection = '(' + ' or '.join(MODELS) + ') and not pretrained'
     env = {k: v for k, v in os.environ.items() if k != 'GITHUB_ACTIONS'}
@@ -84,7 +66,7 @@ def test_timm_model_suite(suite_results, timm_tm, model_name):
     failed = {k: v for k, v in results.items() if not v.startswith(('passed', 'skipped'))}
     assert not failed, failed
     ran = {test_id.split('[')[0] for test_id, outcome in results.items() if outcome == 'passed'}
-    non_std = any(fnmatch.fnmatch(model_name, f) for f in timm_tm.NON_STD_FILTERS)
+    non_std = is_non_std(timm_tm, model_name)
     expected = CORE_TESTS if non_std else CORE_TESTS | STD_TESTS
     assert expected <= ran, f'timm tests that did not run for {model_name}: {expected - ran}'
     assert any(t.startswith('test_model_default_cfgs') for t in ran), 'no cfg test ran'

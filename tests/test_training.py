@@ -16,7 +16,6 @@ import timm
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-from PIL import Image
 from timm.data import create_dataset, create_loader, resolve_data_config
 from timm.optim import create_optimizer_v2
 from timm.scheduler import create_scheduler_v2
@@ -25,21 +24,10 @@ from timm.utils import CheckpointSaver, distribute_bn
 
 import timm_gcp  # noqa: F401  (registers the models)
 
+from image_folder import write_image_folder
+
 IMG_SIZE = 32
 MODEL_KWARGS = dict(num_classes=2, gcp_dim=16)
-
-
-def write_image_folder(root: Path, per_class: int = 24, size: int = 40, seed: int = 0) -> Path:
-    """A two-class ImageFolder (train/ and validation/): dark noisy images vs bright noisy images."""
-    rng = np.random.default_rng(seed)
-    for split in ('train', 'validation'):
-        for label, low in (('dark', 0), ('bright', 190)):
-            folder = root / split / label
-            folder.mkdir(parents=True)
-            for i in range(per_class):
-                pixels = rng.integers(low, low + 65, (size, size, 3), dtype=np.uint8)
-                Image.fromarray(pixels).save(folder / f'{i}.png')
-    return root
 
 
 def _loader(root: Path, model: torch.nn.Module, split: str, is_training: bool):

@@ -1,0 +1,10 @@
+"""Fixtures shared by several test modules."""
+import pytest
+
+from timm_sources import load_timm_test_models
+
+
+@pytest.fixture(scope='session')
+def timm_tm():
+    """timm's own tests/test_models.py as a module object."""
+    return load_timm_test_models()

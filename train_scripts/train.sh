@@ -11,20 +11,10 @@
 # --batch-size (recipe's global batch / NUM_GPUS) or --grad-accum-steps to keep the recipe's batch.
 set -euo pipefail
 
-if [ $# -lt 3 ]; then
-    echo "usage: TIMM_SCRIPTS_DIR=/path/to/pytorch-image-models $0 NUM_GPUS CONFIG.yaml DATA_DIR [train.py args...]" >&2
-    exit 2
-fi
-if [ -z "${TIMM_SCRIPTS_DIR:-}" ]; then
-    echo "train.sh: TIMM_SCRIPTS_DIR is not set: point it at a folder holding timm's train.py (timm's scripts" \
-         "are not on PyPI: git clone https://github.com/huggingface/pytorch-image-models)" >&2
-    exit 2
-fi
+source "$(dirname "$0")/wrapper_checks.sh"
+check_wrapper_args train.py 'NUM_GPUS CONFIG.yaml DATA_DIR [train.py args...]' "$@"
 num_gpus=$1 config=$2 data_dir=$3
 shift 3
-case $num_gpus in
-    '' | *[!0-9]* | 0) echo "train.sh: NUM_GPUS must be a positive integer, got '$num_gpus'" >&2; exit 2 ;;
-esac
 python=${PYTHON:-python}
 script=$TIMM_SCRIPTS_DIR/train.py
 

@@ -12,29 +12,22 @@
 #       --checkpoint output/train/RUN/model_best.pth.tar --use-ema
 set -euo pipefail
 
-if [ $# -lt 3 ]; then
-    echo "usage: TIMM_SCRIPTS_DIR=/path/to/pytorch-image-models $0 NUM_GPUS MODEL|CONFIG.yaml DATA_DIR" \
-         "[validate.py args...]" >&2
-    exit 2
-fi
-if [ -z "${TIMM_SCRIPTS_DIR:-}" ]; then
-    echo "validate.sh: TIMM_SCRIPTS_DIR is not set: point it at a folder holding timm's validate.py (timm's" \
-         "scripts are not on PyPI: git clone https://github.com/huggingface/pytorch-image-models)" >&2
-    exit 2
-fi
+source "$(dirname "$0")/wrapper_checks.sh"
+check_wrapper_args validate.py 'NUM_GPUS MODEL|CONFIG.yaml DATA_DIR [validate.py args...]' "$@"
 num_gpus=$1 model=$2 data_dir=$3
 shift 3
-case $num_gpus in
-    '' | *[!0-9]* | 0) echo "validate.sh: NUM_GPUS must be a positive integer, got '$num_gpus'" >&2; exit 2 ;;
-esac
 python=${PYTHON:-python}
 
 case $model in
     *.yaml | *.yml)
         config=$model
-        if [ ! -f "$config" ]; then echo "validate.sh: config file '$config' not found" >&2; exit 2; fi
-        model=$("$python" -c 'import sys, yaml; print((yaml.safe_load(open(sys.argv[1])) or {}).get("model", ""))' \
-            "$config")
+        # the launcher's reader: a missing file, invalid YAML or a non-mapping is named, not a traceback
+        model=$("$python" -c 'import sys
+from timm_gcp.launch import LaunchError, load_config
+try:
+    print(load_config(sys.argv[1]).get("model") or "")
+except LaunchError as e:
+    sys.exit(f"validate.sh: {e}")' "$config") || exit 2
         if [ -z "$model" ]; then echo "validate.sh: config file '$config' names no model" >&2; exit 2; fi ;;
 esac
 exec "$python" -m timm_gcp.launch "$TIMM_SCRIPTS_DIR/validate.py" --model "$model" --data-dir "$data_dir" \

@@ -329,13 +329,14 @@ class GCPVisionTransformer(VisionTransformer):
             img_size: Optional[Tuple[int, int]] = None,
             patch_size: Optional[Tuple[int, int]] = None,
     ) -> None:
+        if self.pos_embed_type != 'sinusoid':
+            super().set_input_size(img_size=img_size, patch_size=patch_size)
+            return
+        # the parent would resample the table (into a Parameter); a fixed table is rebuilt for the new grid
+        old = self.pos_embed
+        self.pos_embed = None
         super().set_input_size(img_size=img_size, patch_size=patch_size)
-        if self.pos_embed_type == 'sinusoid':
-            # the parent resamples (and makes a Parameter of) a learned embedding; this table is rebuilt
-            old = self.pos_embed
-            del self.pos_embed
-            self.register_buffer('pos_embed', sinusoid_pos_embed(
-                self._num_pos_tokens(), self.embed_dim, device=old.device, dtype=old.dtype))
+        self.pos_embed = sinusoid_pos_embed(self._num_pos_tokens(), self.embed_dim, device=old.device, dtype=old.dtype)
 
     def _split_tokens(self, x: torch.Tensor) -> List[torch.Tensor]:
         return [x[:, :self.num_prefix_tokens], x[:, self.num_prefix_tokens:]]

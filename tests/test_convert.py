@@ -238,7 +238,8 @@ def test_pad_same_max_pool_pads_with_minus_inf_and_odd_sizes_pad_evenly():
     model = timm.create_model('resnet50_isqrt', pad_type='same', device='meta')
     x = -torch.rand(1, 2, 8, 8) - 1.0  # all negative: zero padding would show up as zeros
     torch.testing.assert_close(model.maxpool.to('cpu')(x), F.max_pool2d(F.pad(x, (0, 1, 0, 1), value=-math.inf), 3, 2))
-    conv = timm.create_model('resnet50_isqrt', pad_type='same').conv1
+    conv = timm.create_model('resnet50_isqrt', pad_type='same', layers=(1, 1, 1, 1), channels=(8, 8, 16, 32),
+                             gcp_dim=8).conv1
     odd = torch.randn(1, 3, 63, 63)  # TF pads 6 = (3, 3) here, as PyTorch's padding=3 does
     torch.testing.assert_close(conv(odd), F.conv2d(odd, conv.weight, stride=2, padding=3))
     with pytest.raises(ValueError, match="unknown pad_type 'valid'"):

@@ -5,6 +5,14 @@ from typing import ContextManager
 import torch
 
 
+def check_int(value: int, name: str, minimum: int) -> None:
+    """Raise a TypeError unless `value` is an int (not a bool), a ValueError if it is below `minimum`."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f'{name} must be an int, got {type(value).__name__}')
+    if value < minimum:
+        raise ValueError(f'{name} must be >= {minimum}, got {value}')
+
+
 def check_float(x: torch.Tensor, name: str) -> None:
     """Raise a TypeError unless `x` is a floating point tensor."""
     if not isinstance(x, torch.Tensor):

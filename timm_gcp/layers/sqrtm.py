@@ -18,7 +18,7 @@ from typing import Optional, Tuple
 import torch
 from torch import nn
 
-from ._checks import check_square, compute_dtype, no_autocast
+from ._checks import check_int, check_square, compute_dtype, no_autocast
 
 
 def _trace(m: torch.Tensor) -> torch.Tensor:
@@ -110,13 +110,6 @@ def _isqrt(cov: torch.Tensor, iters: int, eps: float) -> torch.Tensor:
     return _newton_schulz(a, iters) * scale
 
 
-def _check_iters(iters: int) -> None:
-    if isinstance(iters, bool) or not isinstance(iters, int):
-        raise TypeError(f'iters must be an int, got {type(iters).__name__}')
-    if iters < 1:
-        raise ValueError(f'iters must be >= 1, got {iters}')
-
-
 def isqrt(
         cov: torch.Tensor,
         iters: int = 5,
@@ -134,7 +127,7 @@ def isqrt(
     about 15 to 20, and on GPUs batched products always win.
     """
     check_square(cov, 'cov')
-    _check_iters(iters)
+    check_int(iters, 'iters', 1)
     if eig_backward is None:
         eig_backward = cov.device.type == 'cpu' and iters >= 5
     with no_autocast(cov):
@@ -150,7 +143,7 @@ class ISqrt(nn.Module):
 
     def __init__(self, iters: int = 5, eps: float = 1e-5) -> None:
         super().__init__()
-        _check_iters(iters)
+        check_int(iters, 'iters', 1)
         self.iters = iters
         self.eps = eps
 

@@ -23,18 +23,11 @@ import torch.nn.functional as F
 from torch import nn
 from timm.layers import get_device_dtype, register_notrace_function, register_notrace_module
 
-from ._checks import check_float, check_rank, check_square, compute_dtype, no_autocast
+from ._checks import check_float, check_int, check_rank, check_square, compute_dtype, no_autocast
 from .head import GCP_NORMS, GCPHead
 
 TOKEN_POOLS = ('cov', 'crosscov')
 CROSSCOV_NORMS = ('svpn', 'none')
-
-
-def _check_int(value: int, name: str, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f'{name} must be an int, got {type(value).__name__}')
-    if value < minimum:
-        raise ValueError(f'{name} must be >= {minimum}, got {value}')
 
 
 def _check_rate(value: float, name: str) -> None:
@@ -169,9 +162,9 @@ class MultiHeadCrossCovPool(nn.Module):
         """
         super().__init__()
         dd = {'device': device, 'dtype': dtype}
-        _check_int(in_chs, 'in_chs', 1)
-        _check_int(num_heads, 'num_heads', 1)
-        _check_int(dim, 'dim', 1)
+        check_int(in_chs, 'in_chs', 1)
+        check_int(num_heads, 'num_heads', 1)
+        check_int(dim, 'dim', 1)
         if qk_chunks not in (2, 3):
             raise ValueError(f'qk_chunks must be 2 (Q, K) or 3 (Q, K, unused), got {qk_chunks!r}')
         if norm not in CROSSCOV_NORMS:
@@ -227,7 +220,7 @@ class TokenCovPool(GCPHead):
             device=None,
             dtype=None,
     ) -> None:
-        _check_int(dim, 'dim', 2)
+        check_int(dim, 'dim', 2)
         super().__init__(in_chs, num_classes=0, dim=dim, norm=norm, iters=iters, drop_rate=drop, device=device, dtype=dtype)
         self.out_dim = dim * (dim + 1) // 2
 
@@ -291,7 +284,7 @@ class TokenGCPHead(nn.Module):
         """
         super().__init__()
         dd = {'device': device, 'dtype': dtype}
-        _check_int(in_chs, 'in_chs', 1)
+        check_int(in_chs, 'in_chs', 1)
         if pool not in TOKEN_POOLS:
             raise ValueError(f'unknown token pooling {pool!r}, expected one of {TOKEN_POOLS}')
         _check_rate(drop, 'drop')

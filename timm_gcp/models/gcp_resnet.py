@@ -40,6 +40,7 @@ from timm.models import PretrainedCfg, build_model_with_cfg, generate_default_cf
 from timm.models.resnet import BasicBlock, Bottleneck, ResNet
 
 from ..layers import GCPHead
+from ._origins import DROPCOV_WEIGHTS
 
 __all__ = ['GCPResNet', 'checkpoint_filter_fn', 'TAG_MODEL_ARGS', 'MINDSPORE_MODEL_ARGS']
 
@@ -352,10 +353,6 @@ _GCPO = dict(
     license='unknown', origin_url='https://github.com/ZhangLi-CS/GCP_Optimization', paper_ids='arXiv:2003.11241',
     paper_name='What Deep CNNs Benefit from Global Covariance Pooling: An Optimization Perspective',
 )
-_DC = dict(
-    license='unknown', origin_url='https://github.com/mingzeG/DropCov',
-    paper_name='DropCov: A Simple yet Effective Method for Improving Deep Architectures',
-)
 _TPAMI = dict(
     license='unknown', origin_url='https://github.com/Terror03/GCP-OPT',
     paper_name='Towards a Deeper Understanding of Global Covariance Pooling in Deep Learning: '
@@ -396,11 +393,11 @@ default_cfgs = generate_default_cfgs({
 
     # DropCov, 128-d reduction: NeurIPS'22 PyTorch models and the TPAMI'23 MindSpore models
     'resnet18_dropcov.tpami_in1k': _hub('resnet18_dropcov.tpami_in1k', **_TPAMI_DC),
-    'resnet34_dropcov.dc_in1k': _hub('resnet34_dropcov.dc_in1k', **_DC),
+    'resnet34_dropcov.dc_in1k': _hub('resnet34_dropcov.dc_in1k', **DROPCOV_WEIGHTS),
     'resnet34_dropcov.tpami_in1k': _hub('resnet34_dropcov.tpami_in1k', **_TPAMI_DC),
-    'resnet50_dropcov.dc_in1k': _hub('resnet50_dropcov.dc_in1k', **_DC),
+    'resnet50_dropcov.dc_in1k': _hub('resnet50_dropcov.dc_in1k', **DROPCOV_WEIGHTS),
     'resnet50_dropcov.tpami_in1k': _hub('resnet50_dropcov.tpami_in1k', **_TPAMI_DC),
-    'resnet101_dropcov.dc_in1k': _hub('resnet101_dropcov.dc_in1k', **_DC),
+    'resnet101_dropcov.dc_in1k': _hub('resnet101_dropcov.dc_in1k', **DROPCOV_WEIGHTS),
     'resnet152_dropcov': _cfg(),
 
     # MPN-COV (exact matrix square root by eigen-decomposition); the published MatConvNet weights are a

@@ -48,6 +48,7 @@ from timm.models.vision_transformer import VisionTransformer
 from timm.models.vision_transformer import checkpoint_filter_fn as vit_checkpoint_filter_fn
 
 from ..layers import TokenGCPHead
+from ._origins import DROPCOV_PAPER, DROPCOV_WEIGHTS
 
 __all__ = ['GCPVisionTransformer', 'DenseTokenEmbed', 'sinusoid_pos_embed', 'checkpoint_filter_fn']
 
@@ -495,20 +496,15 @@ _SOT = dict(
     paper_ids='arXiv:2104.10935', origin_url='https://github.com/jiangtaoxie/SoT',
     paper_name='SoT: Delving Deeper into Classification Head for Transformer',
 )
-_DC_PAPER = dict(
-    paper_ids='https://openreview.net/forum?id=QLGuUwDx4S', origin_url='https://github.com/mingzeG/DropCov',
-    paper_name='DropCov: A Simple yet Effective Method for Improving Deep Architectures',
-)
-_DC = dict(_DC_PAPER, license='unknown')  # the DropCov repository and its weights carry no license
 
 default_cfgs = generate_default_cfgs({
     # timm's DeiT with GCP heads (no weights: start from timm's DeiT backbone weights, see the module docstring)
     'deit_tiny_patch16_224_isqrt': _cfg(**_SOVIT),
     'deit_small_patch16_224_isqrt': _cfg(**_SOVIT),
     'deit_base_patch16_224_isqrt': _cfg(**_SOVIT),
-    'deit_tiny_patch16_224_dropcov': _cfg(**_DC_PAPER),
-    'deit_small_patch16_224_dropcov': _cfg(**_DC_PAPER),
-    'deit_base_patch16_224_dropcov': _cfg(**_DC_PAPER),
+    'deit_tiny_patch16_224_dropcov': _cfg(**DROPCOV_PAPER),
+    'deit_small_patch16_224_dropcov': _cfg(**DROPCOV_PAPER),
+    'deit_base_patch16_224_dropcov': _cfg(**DROPCOV_PAPER),
 
     # SoT (no weights were released)
     'vit_sot_tiny': _dense_cfg(**_SOT),
@@ -516,8 +512,8 @@ default_cfgs = generate_default_cfgs({
     'vit_sot_base': _dense_cfg(**_SOT),
 
     # the published DropCov-ViT models (ImageNet-1k top-1 82.4 and 82.7 as published)
-    'vit_dropcov_small.dc_in1k': _dense_cfg(hf_hub_id='timm-gcp/vit_dropcov_small.dc_in1k', **_DC),
-    'vit_dropcov_t2t_14.dc_in1k': _dense_cfg(hf_hub_id='timm-gcp/vit_dropcov_t2t_14.dc_in1k', **_DC),
+    'vit_dropcov_small.dc_in1k': _dense_cfg(hf_hub_id='timm-gcp/vit_dropcov_small.dc_in1k', **DROPCOV_WEIGHTS),
+    'vit_dropcov_t2t_14.dc_in1k': _dense_cfg(hf_hub_id='timm-gcp/vit_dropcov_t2t_14.dc_in1k', **DROPCOV_WEIGHTS),
 })
 
 _ISQRT = dict(gcp_pool='cov', gcp_dim=128, gcp_norm='isqrt', gcp_iters=5)

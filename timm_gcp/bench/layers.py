@@ -1,0 +1,175 @@
+"""`timm-gcp bench-layers`: the GCP layers against the straightforward formulation, same process.
+
+The straightforward formulation is the one of the original fast-MPN-COV code: the covariance as
+X I_hat X^T with a dense N x N centring matrix, Newton-Schulz with its 3I matrices repeated per
+batch and plain autograd through every product, and the triangle index rebuilt on every call.
+Candidates are timed in interleaved rounds and the fastest round is kept (shared machines are
+noisy), so read the ratios. Memory is the number of B x C x C tensors saved for backward.
+"""
+import argparse
+import time
+from typing import Callable, Dict, List, Sequence, Tuple
+
+import torch
+
+from ..layers import covariance, isqrt, mpn, triu_vec
+
+
+def dense_centring_covariance(x: torch.Tensor) -> torch.Tensor:
+    """X I_hat X^T with I_hat = (I - 1 1^T / N) / N built per call and repeated per batch."""
+    b, c, h, w = x.shape
+    n = h * w
+    x = x.reshape(b, c, n)
+    dd = dict(device=x.device, dtype=x.dtype)
+    i_hat = (torch.eye(n, **dd) - torch.full((n, n), 1.0 / n, **dd)) / n
+    return x.bmm(i_hat.expand(b, n, n)).bmm(x.transpose(1, 2))
+
+
+def plain_newton_schulz(cov: torch.Tensor, iters: int) -> torch.Tensor:
+    """The original iSQRT forward (3I per batch, trace as 1/3 sum(A o 3I)), differentiated by autograd."""
+    b, c, _ = cov.shape
+    i3 = 3.0 * torch.eye(c, device=cov.device, dtype=cov.dtype).expand(b, c, c)
+    norm_a = (cov * i3).sum((1, 2)) / 3.0
+    a = cov / norm_a.view(b, 1, 1)
+    zy = 0.5 * (i3 - a)
+    if iters == 1:
+        return a.bmm(zy) * norm_a.sqrt().view(b, 1, 1)
+    y, z = a.bmm(zy), zy
+    for _ in range(iters - 2):
+        zy = 0.5 * (i3 - z.bmm(y))
+        y, z = y.bmm(zy), zy.bmm(z)
+    return 0.5 * y.bmm(i3 - z.bmm(y)) * norm_a.sqrt().view(b, 1, 1)
+
+
+def per_call_triu(m: torch.Tensor) -> torch.Tensor:
+    """Upper triangle with the index built by `nonzero()` on every call."""
+    c = m.shape[-1]
+    index = torch.ones(c, c, device=m.device).triu().flatten().nonzero().squeeze(1)
+    return m.flatten(1)[:, index]
+
+
+def naive_eigh_power(cov: torch.Tensor, power: float = 0.5) -> torch.Tensor:
+    """Sigma^p through torch.linalg.eigh and its autograd backward."""
+    evals, evecs = torch.linalg.eigh(cov)
+    return evecs @ torch.diag_embed(evals.clamp_min(0).pow(power)) @ evecs.transpose(1, 2)
+
+
+def saved_matrices(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, c: int) -> int:
+    """Number of distinct B x C x C tensors autograd saves for backward of `fn(x)`."""
+    size = x.shape[0] * c * c
+    storages = set()
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        if t.numel() == size:
+            storages.add(t.untyped_storage().data_ptr())
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        fn(x)
+    return len(storages)
+
+
+def _interleaved(fns: Dict[str, Callable[[], None]], rounds: int) -> Dict[str, float]:
+    best = {name: float('inf') for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            best[name] = min(best[name], time.perf_counter() - start)
+    return {name: t * 1e3 for name, t in best.items()}
+
+
+def _fwd_bwd(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> Callable[[], None]:
+    def run() -> None:
+        leaf = x.detach().requires_grad_(True)
+        out = fn(leaf)
+        out.backward(torch.ones_like(out))
+    return run
+
+
+def _fwd(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> Callable[[], None]:
+    def run() -> None:
+        with torch.no_grad():
+            fn(x)
+    return run
+
+
+def bench_config(b: int, c: int, n_side: int, rounds: int) -> List[Tuple[str, float, float, str]]:
+    """Rows (operation, ours ms, straightforward ms, note) for one B, C, N."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(b, c, n_side, n_side, generator=g).relu()
+    cov = covariance(x)
+
+    ops = {
+        'covariance': (covariance, dense_centring_covariance, x),
+        'isqrt3': (lambda m: isqrt(m, 3), lambda m: plain_newton_schulz(m, 3), cov),
+        'isqrt5': (lambda m: isqrt(m, 5), lambda m: plain_newton_schulz(m, 5), cov),
+        'mpn': (mpn, naive_eigh_power, cov),
+        'triu_vec': (triu_vec, per_call_triu, cov),
+        'head cov+isqrt5+triu': (
+            lambda t: triu_vec(isqrt(covariance(t), 5)),
+            lambda t: per_call_triu(plain_newton_schulz(dense_centring_covariance(t), 5)),
+            x,
+        ),
+    }
+    fns = {}
+    for name, (ours, ref, inp) in ops.items():
+        fns[f'{name} fwd/ours'] = _fwd(ours, inp)
+        fns[f'{name} fwd/ref'] = _fwd(ref, inp)
+        if name != 'triu_vec':
+            fns[f'{name} f+b/ours'] = _fwd_bwd(ours, inp)
+            fns[f'{name} f+b/ref'] = _fwd_bwd(ref, inp)
+    for fn in fns.values():
+        fn()  # warm-up: allocator, MKL and the index caches
+    times = _interleaved(fns, rounds)
+
+    rows = []
+    for name in ops:
+        for kind in ('fwd', 'f+b'):
+            if f'{name} {kind}/ours' in times:
+                rows.append((f'{name} {kind}', times[f'{name} {kind}/ours'], times[f'{name} {kind}/ref'], ''))
+    saved_ours = saved_matrices(lambda t: triu_vec(isqrt(covariance(t), 5)), x.requires_grad_(True), c)
+    saved_ref = saved_matrices(
+        lambda t: per_call_triu(plain_newton_schulz(dense_centring_covariance(t), 5)), x.requires_grad_(True), c)
+    rows.append(('saved B x C x C tensors (head f+b)', saved_ours, saved_ref, 'count'))
+    return rows
+
+
+def format_table(results: Dict[Tuple[int, int, int], List[Tuple[str, float, float, str]]]) -> str:
+    lines = ['| B | C | N | operation | ours (ms) | straightforward (ms) | ratio |', '|---|---|---|---|---|---|---|']
+    for (b, c, n), rows in results.items():
+        for name, ours, ref, note in rows:
+            if note == 'count':
+                lines.append(f'| {b} | {c} | {n} | {name} | {ours:d} | {ref:d} | {ours / ref:.2f} |')
+            else:
+                lines.append(f'| {b} | {c} | {n} | {name} | {ours:.2f} | {ref:.2f} | {ours / ref:.2f} |')
+        timed = {name: ours for name, ours, _, note in rows if not note}
+        lines.append(
+            f'| {b} | {c} | {n} | isqrt3 / isqrt5 (fwd, f+b) | | | '
+            f'{timed["isqrt3 fwd"] / timed["isqrt5 fwd"]:.2f}, {timed["isqrt3 f+b"] / timed["isqrt5 f+b"]:.2f} |')
+        lines.append(
+            f'| {b} | {c} | {n} | triu_vec / head (fwd) | | | '
+            f'{timed["triu_vec fwd"] / timed["head cov+isqrt5+triu fwd"]:.3f} |')
+    return '\n'.join(lines)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('--batch-size', type=int, default=32)
+    parser.add_argument('--channels', type=int, nargs='+', default=[128, 256])
+    parser.add_argument('--sides', type=int, nargs='+', default=[7, 14], help='feature map side (N = side^2)')
+    parser.add_argument('--rounds', type=int, default=5, help='interleaved timing rounds (fastest kept)')
+    parser.add_argument('--threads', type=int, default=0, help='torch threads (0: torch default)')
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    configs: Sequence[Tuple[int, int, int]] = [
+        (args.batch_size, c, side) for c in args.channels for side in args.sides]
+    results = {}
+    for b, c, side in configs:
+        print(f'benchmarking B={b} C={c} N={side * side} ...', flush=True)
+        results[(b, c, side * side)] = bench_config(b, c, side, args.rounds)
+    print(f'\ntorch {torch.__version__}, {torch.get_num_threads()} threads, float32, fastest of {args.rounds} rounds\n')
+    print(format_table(results))
+    return 0

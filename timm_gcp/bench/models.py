@@ -1,0 +1,411 @@
+"""`timm-gcp bench`: GCP models against their average-pooling twins from timm, in one process.
+
+For each model: inference and training-step throughput, peak training memory and forward FLOPs,
+and how the time splits between the backbone (`forward_features`) and the head (`forward_head`).
+A GCP model's baseline is timm's plain model with the same trunk (`resnet50_isqrt_d256` ->
+`resnet50`, `deit_small_patch16_224_isqrt` -> `deit_small_patch16_224`), created and timed in the
+same process. Each operation (inference, training step, backbone and head parts) is timed in
+interleaved rounds, each round timing every model once in turn, and the fastest round is kept, so
+a shared, noisy machine still gives fair ratios.
+"""
+import argparse
+import copy
+import json
+import math
+import sys
+import time
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, ContextManager, Dict, List, Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import timm
+
+from ..models.registry import baseline_name
+from .measure import count_flops, saved_tensor_bytes
+
+DEFAULT_MODELS = ('resnet50', 'resnet50_isqrt', 'resnet50_isqrt_d256', 'resnet50_dropcov')
+AMP_DTYPES = {'float32': None, 'bfloat16': torch.bfloat16, 'float16': torch.float16}
+TIMINGS = ('infer', 'train', 'backbone_fwd', 'head_fwd', 'backbone_train', 'head_train')
+
+Features = Any  # a tensor, or the list of tensors a ViT's forward_features returns
+
+
+def _tensors(x: Features) -> List[torch.Tensor]:
+    return list(x) if isinstance(x, (list, tuple)) else [x]
+
+
+def _like(x: Features, fn: Callable[[torch.Tensor], torch.Tensor]) -> Features:
+    return [fn(t) for t in x] if isinstance(x, (list, tuple)) else fn(x)
+
+
+def head_graph_breaks(model: nn.Module, features: Features) -> int:
+    """Graph breaks that torch.compile (dynamo) hits in `model.forward_head`, traced in training mode."""
+    import torch._dynamo
+    torch._dynamo.reset()
+    explanation = torch._dynamo.explain(model.forward_head)(features)
+    torch._dynamo.reset()
+    return explanation.graph_break_count
+
+
+def head_error(model: nn.Module, features: Features, autocast: Callable[[], ContextManager]) -> float:
+    """Relative (Frobenius) error of the eval-mode head's logits under the run's precision, against float64.
+
+    The head gets the same features in both runs, so this isolates what the run's precision settings
+    (AMP dtype, TF32 matrix products) do to the head alone.
+    """
+    model.eval()
+    reference_model = copy.deepcopy(model).double()
+    with torch.no_grad():
+        reference = reference_model.forward_head(_like(features, lambda t: t.double()))
+        with autocast():
+            logits = model.forward_head(features)
+    return ((logits.double() - reference).norm() / reference.norm()).item()
+
+
+@dataclass
+class Result:
+    """What one model measured; times are the fastest round, in ms per batch."""
+    name: str
+    baseline: Optional[str]
+    params: int
+    flops: int
+    head_flops: int
+    train_memory: int
+    head_error: float
+    times: Dict[str, float] = field(default_factory=dict)
+    head_graph_breaks: Optional[int] = None
+
+
+class ModelBench:
+    """One model with its input, labels and optimizer, and a closure per timed operation."""
+
+    def __init__(self, name: str, args: argparse.Namespace, device: torch.device) -> None:
+        """Create the model eagerly and count its FLOPs (and head graph breaks, with `args.compile`)."""
+        self.name = name
+        self.device = device
+        self.amp_dtype = AMP_DTYPES[args.amp_dtype]
+        memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
+        self.model = self._create(name, args.img_size).to(device=device, memory_format=memory_format)
+        g = torch.Generator().manual_seed(0)
+        self.x = torch.randn(args.batch_size, 3, args.img_size, args.img_size, generator=g)
+        self.x = self.x.to(device).contiguous(memory_format=memory_format)
+        self.target = torch.randint(0, self.model.num_classes, (args.batch_size,), generator=g).to(device)
+        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=1e-4, momentum=0.9)
+
+        self.params = sum(p.numel() for p in self.model.parameters())
+        self.model.eval()
+        self.flops = count_flops(self.model, self.x[:1])
+        with torch.no_grad(), self._autocast():
+            self.features = self.model.forward_features(self.x)
+        self.features_grad = _like(self.features, lambda t: torch.randn_like(t) * 1e-3)
+        self.head_flops = count_flops(self.model.forward_head, _like(self.features, lambda t: t[:1]))
+        self.head_error = head_error(self.model, self.features, self._autocast)
+        self.head_graph_breaks = None
+        if args.compile:
+            self.model.train()
+            with self._autocast():
+                self.head_graph_breaks = head_graph_breaks(self.model, self.features)
+        self.train_memory = 0
+
+    def prepare(self, compile_backend: Optional[str], warmup: int) -> None:
+        """Compile with `compile_backend` (None: eager), warm up and measure the training memory.
+
+        Call after every model is created.
+        """
+        if compile_backend:
+            # the two parts compile apart, so the split timings run the same graphs as the whole model
+            self.model.forward_features = torch.compile(self.model.forward_features, backend=compile_backend)
+            self.model.forward_head = torch.compile(self.model.forward_head, backend=compile_backend)
+        self.train_memory = self._train_memory(warmup)
+        for kind in TIMINGS:
+            getattr(self, kind)()
+
+    @staticmethod
+    def _create(name: str, img_size: int) -> nn.Module:
+        model = timm.create_model(name)
+        cfg = model.pretrained_cfg
+        if cfg.get('fixed_input_size') and tuple(cfg['input_size'][1:]) != (img_size, img_size):
+            model = timm.create_model(name, img_size=img_size)
+        return model
+
+    def _autocast(self) -> ContextManager:
+        if self.amp_dtype is None:
+            return nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def _train_memory(self, warmup: int) -> int:
+        """Peak training memory of this model in bytes (see `memory_method`); runs the warm-up steps."""
+        params = list(self.model.parameters())
+        weight_bytes = sum(t.numel() * t.element_size() for t in (*params, *self.model.buffers()))
+        if self.device.type == 'cuda':
+            torch.cuda.synchronize(self.device)
+            before = torch.cuda.memory_allocated(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+            for _ in range(max(warmup, 2)):  # from the second step on, the momentum is held as well
+                self.train()
+            torch.cuda.synchronize(self.device)
+            return weight_bytes + torch.cuda.max_memory_allocated(self.device) - before
+        for _ in range(warmup):
+            self.train()
+        momentum_bytes = sum(p.numel() * p.element_size() for p in params)
+        return weight_bytes + momentum_bytes + saved_tensor_bytes(self._train_forward, exclude=params)
+
+    def _train_forward(self) -> torch.Tensor:
+        self.model.train()
+        with self._autocast():
+            return F.cross_entropy(self.model(self.x), self.target)
+
+    def infer(self) -> None:
+        self.model.eval()
+        with torch.no_grad(), self._autocast():
+            self.model(self.x)
+
+    def train(self) -> None:
+        self.optimizer.zero_grad(set_to_none=True)
+        self._train_forward().backward()
+        self.optimizer.step()
+
+    def backbone_fwd(self) -> None:
+        self.model.eval()
+        with torch.no_grad(), self._autocast():
+            self.model.forward_features(self.x)
+
+    def head_fwd(self) -> None:
+        self.model.eval()
+        with torch.no_grad(), self._autocast():
+            self.model.forward_head(self.features)
+
+    def backbone_train(self) -> None:
+        self.model.train()
+        self.model.zero_grad(set_to_none=True)
+        with self._autocast():
+            features = self.model.forward_features(self.x)
+        torch.autograd.backward(_tensors(features), _tensors(self.features_grad))
+
+    def head_train(self) -> None:
+        self.model.train()
+        self.model.zero_grad(set_to_none=True)
+        features = _like(self.features, lambda t: t.detach().requires_grad_(True))
+        with self._autocast():
+            loss = F.cross_entropy(self.model.forward_head(features), self.target)
+        loss.backward()
+
+    def result(self, baseline: Optional[str]) -> Result:
+        return Result(
+            self.name, baseline, self.params, self.flops, self.head_flops, self.train_memory, self.head_error,
+            head_graph_breaks=self.head_graph_breaks,
+        )
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == 'cuda':
+        torch.cuda.synchronize(device)
+
+
+def _time(fn: Callable[[], None], iters: int, device: torch.device) -> float:
+    """Seconds per call of `fn`, over `iters` calls, with the device idle before and after."""
+    _synchronize(device)
+    start = time.perf_counter()
+    for _ in range(iters):
+        fn()
+    _synchronize(device)
+    return (time.perf_counter() - start) / iters
+
+
+def memory_method(device: torch.device) -> str:
+    """How `train mem` is measured on `device`."""
+    if device.type == 'cuda':
+        return 'weights + the CUDA max_memory_allocated increase over two training steps'
+    return 'weights + SGD momentum + tensors saved for backward (saved_tensors_hooks; no grads, no workspace)'
+
+
+def check_models(names: Sequence[str]) -> List[str]:
+    """The names timm does not know."""
+    return [name for name in names if not timm.is_model(name)]
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def benchmark(args: argparse.Namespace) -> List[Result]:
+    """Measure every model of `args.models` and its baseline; Results in table order (baseline first)."""
+    device = torch.device(args.device)
+    names: List[str] = []
+    baselines: Dict[str, Optional[str]] = {}
+    for name in args.models:
+        base = baseline_name(name)
+        baselines[name] = base
+        for n in ((base, name) if base else (name,)):
+            if n not in names:
+                names.append(n)
+    benches = {}
+    for name in names:
+        _log(f'creating {name} ...')
+        benches[name] = ModelBench(name, args, device)
+    for name, bench in benches.items():
+        _log(f'warming up {name}{" (compiling)" if args.compile else ""} ...')
+        bench.prepare(args.compile, args.warmup)
+
+    best = {name: {kind: math.inf for kind in TIMINGS} for name in names}
+    start = time.perf_counter()
+    for kind in TIMINGS:
+        # one operation at a time, so a round is short and a quiet spell of a shared machine covers whole rounds
+        for _ in range(args.rounds):
+            for name, bench in benches.items():
+                best[name][kind] = min(best[name][kind], _time(getattr(bench, kind), args.iters, device))
+        _log(f'timed {kind}: {args.rounds} rounds ({time.perf_counter() - start:.0f} s)')
+
+    results = []
+    for name, bench in benches.items():
+        result = bench.result(baselines.get(name))
+        result.times = {kind: t * 1e3 for kind, t in best[name].items()}
+        results.append(result)
+    return results
+
+
+def _ratio(value: float, base: Optional[float]) -> Optional[float]:
+    return None if base is None else value / base
+
+
+def summarize(results: Sequence[Result], batch_size: int) -> List[Dict[str, Any]]:
+    """Per model: the raw measurements, throughputs, shares of the head and ratios to the baseline."""
+    by_name = {r.name: r for r in results}
+    rows = []
+    for r in results:
+        t = r.times
+        base = by_name.get(r.baseline) if r.baseline else None
+        row = asdict(r)
+        row.update(
+            params_m=r.params / 1e6,
+            gflops=r.flops / 1e9,
+            head_gflops=r.head_flops / 1e9,
+            train_memory_mib=r.train_memory / 2 ** 20,
+            infer_img_s=batch_size / t['infer'] * 1e3,
+            train_img_s=batch_size / t['train'] * 1e3,
+            head_share_infer=t['head_fwd'] / t['infer'],
+            head_share_train=t['head_train'] / t['train'],
+            ratios=dict(
+                params=_ratio(r.params, base and base.params),
+                flops=_ratio(r.flops, base and base.flops),
+                infer=_ratio(t['infer'], base and base.times['infer']),
+                train=_ratio(t['train'], base and base.times['train']),
+                train_memory=_ratio(r.train_memory, base and base.train_memory),
+            ),
+        )
+        rows.append(row)
+    return rows
+
+
+def _fmt_ratio(value: Optional[float]) -> str:
+    return '-' if value is None else f'{value:.2f}x'
+
+
+def format_tables(rows: Sequence[Dict[str, Any]], header: str) -> str:
+    """The throughput table (ratios are costs: GCP model / baseline) and the backbone / head split."""
+    lines = [
+        header,
+        '',
+        '| model | baseline | params (M) | GFLOPs | infer (img/s) | train (img/s) | train mem (MiB) '
+        '| FLOPs ratio | infer time ratio | train time ratio | train mem ratio |',
+        '|---|---|---|---|---|---|---|---|---|---|---|',
+    ]
+    for row in rows:
+        ratios = row['ratios']
+        lines.append(
+            f"| {row['name']} | {row['baseline'] or '-'} | {row['params_m']:.2f} | {row['gflops']:.2f} "
+            f"| {row['infer_img_s']:.1f} | {row['train_img_s']:.1f} | {row['train_memory_mib']:.0f} "
+            f"| {_fmt_ratio(ratios['flops'])} | {_fmt_ratio(ratios['infer'])} | {_fmt_ratio(ratios['train'])} "
+            f"| {_fmt_ratio(ratios['train_memory'])} |")
+    compiled = any(row['head_graph_breaks'] is not None for row in rows)
+    lines += [
+        '',
+        '| model | head GFLOPs | backbone fwd (ms) | head fwd (ms) | head % of infer | backbone f+b (ms) '
+        '| head f+b (ms) | head % of train step | head error vs float64 |'
+        + (' head graph breaks |' if compiled else ''),
+        '|---|---|---|---|---|---|---|---|---|' + ('---|' if compiled else ''),
+    ]
+    for row in rows:
+        t = row['times']
+        lines.append(
+            f"| {row['name']} | {row['head_gflops']:.3f} | {t['backbone_fwd']:.1f} | {t['head_fwd']:.1f} "
+            f"| {100 * row['head_share_infer']:.1f} % | {t['backbone_train']:.1f} | {t['head_train']:.1f} "
+            f"| {100 * row['head_share_train']:.1f} % | {row['head_error']:.1e} |"
+            + (f" {row['head_graph_breaks']} |" if compiled else ''))
+    return '\n'.join(lines)
+
+
+def describe(args: argparse.Namespace) -> str:
+    """One line with everything the numbers depend on."""
+    device = torch.device(args.device)
+    if device.type == 'cuda':
+        where = torch.cuda.get_device_name(device)
+    else:
+        where = f'CPU, {torch.get_num_threads()} threads'
+    return (
+        f'torch {torch.__version__}, timm {timm.__version__}, {where}; batch {args.batch_size}, '
+        f'{args.img_size} px, {"AMP " + args.amp_dtype if AMP_DTYPES[args.amp_dtype] else "float32"}'
+        f'{", channels_last" if args.channels_last else ""}'
+        f'{f", torch.compile ({args.compile})" if args.compile else ""}'
+        f'{", TF32 matmul" if args.tf32 else ""}; fastest of {args.rounds} interleaved rounds of '
+        f'{args.iters} iteration(s) per operation; train step = forward + cross-entropy + backward + SGD step; '
+        f'train mem = {memory_method(device)}; FLOPs = forward, torch.utils.flop_counter, per image; '
+        'head error = relative error of the eval-mode head logits against the head run in float64'
+    )
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('--models', nargs='+', default=list(DEFAULT_MODELS), metavar='NAME',
+                        help='timm model names; each GCP model is measured against its timm baseline')
+    parser.add_argument('--batch-size', type=int, default=8)
+    parser.add_argument('--img-size', type=int, default=224)
+    parser.add_argument('--device', default='cpu', help="'cpu', 'cuda', 'cuda:1', ...")
+    parser.add_argument('--amp-dtype', default='float32', choices=tuple(AMP_DTYPES),
+                        help='autocast dtype (float32: no autocast); the GCP matrix work stays float32')
+    parser.add_argument('--channels-last', action='store_true', help='channels_last model and input')
+    parser.add_argument('--compile', nargs='?', const='inductor', default=None, metavar='BACKEND',
+                        help='torch.compile forward_features and forward_head with BACKEND (default: inductor) '
+                             'and count the graph breaks in the head')
+    parser.add_argument('--tf32', action='store_true', help='allow TF32 for float32 matrix products on CUDA')
+    parser.add_argument('--rounds', type=int, default=5, help='interleaved timing rounds (fastest kept)')
+    parser.add_argument('--iters', type=int, default=1, help='iterations per model and operation in a round')
+    parser.add_argument('--warmup', type=int, default=1, help='untimed training steps per model first')
+    parser.add_argument('--threads', type=int, default=0, help='torch CPU threads (0: torch default)')
+    parser.add_argument('--json', nargs='?', const='-', default=None, metavar='PATH',
+                        help="write the results as JSON to PATH; '-' or no PATH: print JSON instead of the tables")
+
+
+def run(args: argparse.Namespace) -> int:
+    unknown = check_models(args.models)
+    if unknown:
+        print(f'timm-gcp bench: error: unknown model(s): {", ".join(map(repr, unknown))} '
+              f'(not registered in timm; `timm.list_models()` lists the names)', file=sys.stderr)
+        return 2
+    device = torch.device(args.device)
+    if args.tf32 and device.type != 'cuda':
+        print(f'timm-gcp bench: error: --tf32 needs a CUDA device, not {args.device!r}', file=sys.stderr)
+        return 2
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if device.type == 'cuda':
+        torch.backends.cudnn.benchmark = True
+        # the public switch keeps torch's legacy and new TF32 flags consistent (mixing them raises)
+        torch.set_float32_matmul_precision('high' if args.tf32 else 'highest')
+    elif args.amp_dtype == 'float16':
+        _log('warning: float16 on a CPU runs its matrix products far slower than float32 (use bfloat16)')
+
+    rows = summarize(benchmark(args), args.batch_size)
+    header = describe(args)
+    if args.json:
+        text = json.dumps(dict(config=dict(vars(args), description=header), models=rows), indent=2)
+        if args.json == '-':
+            print(text)
+            return 0
+        with open(args.json, 'w') as f:
+            f.write(text + '\n')
+    print(format_tables(rows, header))
+    return 0

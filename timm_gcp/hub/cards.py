@@ -1,0 +1,281 @@
+"""`timm-gcp cards`: model cards and the README model table, from timm's registry and `timm_gcp.models.sources`.
+
+Every published `arch.tag` (a registered cfg with `hf_hub_id`) gets `<arch>.<tag>.md` from one template
+in timm's Hub card format; a README's `<!-- model-table -->` section holds a table of every registered
+model. Parameters and GMACs are measured here, on the meta device, so they follow the code.
+`timm-gcp cards` rewrites the cards folder and the README given (by default `model_cards/` and
+`README.md` of the working directory, as in a checkout of timm-gcp); `--check` only reports drift.
+"""
+import argparse
+import functools
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import List, Optional, Tuple
+
+import timm
+import torch
+
+from ..bench.measure import count_flops
+from ..models.gcp_resnet import GCPResNet
+from ..models.registry import published_names, registered_names
+from ..models.sources import PAPERS, PUBLISHED_RESULTS, REPOS
+
+__all__ = [
+    'ModelStats', 'model_stats', 'render_card', 'render_model_table', 'write_cards', 'update_readme',
+    'add_arguments', 'run',
+]
+
+TABLE_START, TABLE_END = '<!-- model-table -->', '<!-- /model-table -->'
+_METHODS = {
+    'isqrt': 'an iSQRT-COV (fast MPN-COV) head: covariance, 5 Newton-Schulz iterations for the matrix square root',
+    'dropcov': 'a DropCov head: adaptive channel dropout before the covariance in training, plain covariance at '
+               'inference',
+    'mpncov': 'an MPN-COV head: covariance, exact matrix square root by eigendecomposition',
+}
+
+
+@dataclass(frozen=True)
+class ModelStats:
+    params: int
+    gmacs: float  # multiply-accumulates of convolutions, linear layers and matrix products
+    image_size: Tuple[int, int]
+    num_features: int  # channels of forward_features
+    feature_size: int  # length of the pooled vector the classifier sees
+    feature_channels: Optional[Tuple[int, ...]]  # features_only levels (listed for the ResNets)
+    feature_reductions: Optional[Tuple[int, ...]]
+    description: str
+
+
+@functools.lru_cache(maxsize=None)
+def model_stats(arch: str) -> ModelStats:
+    """Parameters, GMACs at the default cfg's input size and head sizes of a registered architecture (meta device).
+
+    Tags of one architecture share these: their settings (padding, BN eps) change neither count.
+    """
+    model = timm.create_model(arch, device='meta').eval()
+    in_chans, height, width = model.pretrained_cfg['input_size']
+    flops = count_flops(model, torch.empty(1, in_chans, height, width, device='meta'))
+    channels = reductions = None
+    if isinstance(model, GCPResNet):
+        channels = tuple(f['num_chs'] for f in model.feature_info)
+        reductions = tuple(f['reduction'] for f in model.feature_info)
+    return ModelStats(
+        params=sum(p.numel() for p in model.parameters()),
+        gmacs=flops / 2e9,
+        image_size=(height, width),
+        num_features=model.num_features,
+        feature_size=model.head_hidden_size,
+        feature_channels=channels,
+        feature_reductions=reductions,
+        description=_description(arch, model, model.head_hidden_size),
+    )
+
+
+def _description(arch: str, model: torch.nn.Module, feature_size: int) -> str:
+    """The entrypoint's docstring, then what the family computes."""
+    lead = (timm.models.model_entrypoint(arch).__doc__ or arch).strip().splitlines()[0].rstrip('.')
+    method = next((part for part in arch.split('_') if part in _METHODS), '')
+    if isinstance(model, GCPResNet) and method in _METHODS:
+        return (f'{lead}. Built on timm\'s ResNet (v1.5) with the last stage at stride 1, and {_METHODS[method]}, '
+                f'upper triangle ({feature_size} values), linear classifier')
+    doc = (type(model).__doc__ or '').strip().splitlines()
+    return f'{lead}. {doc[0].rstrip(".")}' if doc else lead
+
+
+def _papers_lines(keys: Tuple[str, ...]) -> str:
+    lines = []
+    for key in keys:
+        paper = PAPERS[key]
+        link = f': {paper["url"]}' if paper['url'] else ''
+        lines.append(f'  - {paper["title"]} ({paper["venue"]}){link}')
+    return '\n'.join(lines)
+
+
+def render_card(name: str) -> str:
+    """The Hub README of a published `arch.tag`."""
+    arch, tag = name.split('.')
+    cfg = timm.models.get_pretrained_cfg(name)
+    stats = model_stats(arch)
+    result = PUBLISHED_RESULTS[name]
+    papers = tuple(dict.fromkeys(result.papers))
+    height, width = stats.image_size
+    top5 = f', top-5 {result.top5:.2f} %' if result.top5 is not None else ''
+    note = f'\n\nNote: {result.note}.' if result.note else ''
+    features = unpooled = ''
+    if stats.feature_channels is not None:
+        pool_h, pool_w = cfg.pool_size
+        unpooled = (f'\n    feature_map = model.forward_features(transforms(img).unsqueeze(0))  '
+                    f'# (1, {stats.num_features}, {pool_h}, {pool_w})')
+        shapes = ', '.join(f'(1, {c}, {height // r}, {width // r})'
+                           for c, r in zip(stats.feature_channels, stats.feature_reductions))
+        features = f'''
+### Feature Map Extraction
+
+```python
+import timm_gcp  # registers the timm-gcp models in timm
+import timm
+import torch
+
+model = timm.create_model('{name}', pretrained=True, features_only=True).eval()
+data_config = timm.data.resolve_model_data_config(model)
+transforms = timm.data.create_transform(**data_config, is_training=False)
+
+with torch.no_grad():
+    feature_maps = model(transforms(img).unsqueeze(0))  # img: a PIL image
+for f in feature_maps:
+    print(f.shape)  # {shapes}
+```
+'''
+    citations = '\n'.join(PAPERS[key]['bibtex'] for key in papers)
+    return f'''---
+tags:
+- image-classification
+- timm
+- timm_gcp
+library_name: timm
+license: {cfg.license or 'unknown'}
+datasets:
+- imagenet-1k
+---
+# Model card for {name}
+
+{stats.description}. Trained on ImageNet-1k by the paper authors; weights converted from
+{cfg.origin_url} to timm by the timm-gcp package (`timm-gcp convert`).
+
+## Model Details
+- **Model Type:** Image classification / feature backbone
+- **Model Stats:**
+  - Params (M): {stats.params / 1e6:.2f}
+  - GMACs: {stats.gmacs:.2f}
+  - Image size: {height} x {width}
+  - Pooled feature size: {stats.feature_size}
+- **Papers:**
+{_papers_lines(papers)}
+- **Original:** {cfg.origin_url}
+- **Dataset:** ImageNet-1k
+
+GMACs count convolutions, linear layers and the head's matrix products (covariance, Newton-Schulz) at
+{height} px, measured by timm-gcp; an eigendecomposition is not counted.
+
+## Model Usage
+### Image Classification
+
+```python
+import timm_gcp  # registers the timm-gcp models in timm
+import timm
+import torch
+from urllib.request import urlopen
+from PIL import Image
+
+img = Image.open(urlopen(
+    'https://huggingface.co/datasets/huggingface/documentation-images/resolve/main/beignets-task-guide.png'))
+
+model = timm.create_model('{name}', pretrained=True).eval()
+data_config = timm.data.resolve_model_data_config(model)
+transforms = timm.data.create_transform(**data_config, is_training=False)
+
+with torch.no_grad():
+    output = model(transforms(img).unsqueeze(0))
+top5_probabilities, top5_class_indices = torch.topk(output.softmax(dim=1) * 100, k=5)
+```
+{features}
+### Image Embeddings
+
+```python
+import timm_gcp  # registers the timm-gcp models in timm
+import timm
+import torch
+
+model = timm.create_model('{name}', pretrained=True, num_classes=0).eval()
+data_config = timm.data.resolve_model_data_config(model)
+transforms = timm.data.create_transform(**data_config, is_training=False)
+
+with torch.no_grad():
+    embedding = model(transforms(img).unsqueeze(0))  # (1, {stats.feature_size}): the pooled vector the classifier sees{unpooled}
+```
+
+## Published Results
+
+ImageNet-1k validation, {height} px, single centre crop: top-1 {result.top1:.2f} %{top5}, as reported
+by the authors in the [{result.source}]({REPOS[result.source].url}) README (row "{result.row}"). These
+are the authors' numbers for the original weights, not a re-evaluation of this conversion.{note}
+
+## Citation
+```bibtex
+{citations}
+```
+'''
+
+
+def render_model_table() -> str:
+    """Markdown table of every registered model (between the README's model-table markers)."""
+    rows = [
+        '| Model | Params (M) | GMACs | Feature size | Top-1 (%) | Hub weights |',
+        '|---|---:|---:|---:|---:|---|',
+    ]
+    for name in registered_names():
+        stats = model_stats(name.split('.')[0])
+        cfg = timm.models.get_pretrained_cfg(name)
+        result = PUBLISHED_RESULTS.get(name)
+        top1 = f'{result.top1:.2f}' if result else '-'
+        hub = f'[{cfg.hf_hub_id}](https://huggingface.co/{cfg.hf_hub_id})' if cfg.hf_hub_id else '-'
+        rows.append(
+            f'| `{name}` | {stats.params / 1e6:.2f} | {stats.gmacs:.2f} | {stats.feature_size} | {top1} | {hub} |')
+    return '\n'.join(rows)
+
+
+def _readme_with_table(text: str) -> str:
+    pattern = re.compile(re.escape(TABLE_START) + r'.*?' + re.escape(TABLE_END), re.S)
+    if not pattern.search(text):
+        raise ValueError(f'README has no {TABLE_START} ... {TABLE_END} markers')
+    return pattern.sub(lambda _: f'{TABLE_START}\n{render_model_table()}\n{TABLE_END}', text)
+
+
+def write_cards(card_dir: Path, check: bool = False) -> List[str]:
+    """Write every card (or, with `check`, only compare); returns the names whose card changed or is missing."""
+    drift = []
+    expected = {f'{name}.md': render_card(name) for name in published_names()}
+    for file_name, text in expected.items():
+        path = card_dir / file_name
+        if not path.is_file() or path.read_text(encoding='utf-8') != text:
+            drift.append(file_name)
+            if not check:
+                card_dir.mkdir(parents=True, exist_ok=True)
+                path.write_text(text, encoding='utf-8')
+    for path in sorted(card_dir.glob('*.md')) if card_dir.is_dir() else []:
+        if path.name not in expected:
+            drift.append(path.name)
+            if not check:
+                path.unlink()
+    return drift
+
+
+def update_readme(readme: Path, check: bool = False) -> bool:
+    """Refresh the README's model table; returns whether it changed (or, with `check`, would)."""
+    text = readme.read_text(encoding='utf-8')
+    new = _readme_with_table(text)
+    if new != text and not check:
+        readme.write_text(new, encoding='utf-8')
+    return new != text
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('--cards', type=Path, default=Path('model_cards'), help='folder of the cards (model_cards)')
+    parser.add_argument('--readme', type=Path, default=Path('README.md'), help='README with the model table')
+    parser.add_argument('--check', action='store_true', help='report drift, write nothing')
+
+
+def run(args: argparse.Namespace) -> int:
+    if not args.readme.is_file():
+        print(f'timm-gcp cards: error: {args.readme}: no such file (run from a checkout of timm-gcp, or pass '
+              f'--readme and --cards)', file=sys.stderr)
+        return 2
+    drift = write_cards(args.cards, check=args.check)
+    if update_readme(args.readme, check=args.check):
+        drift.append(str(args.readme))
+    verb = 'out of date' if args.check else 'updated'
+    for item in drift:
+        print(f'{verb}: {item}')
+    return 1 if args.check and drift else 0

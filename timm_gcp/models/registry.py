@@ -1,0 +1,42 @@
+"""The GCP models in timm's registry: which names are ours, which have weights, and their plain twins."""
+from typing import List, Optional
+
+import timm
+from timm.models import model_entrypoint, split_model_name_tag
+
+__all__ = ['GCP_MODULES', 'baseline_name', 'is_gcp_model', 'published_names', 'registered_names']
+
+# the model family modules; timm keys its module listing on the last part of the module name
+GCP_MODULES = ('gcp_resnet', 'gcp_vit')
+
+
+def registered_names() -> List[str]:
+    """Every registered name of the GCP families, with its tags (untagged archs as bare names)."""
+    return [n for module in GCP_MODULES for n in timm.list_models(module=module, include_tags=True)]
+
+
+def published_names() -> List[str]:
+    """`arch.tag` names whose cfg points at Hub weights: one card and one Hub repo each."""
+    return [n for module in GCP_MODULES for n in timm.list_models(module=module, pretrained=True, include_tags=True)]
+
+
+def is_gcp_model(name: str) -> bool:
+    """Whether `name` (`arch` or `arch.tag`) is registered by timm_gcp."""
+    return model_entrypoint(name).__module__.startswith('timm_gcp.')
+
+
+def baseline_name(name: str) -> Optional[str]:
+    """timm's plain twin of a model registered by timm_gcp, None for other models or when there is none.
+
+    It is the longest `_`-separated prefix of the name that is a registered model not from timm_gcp
+    (`<backbone>_<method>[_d<dim>][.<tag>]` -> `<backbone>`). Architectures of their own, such as
+    `vit_sot_small`, have none.
+    """
+    if not is_gcp_model(name):
+        return None
+    parts = split_model_name_tag(name)[0].split('_')
+    for end in range(len(parts) - 1, 0, -1):
+        prefix = '_'.join(parts[:end])
+        if timm.is_model(prefix) and not is_gcp_model(prefix):
+            return prefix
+    return None

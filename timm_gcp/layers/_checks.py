@@ -13,6 +13,12 @@ def check_int(value: int, name: str, minimum: int) -> None:
         raise ValueError(f'{name} must be >= {minimum}, got {value}')
 
 
+def check_rate(value: float, name: str) -> None:
+    """Raise a ValueError unless `value` is a number in [0, 1) (a dropout rate)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
+        raise ValueError(f'{name} must be a rate in [0, 1), got {value!r}')
+
+
 def check_float(x: torch.Tensor, name: str) -> None:
     """Raise a TypeError unless `x` is a floating point tensor."""
     if not isinstance(x, torch.Tensor):

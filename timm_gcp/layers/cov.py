@@ -3,7 +3,8 @@
 The covariance is the biased (divide by N), centred second moment of the features, as in
 MPN-COV (Li et al., ICCV 2017) and iSQRT-COV (Li et al., CVPR 2018): Sigma = X I_hat X^T with
 I_hat = (1/N)(I - 1 1^T / N). It is computed by subtracting the mean instead of building the dense
-N x N centring matrix, which gives the same result at a fraction of the cost.
+N x N centring matrix, which gives the same result at a fraction of the cost (docs/methods.md,
+"Covariance" and "Triangular vectorization").
 """
 from functools import lru_cache
 

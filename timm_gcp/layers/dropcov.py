@@ -6,7 +6,8 @@ the attention agrees with the covariance of X':
 
     p = clip(1 - (scale / log2 d) * mean_b cos(y_b, rowsum(Sigma'_b)), 0, 1)
 
-At inference the module is the identity: the head is a plain covariance pooling.
+At inference the module is the identity: the head is a plain covariance pooling
+(docs/methods.md, "DropCov").
 """
 import math
 

@@ -11,7 +11,7 @@
 Both backward passes use the Daleckii-Krein formula for a symmetric A = U diag(l) U^T and a scalar
 function f applied to it: dL/dA = U (F o sym(U^T G U)) U^T with F_ij = (f(l_i) - f(l_j)) / (l_i - l_j)
 and F_ii = f'(l_i). Unlike autograd's eigh backward (1 / (l_i - l_j) terms) it is bounded for
-equal eigenvalues.
+equal eigenvalues. Details: docs/methods.md, "iSQRT-COV" and "MPN-COV".
 """
 from typing import Optional, Tuple
 
@@ -121,9 +121,9 @@ def isqrt(
     sqrt(Sigma) ~= sqrt(tr Sigma) * NS_iters(Sigma / tr Sigma). The trace is clamped at `eps`, so an
     all-zero covariance gives a zero output instead of NaN. Runs in float32 (float64 stays float64)
     whatever the autocast state. Five iterations are what every published model uses; the result is
-    then deliberately approximate (a few percent from the exact root). `eig_backward` picks the
-    eigenbasis gradient or autograd through the products. By default it is used on CPU from 5
-    iterations up: autograd's backward costs about 6 (iters - 1) matrix products there, one eigh
+    then deliberately approximate (0.06 relative to the exact root at C = 16, 0.35 at C = 128:
+    docs/methods.md, "iSQRT-COV"). `eig_backward` picks the eigenbasis gradient or autograd
+    through the products. By default it is used on CPU from 5 iterations up: autograd's backward costs about 6 (iters - 1) matrix products there, one eigh
     about 15 to 20, and on GPUs batched products always win.
     """
     check_square(cov, 'cov')

@@ -4,17 +4,19 @@ Two forms, each with the class token's own classifier and the two logits summed
 (`logits = cls_fc(cls token) + visual_fc(pooled patch tokens)`, the 'sum_fc' fusion):
 
 * `pool='cov'`, So-ViT (Xie et al., arXiv:2104.10935 v1): the patch tokens, seen as a C x N x 1 map,
-  go through the GCP head of `GCPHead` without its classifier (1x1 reduction + BN + ReLU to `dim`,
-  centred covariance, iSQRT-COV, upper triangle), `dim(dim+1)/2` values.
+  go through `GCPPool` (1x1 reduction + BN + ReLU to `dim`, centred covariance, iSQRT-COV, upper
+  triangle), `dim(dim+1)/2` values.
 * `pool='crosscov'`, the multi-head cross-covariance pooling of SoT ("MGCrP", Xie et al. 2021) and of
   the DropCov ViTs (Wang et al., NeurIPS 2022): per head h, Q_h = X W_q,h and K_h = X W_k,h
   (N x r), S_h = (Q_h - mean Q_h)^T (K_h - mean K_h) / N, where each mean is ONE scalar over all
   tokens and dims of the head (the original's `adaptive_avg_pool2d` on a 3-D tensor). S_h is not
   symmetric, so all r^2 entries are kept, heads concatenated: `heads * r^2` values. Options:
   svPN (SoT's one-step power-iteration singular value power normalization), token dropout
-  (DropCov: whole tokens of a head dropped, the same mask on Q and K) and element dropout on S.
+  (DropCov: whole tokens of a head dropped, the same mask on Q and K).
 
-The matrix work runs in float32 (float64 stays float64) whatever the autocast state.
+Either pooling is followed by dropout on its entries (`drop`: DropCov-ViT 0.5, SoT-S/B 0.5/0.7).
+Formulas: docs/methods.md, "Token heads". The matrix work runs in float32 (float64 stays float64)
+whatever the autocast state.
 """
 from typing import Optional
 
@@ -23,16 +25,11 @@ import torch.nn.functional as F
 from torch import nn
 from timm.layers import get_device_dtype, register_notrace_function, register_notrace_module
 
-from ._checks import check_float, check_int, check_rank, check_square, compute_dtype, no_autocast
-from .head import GCP_NORMS, GCPHead
+from ._checks import check_float, check_int, check_rank, check_rate, check_square, compute_dtype, no_autocast
+from .pool import GCP_NORMS, GCPPool
 
 TOKEN_POOLS = ('cov', 'crosscov')
 CROSSCOV_NORMS = ('svpn', 'none')
-
-
-def _check_rate(value: float, name: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
-        raise ValueError(f'{name} must be a rate in [0, 1), got {value!r}')
 
 
 # --- functional forms ---------------------------------------------------------------------------------
@@ -130,61 +127,56 @@ class SvPN(nn.Module):
 
 
 class MultiHeadCrossCovPool(nn.Module):
-    """Multi-head cross-covariance pooling of SoT / DropCov-ViT: B x N x C tokens to B x heads*dim^2.
+    """Multi-head cross-covariance pooling of SoT / DropCov-ViT: B x N x C tokens to B x heads*head_dim^2.
 
     `wr` (Linear, no bias) projects to [Q heads | K heads] (`qk_chunks=2`, SoT) or
     [Q heads | K heads | unused] (`qk_chunks=3`, the layout of the published DropCov-ViT weights).
-    In training, tokens are dropped per head at rate `token_drop` (one mask for Q and K) and the
-    entries of the normalized matrices at rate `drop`.
+    In training, tokens are dropped per head at rate `token_drop` (one mask for Q and K).
     """
 
     def __init__(
             self,
-            in_chs: int,
+            in_features: int,
             num_heads: int = 6,
-            dim: int = 24,
+            head_dim: int = 24,
             qk_chunks: int = 2,
             norm: str = 'none',
             token_drop: float = 0.0,
-            drop: float = 0.0,
             device=None,
             dtype=None,
     ) -> None:
         """
         Args:
-            in_chs: Token width C.
+            in_features: Token width C.
             num_heads: Number of heads.
-            dim: Per-head projection width r (each head gives an r x r matrix).
+            head_dim: Per-head projection width r (each head gives an r x r matrix).
             qk_chunks: 2 (Q, K) or 3 (Q, K and an unused third block, as DropCov-ViT's checkpoints).
             norm: 'svpn' (SoT) or 'none' (DropCov-ViT).
             token_drop: Token dropout rate in training (DropCov-ViT: 0.2).
-            drop: Dropout on the matrix entries in training (DropCov-ViT: 0.5; SoT-S/B: 0.5/0.7).
         """
         super().__init__()
         dd = {'device': device, 'dtype': dtype}
-        check_int(in_chs, 'in_chs', 1)
+        check_int(in_features, 'in_features', 1)
         check_int(num_heads, 'num_heads', 1)
-        check_int(dim, 'dim', 1)
+        check_int(head_dim, 'head_dim', 1)
         if qk_chunks not in (2, 3):
             raise ValueError(f'qk_chunks must be 2 (Q, K) or 3 (Q, K, unused), got {qk_chunks!r}')
         if norm not in CROSSCOV_NORMS:
             raise ValueError(f'unknown cross-covariance norm {norm!r}, expected one of {CROSSCOV_NORMS}')
-        _check_rate(token_drop, 'token_drop')
-        _check_rate(drop, 'drop')
-        self.in_chs = in_chs
+        check_rate(token_drop, 'token_drop')
+        self.in_features = in_features
         self.num_heads = num_heads
-        self.dim = dim
+        self.head_dim = head_dim
         self.qk_chunks = qk_chunks
         self.token_drop = float(token_drop)
-        self.out_dim = num_heads * dim * dim
+        self.out_features = num_heads * head_dim * head_dim
 
-        self.wr = nn.Linear(in_chs, qk_chunks * num_heads * dim, bias=False, **dd)
-        self.norm = SvPN(dim, **dd) if norm == 'svpn' else nn.Identity()
-        self.drop = nn.Dropout(drop)
+        self.wr = nn.Linear(in_features, qk_chunks * num_heads * head_dim, bias=False, **dd)
+        self.norm = SvPN(head_dim, **dd) if norm == 'svpn' else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, N, _ = x.shape
-        h, r = self.num_heads, self.dim
+        h, r = self.num_heads, self.head_dim
         qk = self.wr(x).reshape(B, N, self.qk_chunks, h, r).permute(2, 0, 3, 1, 4)
         q = qk[0].reshape(B * h, N, r)
         k = qk[1].reshape(B * h, N, r)
@@ -196,52 +188,68 @@ class MultiHeadCrossCovPool(nn.Module):
             s = _cross_cov(q.to(compute_dtype(q)), k.to(compute_dtype(k)))
         else:
             s = cross_covariance(q, k)
-        s = self.drop(self.norm(s))
-        return s.reshape(B, self.out_dim).to(x.dtype)
+        return self.norm(s).reshape(B, self.out_features).to(x.dtype)
 
     def extra_repr(self) -> str:
-        return f'num_heads={self.num_heads}, dim={self.dim}, qk_chunks={self.qk_chunks}, token_drop={self.token_drop}'
-
-
-class TokenCovPool(GCPHead):
-    """So-ViT's covariance pooling of B x N x C tokens: the GCP head, without its classifier, on the C x N x 1 map.
-
-    1x1 conv + BN + ReLU to `dim`, centred covariance over the N tokens, `norm` ('isqrt' by
-    default), upper triangle: B x dim(dim+1)/2, then dropout at rate `drop`.
-    """
-
-    def __init__(
-            self,
-            in_chs: int,
-            dim: int = 128,
-            norm: str = 'isqrt',
-            iters: int = 5,
-            drop: float = 0.0,
-            device=None,
-            dtype=None,
-    ) -> None:
-        check_int(dim, 'dim', 2)
-        super().__init__(in_chs, num_classes=0, dim=dim, norm=norm, iters=iters, drop_rate=drop, device=device, dtype=dtype)
-        self.out_dim = dim * (dim + 1) // 2
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.drop(self.pool(x.transpose(1, 2).unsqueeze(-1)))
+        return (f'num_heads={self.num_heads}, head_dim={self.head_dim}, qk_chunks={self.qk_chunks}, '
+                f'token_drop={self.token_drop}')
 
 
 @register_notrace_function
-def check_token_head_input(cls_token: torch.Tensor, patch_tokens: torch.Tensor, in_chs: int) -> None:
-    """Raise a ValueError unless `cls_token` is B x in_chs and `patch_tokens` is B x N x in_chs with N >= 1."""
+def check_token_head_input(cls_token: torch.Tensor, patch_tokens: torch.Tensor, in_features: int) -> None:
+    """Raise a ValueError unless `cls_token` is B x C and `patch_tokens` is B x N x C (N >= 1), C = in_features."""
     if patch_tokens.ndim != 3:
         raise ValueError(f'patch tokens must be 3-D (B x N x C), got shape {tuple(patch_tokens.shape)}')
     if patch_tokens.shape[1] < 1:
         raise ValueError(f'the token GCP head needs at least one patch token, got shape {tuple(patch_tokens.shape)}')
-    if patch_tokens.shape[2] != in_chs:
+    if patch_tokens.shape[2] != in_features:
         raise ValueError(
-            f'the token GCP head expects tokens of width {in_chs}, got {patch_tokens.shape[2]} '
+            f'the token GCP head expects tokens of width {in_features}, got {patch_tokens.shape[2]} '
             f'(shape {tuple(patch_tokens.shape)})')
-    if cls_token.ndim != 2 or cls_token.shape[1] != in_chs or cls_token.shape[0] != patch_tokens.shape[0]:
+    if cls_token.ndim != 2 or cls_token.shape[1] != in_features or cls_token.shape[0] != patch_tokens.shape[0]:
         raise ValueError(
-            f'the class token must be B x {in_chs} with B = {patch_tokens.shape[0]}, got shape {tuple(cls_token.shape)}')
+            f'the class token must be B x {in_features} with B = {patch_tokens.shape[0]}, '
+            f'got shape {tuple(cls_token.shape)}')
+
+
+def _token_pool(
+        pool: str,
+        in_features: int,
+        dim: int,
+        norm: Optional[str],
+        iters: int,
+        num_heads: Optional[int],
+        qk_chunks: Optional[int],
+        token_drop: Optional[float],
+        device=None,
+        dtype=None,
+) -> nn.Module:
+    """The patch-token pooling of `TokenGCPHead`, its settings checked against the pooling they belong to."""
+    dd = {'device': device, 'dtype': dtype}
+    if pool not in TOKEN_POOLS:
+        raise ValueError(f'unknown token pooling {pool!r}, expected one of {TOKEN_POOLS}')
+    if pool == 'cov':
+        crosscov_only = dict(num_heads=num_heads, qk_chunks=qk_chunks, token_drop=token_drop)
+        given = [k for k, v in crosscov_only.items() if v is not None]
+        if given:
+            raise ValueError(f"{', '.join(given)} only apply to pool='crosscov', not pool='cov'")
+        norm = 'isqrt' if norm is None else norm
+        if norm not in GCP_NORMS:
+            raise ValueError(f"unknown norm {norm!r} for pool='cov', expected one of {GCP_NORMS}")
+        check_int(dim, 'dim', 2)
+        return GCPPool(in_features, reduce_dim=dim, norm=norm, iters=iters, input_fmt='NLC', **dd)
+    norm = 'none' if norm is None else norm
+    if norm not in CROSSCOV_NORMS:
+        raise ValueError(f"unknown norm {norm!r} for pool='crosscov', expected one of {CROSSCOV_NORMS}")
+    return MultiHeadCrossCovPool(
+        in_features,
+        num_heads=6 if num_heads is None else num_heads,
+        head_dim=dim,
+        qk_chunks=2 if qk_chunks is None else qk_chunks,
+        norm=norm,
+        token_drop=0.0 if token_drop is None else token_drop,
+        **dd,
+    )
 
 
 class TokenGCPHead(nn.Module):
@@ -249,12 +257,13 @@ class TokenGCPHead(nn.Module):
 
     `forward(cls_token, patch_tokens)`: B x C and B x N x C to B x num_classes. The pre-logits
     (`pre_logits=True`, or `num_classes=0`) are [cls token, pooled vector], B x (C + K), on which the
-    summed logits are one linear map. Classifiers: `cls_fc` (C -> classes), `visual_fc` (K -> classes).
+    summed logits are one linear map. Pooling: `representation` (`GCPPool` on tokens or
+    `MultiHeadCrossCovPool`); classifiers: `cls_fc` (C -> classes), `visual_fc` (K -> classes).
     """
 
     def __init__(
             self,
-            in_chs: int,
+            in_features: int,
             num_classes: int = 1000,
             pool: str = 'cov',
             dim: int = 128,
@@ -270,10 +279,11 @@ class TokenGCPHead(nn.Module):
     ) -> None:
         """
         Args:
-            in_chs: Token width C.
+            in_features: Token width C.
             num_classes: Classifier outputs; 0 returns the pre-logits [cls token, pooled vector].
             pool: 'cov' (So-ViT iSQRT-COV of reduced patch tokens) or 'crosscov' (SoT / DropCov-ViT).
-            dim: Side of the pooled matrices: the reduction width ('cov') or the per-head width r ('crosscov').
+            dim: Side of the pooled matrices: `GCPPool`'s reduce_dim ('cov'), the per-head width
+                head_dim ('crosscov').
             norm: 'cov': 'isqrt' (default), 'mpn' or 'none'; 'crosscov': 'none' (default) or 'svpn'.
             iters: Newton-Schulz iterations of 'isqrt'.
             num_heads: 'crosscov' heads (default 6).
@@ -284,41 +294,18 @@ class TokenGCPHead(nn.Module):
         """
         super().__init__()
         dd = {'device': device, 'dtype': dtype}
-        check_int(in_chs, 'in_chs', 1)
-        if pool not in TOKEN_POOLS:
-            raise ValueError(f'unknown token pooling {pool!r}, expected one of {TOKEN_POOLS}')
-        _check_rate(drop, 'drop')
-        _check_rate(drop_rate, 'drop_rate')
-        if pool == 'cov':
-            crosscov_only = dict(num_heads=num_heads, qk_chunks=qk_chunks, token_drop=token_drop)
-            given = [k for k, v in crosscov_only.items() if v is not None]
-            if given:
-                raise ValueError(f"{', '.join(given)} only apply to pool='crosscov', not pool='cov'")
-            norm = 'isqrt' if norm is None else norm
-            if norm not in GCP_NORMS:
-                raise ValueError(f"unknown norm {norm!r} for pool='cov', expected one of {GCP_NORMS}")
-            self.representation = TokenCovPool(in_chs, dim=dim, norm=norm, iters=iters, drop=drop, **dd)
-        else:
-            norm = 'none' if norm is None else norm
-            if norm not in CROSSCOV_NORMS:
-                raise ValueError(f"unknown norm {norm!r} for pool='crosscov', expected one of {CROSSCOV_NORMS}")
-            self.representation = MultiHeadCrossCovPool(
-                in_chs,
-                num_heads=6 if num_heads is None else num_heads,
-                dim=dim,
-                qk_chunks=2 if qk_chunks is None else qk_chunks,
-                norm=norm,
-                token_drop=0.0 if token_drop is None else token_drop,
-                drop=drop,
-                **dd,
-            )
-        self.in_chs = in_chs
+        check_int(in_features, 'in_features', 1)
+        check_rate(drop, 'drop')
+        check_rate(drop_rate, 'drop_rate')
+        self.representation = _token_pool(pool, in_features, dim, norm, iters, num_heads, qk_chunks, token_drop, **dd)
+        self.in_features = in_features
         self.pool = pool
         self.num_classes = num_classes
-        self.head_hidden_size = in_chs + self.representation.out_dim
+        self.num_features = in_features + self.representation.out_features
+        self.pool_drop = nn.Dropout(drop)
         self.drop = nn.Dropout(drop_rate)
-        self.cls_fc = self._make_fc(in_chs, num_classes, **dd)
-        self.visual_fc = self._make_fc(self.representation.out_dim, num_classes, **dd)
+        self.cls_fc = self._make_fc(in_features, num_classes, **dd)
+        self.visual_fc = self._make_fc(self.representation.out_features, num_classes, **dd)
 
     @staticmethod
     def _make_fc(in_features: int, num_classes: int, device=None, dtype=None) -> nn.Module:
@@ -333,22 +320,21 @@ class TokenGCPHead(nn.Module):
         """
         dd = get_device_dtype(self, device, dtype)
         self.num_classes = num_classes
-        self.cls_fc = self._make_fc(self.in_chs, num_classes, **dd)
-        self.visual_fc = self._make_fc(self.representation.out_dim, num_classes, **dd)
+        self.cls_fc = self._make_fc(self.in_features, num_classes, **dd)
+        self.visual_fc = self._make_fc(self.representation.out_features, num_classes, **dd)
         self.cls_fc.train(self.training)
         self.visual_fc.train(self.training)
 
     def forward(self, cls_token: torch.Tensor, patch_tokens: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         if not torch.jit.is_scripting():
-            check_token_head_input(cls_token, patch_tokens, self.in_chs)
-        rep = self.drop(self.representation(patch_tokens))
+            check_token_head_input(cls_token, patch_tokens, self.in_features)
+        rep = self.drop(self.pool_drop(self.representation(patch_tokens)))
         cls_token = self.drop(cls_token)
         if pre_logits or self.num_classes <= 0:
             return torch.cat([cls_token, rep.to(cls_token.dtype)], dim=1)
         return self.cls_fc(cls_token) + self.visual_fc(rep)
 
 
-for _leaf in (MultiHeadCrossCovPool, SvPN, TokenCovPool):
+for _leaf in (MultiHeadCrossCovPool, SvPN):
     # shape- and autocast-dependent Python: FX keeps these modules as leaves
     register_notrace_module(_leaf)
-

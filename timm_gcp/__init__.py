@@ -6,3 +6,5 @@ __version__ = '0.1.0'
 
 from . import layers
 from . import models
+
+__all__ = ['__version__', 'layers', 'models']

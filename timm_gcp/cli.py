@@ -7,12 +7,16 @@ import importlib
 import sys
 from typing import List, Optional
 
+from ._extras import MissingExtraError
+
 SUBCOMMANDS = {
-    'demo': ('timm_gcp.demo', 'train a GCP model and its average-pooling twin on Fashion-MNIST (CPU)'),
-    'bench': ('timm_gcp.benchmark', 'model throughput, memory and FLOPs against timm baselines'),
-    'bench-layers': ('timm_gcp.bench_layers', 'time the GCP layers against the straightforward formulation'),
-    'convert': ('timm_gcp.convert', 'convert an original GCP checkpoint to a timm-gcp safetensors file'),
-    'publish': ('timm_gcp.publish', 'export a model with its card and upload it to the Hugging Face Hub'),
+    'demo': ('timm_gcp.demo.side_by_side', 'train a GCP model and its average-pooling twin on Fashion-MNIST (CPU)'),
+    'bench': ('timm_gcp.bench.models', 'model throughput, memory and FLOPs against timm baselines'),
+    'bench-layers': ('timm_gcp.bench.layers', 'time the GCP layers against the straightforward formulation'),
+    'convert': ('timm_gcp.convert.converter', "convert an authors' GCP checkpoint to a timm-gcp export"),
+    'publish': ('timm_gcp.hub.publish', 'export a model with its card and upload it to the Hugging Face Hub'),
+    'cards': ('timm_gcp.hub.cards', 'write the model cards and the README model table from the registry'),
+    'launch': ('timm_gcp.launch', "run timm's train.py / validate.py / ... with the GCP models registered"),
 }
 
 
@@ -33,7 +37,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     module = importlib.import_module(SUBCOMMANDS[name][0])
     sub = argparse.ArgumentParser(prog=f'timm-gcp {name}', description=SUBCOMMANDS[name][1])
     module.add_arguments(sub)
-    return int(module.run(sub.parse_args(rest)) or 0)
+    try:
+        return int(module.run(sub.parse_args(rest)) or 0)
+    except MissingExtraError as e:
+        print(f'timm-gcp {name}: error: {e}', file=sys.stderr)
+        return 2
 
 
 if __name__ == '__main__':

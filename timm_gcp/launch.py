@@ -38,9 +38,9 @@ import yaml
 from timm.data import get_img_extensions
 from timm.models import get_arch_pretrained_cfgs, split_model_name_tag
 
-import timm_gcp  # noqa: F401  (registers the models)
+from .models.gcp_resnet import DEPRECATED_NAMES  # importing timm_gcp registers the models
 
-__all__ = ['LaunchError', 'TRAIN_ARGS', 'check_script_args', 'main', 'run_script']
+__all__ = ['LaunchError', 'TRAIN_ARGS', 'add_arguments', 'check_script_args', 'main', 'run', 'run_script']
 
 SCRIPTS_URL = 'https://github.com/huggingface/pytorch-image-models'
 
@@ -184,7 +184,7 @@ def check_model(name: Optional[str], flag: str = '--model') -> None:
         hint = f"; close matches: {', '.join(close)}" if close else ''
         raise LaunchError(f"{flag} '{name}': no such model in timm's registry (with timm_gcp imported){hint}")
     tags = sorted(get_arch_pretrained_cfgs(arch))
-    if tag and f'{arch}.{tag}' not in tags:
+    if tag and f'{arch}.{tag}' not in tags and f'{arch}.{tag}' not in DEPRECATED_NAMES:
         raise LaunchError(f"{flag} '{name}': {arch} has no pretrained tag '{tag}'; its tags: {', '.join(tags)}")
 
 
@@ -312,22 +312,15 @@ def run_script(script: str, args: Sequence[str]) -> None:
         runpy.run_path(script, run_name='__main__')
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog='python -m timm_gcp.launch',
-        description="Run one of timm's scripts (train.py, validate.py, benchmark.py, inference.py) with the "
-                    "timm-gcp models registered; the script's arguments follow its path.",
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--check-only', action='store_true', help='check the arguments, then exit without running')
     parser.add_argument('--no-check', action='store_true', help='run the script without checking its arguments')
     parser.add_argument('script', help="path of timm's train.py, validate.py, benchmark.py or inference.py")
     parser.add_argument('script_args', nargs=argparse.REMAINDER, help="the script's own arguments")
-    return parser
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Entry point of `python -m timm_gcp.launch`; returns 2 on a launch error, else what the script exits with."""
-    opts = _parser().parse_args(argv)
+def run(opts: argparse.Namespace) -> int:
+    """Check, then run the script; 2 on a launch error, else what the script exits with."""
     try:
         script = find_script(opts.script)
         if not opts.no_check and not {'-h', '--help'} & set(opts.script_args):
@@ -339,6 +332,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 0
     run_script(script, opts.script_args)
     return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point of `python -m timm_gcp.launch` (`timm-gcp launch` runs `run` the same way)."""
+    parser = argparse.ArgumentParser(
+        prog='python -m timm_gcp.launch',
+        description="Run one of timm's scripts (train.py, validate.py, benchmark.py, inference.py) with the "
+                    "timm-gcp models registered; the script's arguments follow its path.",
+    )
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
 
 
 if __name__ == '__main__':

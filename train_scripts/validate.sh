@@ -7,7 +7,7 @@
 # MODEL is a model name (arch or arch.tag); a recipe CONFIG.yaml from train_scripts/ gives its model.
 # validate.py runs one process; NUM_GPUS goes to its --num-gpu (DataParallel). Without --checkpoint,
 # validate.py loads the pretrained weights. Examples:
-#   validate.sh 1 resnet50_isqrt.tpami_in1k /data/imagenet
+#   validate.sh 1 ms_resnet50_isqrt.tpami_in1k /data/imagenet
 #   validate.sh 8 train_scripts/vit_dropcov_small.dc_in1k.yaml /data/imagenet \
 #       --checkpoint output/train/RUN/model_best.pth.tar --use-ema
 set -euo pipefail

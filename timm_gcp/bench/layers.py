@@ -13,6 +13,7 @@ from typing import Callable, Dict, List, Sequence, Tuple
 import torch
 
 from ..layers import covariance, isqrt, mpn, triu_vec
+from .measure import saved_tensors
 
 
 def dense_centring_covariance(x: torch.Tensor) -> torch.Tensor:
@@ -57,16 +58,7 @@ def naive_eigh_power(cov: torch.Tensor, power: float = 0.5) -> torch.Tensor:
 def saved_matrices(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, c: int) -> int:
     """Number of distinct B x C x C tensors autograd saves for backward of `fn(x)`."""
     size = x.shape[0] * c * c
-    storages = set()
-
-    def pack(t: torch.Tensor) -> torch.Tensor:
-        if t.numel() == size:
-            storages.add(t.untyped_storage().data_ptr())
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        fn(x)
-    return len(storages)
+    return sum(t.numel() == size for t in saved_tensors(lambda: fn(x)).values())
 
 
 def _interleaved(fns: Dict[str, Callable[[], None]], rounds: int) -> Dict[str, float]:

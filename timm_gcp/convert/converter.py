@@ -27,14 +27,12 @@ from timm.utils import ParseKwargs
 from torch import nn
 
 from ..hub.export import export_for_hub
-from ..models.gcp_resnet import GCPResNet
+from ..models.gcp_resnet import MINDSPORE_PREFIX, GCPResNet
 from .layouts import MINDSPORE_TRAINING_STATE, RESNET_RENAMES, mindspore_key, rename_key
 from .mindspore import MindSporeCheckpointError, is_mindspore_checkpoint, load_mindspore_checkpoint
 
 __all__ = ['ConversionError', 'ConversionReport', 'convert_checkpoint', 'read_checkpoint', 'add_arguments', 'run']
 
-# the architectures with the MindSpore numerics are the PyTorch ones with this prefix (as timm's `tf_`)
-_MS_PREFIX = 'ms_'
 _WRAPPERS = ('state_dict', 'model', 'module')
 
 
@@ -268,17 +266,17 @@ def _place(
 def _check_numerics(path: Path, fmt: str, model_name: str) -> None:
     """MindSpore weights go into the `ms_` architectures (their numerics), other weights into the others."""
     arch = split_model_name_tag(model_name)[0]
-    is_ms_arch = arch.startswith(_MS_PREFIX)
+    is_ms_arch = arch.startswith(MINDSPORE_PREFIX)
     if fmt == 'MindSpore' and not is_ms_arch:
-        ms_arch = _MS_PREFIX + arch
-        hint = ms_arch if timm.is_model(ms_arch) else f"one of {', '.join(timm.list_models(_MS_PREFIX + '*'))}"
+        ms_arch = MINDSPORE_PREFIX + arch
+        hint = ms_arch if timm.is_model(ms_arch) else f"one of {', '.join(timm.list_models(f'{MINDSPORE_PREFIX}*'))}"
         raise ConversionError(
             f'{path}: a MindSpore checkpoint needs a model with the MindSpore numerics (padding, BatchNorm eps), '
             f'not {arch}: convert with --model {hint}')
     if fmt != 'MindSpore' and is_ms_arch:
         raise ConversionError(
             f'{path}: a {fmt} checkpoint, but {arch} has the MindSpore numerics (padding, BatchNorm eps): '
-            f'convert with --model {arch[len(_MS_PREFIX):]}')
+            f'convert with --model {arch[len(MINDSPORE_PREFIX):]}')
 
 
 def convert_checkpoint(
@@ -345,7 +343,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         'src', help='original checkpoint: PyTorch (.pth, .pth.tar, .bin), safetensors or MindSpore (.ckpt)')
     parser.add_argument('--model', required=True,
                         help='registered architecture, with the tag the weights belong to '
-                             "(e.g. 'resnet50_isqrt.tpami_in1k')")
+                             "(e.g. 'ms_resnet50_isqrt.tpami_in1k')")
     parser.add_argument('--out', default=None,
                         help='output folder for model.safetensors and config.json (default: ./<model>)')
     parser.add_argument('--model-kwargs', nargs='*', default={}, action=ParseKwargs,

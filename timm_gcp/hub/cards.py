@@ -272,6 +272,11 @@ def run(args: argparse.Namespace) -> int:
         print(f'timm-gcp cards: error: {args.readme}: no such file (run from a checkout of timm-gcp, or pass '
               f'--readme and --cards)', file=sys.stderr)
         return 2
+    try:
+        _readme_with_table(args.readme.read_text(encoding='utf-8'))
+    except ValueError as e:  # checked before any card is written
+        print(f'timm-gcp cards: error: {args.readme}: {e}', file=sys.stderr)
+        return 2
     drift = write_cards(args.cards, check=args.check)
     if update_readme(args.readme, check=args.check):
         drift.append(str(args.readme))

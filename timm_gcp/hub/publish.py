@@ -4,8 +4,9 @@ DIR is a `timm-gcp convert` output (model.safetensors + config.json). The repo n
 published `arch.tag` of the registry; the weights are loaded strictly as that registered model,
 which must need no settings of its own (otherwise `create_model('arch.tag')` would compute
 something else with them), and the card is rendered from the registry (`timm_gcp.hub.cards`, the
-same text as the repository's `model_cards/<arch>.<tag>.md`). The export (config.json, model.safetensors, README.md) is written whole or not at all;
-`--dry-run --out DIR` writes exactly the folder that would be uploaded and uploads nothing.
+same text as the repository's `model_cards/<arch>.<tag>.md`). The export (config.json,
+model.safetensors, README.md) is written whole or not at all; `--dry-run --out DIR` writes exactly
+the folder that would be uploaded and uploads nothing.
 """
 import argparse
 import json
@@ -111,7 +112,7 @@ def publish(
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('src', help='a `timm-gcp convert` output folder (model.safetensors, config.json)')
-    parser.add_argument('--repo-id', required=True, help='ORG/ARCH.TAG, e.g. timm-gcp/resnet50_isqrt.tpami_in1k')
+    parser.add_argument('--repo-id', required=True, help='ORG/ARCH.TAG, e.g. timm-gcp/ms_resnet50_isqrt.tpami_in1k')
     parser.add_argument('--dry-run', action='store_true', help='write the folder to --out, upload nothing')
     parser.add_argument('--out', default=None, help='where to write the export (kept after the upload)')
     parser.add_argument('--overwrite', action='store_true', help='replace an existing --out folder')

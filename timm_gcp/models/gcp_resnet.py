@@ -4,45 +4,36 @@ timm's ResNet (v1.5: stride on the 3x3 conv) with the last stage at stride 1 and
 the features are 14x14 at 224 px, followed by the GCP head of `timm_gcp.layers.GCPHead`: a 1x1
 reduction to `gcp_dim` channels, covariance, normalization, upper triangle and one Linear.
 
-Papers:
-    iSQRT-COV: Towards Faster Training of Global Covariance Pooling Networks by Iterative Matrix
-        Square Root Normalization (Li et al., CVPR 2018) - https://arxiv.org/abs/1712.01034
-    What Deep CNNs Benefit from Global Covariance Pooling: An Optimization Perspective
-        (Wang et al., CVPR 2020) - https://arxiv.org/abs/2003.11241
-    DropCov: A Simple yet Effective Method for Improving Deep Architectures (Wang et al., NeurIPS 2022)
-    Towards a Deeper Understanding of Global Covariance Pooling in Deep Learning: An Optimization
-        Perspective (Wang et al., TPAMI 2023)
-    MPN-COV: Is Second-order Information Helpful for Large-scale Visual Recognition?
-        (Li et al., ICCV 2017) - https://arxiv.org/abs/1703.08050
+Methods: iSQRT-COV (CVPR'18), the CVPR'20 and TPAMI'23 optimization studies, DropCov (NeurIPS'22),
+MPN-COV (ICCV'17); titles, links and source repositories are in `timm_gcp.models.sources`, the
+original architectures in docs/architectures.md, "GCP ResNets".
 
 Names: `<backbone>_<method>[_d<dim>]`, dim 128 unless `_d256`. Head settings are keyword arguments
 (`gcp_dim`, `gcp_norm`, `gcp_iters`, `gcp_power`, `gcp_dropcov`, `gcp_dropcov_scale`), so
 `--model-kwargs gcp_iters=3` reaches them from timm's scripts.
 
-Weights carry the numerics they were trained with: the TPAMI'23 MindSpore ResNets use TF-style
-'same' padding (ResNet-50) and BatchNorm eps 1e-4 in places. Those are model settings too
-(`pad_type`, `bn_eps`, `stem_bn_eps`, `down_bn_eps`), and `TAG_MODEL_ARGS` holds the settings of
-each tag whose weights need them. A pretrained cfg cannot carry model kwargs, so the factory adds
-them whenever the tag is named (`resnet50_isqrt.tpami_in1k`) or its weights are loaded
-(`pretrained=True` resolving to that tag, no other weight file in the overlay); explicit kwargs
-win, and an untagged model created without the tag's weights keeps timm's PyTorch defaults.
-They are recorded as model args, so Hub exports write them into config.json.
+`ms_<name>` models are the same architectures with the numerics of the TPAMI'23 MindSpore
+weights: TF-style 'same' padding (ResNet-50) and BatchNorm eps 1e-4 in places
+(docs/checkpoints.md, "MindSpore numerics"). Like timm's `tf_` models, the prefix names the
+framework the weights come from, and the settings are the model's defaults (`pad_type`, `bn_eps`,
+`stem_bn_eps`, `down_bn_eps`), so `timm.create_model('ms_resnet50_isqrt')` trains with them too.
+The earlier names `<name>.tpami_in1k` still load, with a FutureWarning.
 """
-import re
+import warnings
 from typing import Any, Dict, Optional, Tuple, Type, Union
 
 import torch
 from torch import nn
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import create_conv2d, create_pool2d, get_device_dtype
-from timm.models import PretrainedCfg, build_model_with_cfg, generate_default_cfgs, register_model, \
-    resolve_pretrained_cfg
+from timm.models import build_model_with_cfg, generate_default_cfgs, register_model, split_model_name_tag
 from timm.models.resnet import BasicBlock, Bottleneck, ResNet
 
-from ..layers import GCPHead
-from ._origins import DROPCOV_WEIGHTS
+from ..convert.layouts import RESNET_RENAMES, rename_key
+from ..layers import GCPHead, check_pool_type, reset_pool_type
+from .sources import pretrained_fields
 
-__all__ = ['GCPResNet', 'checkpoint_filter_fn', 'TAG_MODEL_ARGS', 'MINDSPORE_MODEL_ARGS']
+__all__ = ['GCPResNet', 'checkpoint_filter_fn', 'DEPRECATED_NAMES', 'MINDSPORE_NUMERICS', 'MINDSPORE_PREFIX']
 
 
 def _remove_stride(stage: nn.Sequential) -> None:
@@ -140,6 +131,7 @@ class GCPResNet(ResNet):
         """
         if pad_type not in ('', 'same'):
             raise ValueError(f"unknown pad_type {pad_type!r}, expected '' or 'same'")
+        check_pool_type(global_pool, num_classes, 'global_pool')
         dd = {'device': device, 'dtype': dtype}
         super().__init__(block, layers, num_classes=0, in_chans=in_chans, global_pool='', **kwargs, **dd)
         del self.global_pool, self.fc
@@ -156,7 +148,7 @@ class GCPResNet(ResNet):
         self.drop_rate = drop_rate
         self.num_classes = num_classes
         self._gcp_args = dict(
-            dim=gcp_dim,
+            reduce_dim=gcp_dim,
             norm=gcp_norm,
             iters=gcp_iters,
             power=gcp_power,
@@ -166,27 +158,27 @@ class GCPResNet(ResNet):
             bn_eps=1e-5 if bn_eps is None else bn_eps,
         )
         self.head = GCPHead(self.num_features, num_classes=num_classes, pool_type=global_pool, **self._gcp_args, **dd)
-        self.head_hidden_size = self.head.head_hidden_size
-        for m in self.head.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode='fan_out', nonlinearity='relu')
+        self.head_hidden_size = self.head.num_features
 
     @torch.jit.ignore
     def get_classifier(self, name_only: bool = False) -> Union[str, nn.Module]:
         return 'head.fc' if name_only else self.head.fc
 
     def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None) -> None:
-        """Replace the classifier; `global_pool=''` returns unpooled features, None keeps the pooling."""
+        """Replace the classifier; `global_pool=''` returns unpooled features, None keeps the pooling.
+
+        A classifier on unpooled features (`num_classes > 0`, None) brings a new GCP head back.
+        """
+        pool_type = reset_pool_type(self.head.pool_type, global_pool, num_classes)
         dd = get_device_dtype(self)
         self.num_classes = num_classes
-        pool_type = self.head.pool_type if global_pool is None else global_pool
-        if pool_type and (not self.head.pool_type or self.head.in_chs != self.num_features):
+        if pool_type and (not self.head.pool_type or self.head.in_features != self.num_features):
             # the pooling was removed (or the trunk pruned): a new GCP head on the current features
             self.head = GCPHead(self.num_features, num_classes=num_classes, pool_type=pool_type, **self._gcp_args, **dd)
             self.head.train(self.training)
         else:
             self.head.reset(num_classes, pool_type, **dd)
-        self.head_hidden_size = self.head.head_hidden_size
+        self.head_hidden_size = self.head.num_features
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         return self.head(x, pre_logits=pre_logits)
@@ -195,34 +187,11 @@ class GCPResNet(ResNet):
         return self.forward_head(self.forward_features(x))
 
 
-_HEAD_KEY_MAP = (
-    (r'^layer_reduce\.', 'head.reduce.conv.'),
-    (r'^layer_reduce_bn\.', 'head.reduce.bn.'),
-    (r'^eca_layer\.conv\.', 'head.dropcov.conv.'),
-    (r'^fc\.', 'head.fc.'),
-    # fast-MPN-COV training checkpoints: features.module.<i> is the torchvision trunk as a Sequential
-    (r'^features\.module\.0\.', 'conv1.'),
-    (r'^features\.module\.1\.', 'bn1.'),
-    (r'^features\.module\.([4-7])\.', lambda m: f'layer{int(m.group(1)) - 3}.'),
-    (r'^features\.module\.8\.', 'head.reduce.conv.'),
-    (r'^features\.module\.9\.', 'head.reduce.bn.'),
-    (r'^representation\.conv_dr_block\.0\.', 'head.reduce.conv.'),
-    (r'^representation\.conv_dr_block\.1\.', 'head.reduce.bn.'),
-    (r'^classifier\.', 'head.fc.'),
-)
-
-
-def _remap_key(key: str) -> str:
-    key = re.sub(r'^module\.', '', key)
-    for pattern, repl in _HEAD_KEY_MAP:
-        new_key, n = re.subn(pattern, repl, key)
-        if n:
-            return new_key
-    return key
+_REDUCE_CONV = 'head.global_pool.reduce.conv.weight'
 
 
 def _describe_reduction(state_dict: Dict[str, torch.Tensor]) -> str:
-    conv = state_dict.get('head.reduce.conv.weight')
+    conv = state_dict.get(_REDUCE_CONV)
     fc = state_dict.get('head.fc.weight')
     parts = []
     if conv is not None:
@@ -235,14 +204,14 @@ def _describe_reduction(state_dict: Dict[str, torch.Tensor]) -> str:
 def checkpoint_filter_fn(state_dict: Dict[str, Any], model: GCPResNet) -> Dict[str, torch.Tensor]:
     """Map an original GCP ResNet checkpoint onto this model's keys and check that it fits.
 
-    Accepts timm-gcp's own layout, fast-MPN-COV's plain state dicts (`layer_reduce*`, `fc`) and its
-    training checkpoints (`features.module.<i>`, `representation.conv_dr_block`, `classifier`), and
-    the `module.`-prefixed CVPR'20 / DropCov checkpoints (`eca_layer`), bare or under 'state_dict'.
+    Accepts timm-gcp's own layout and those of the authors' PyTorch checkpoints (`RESNET_RENAMES`:
+    fast-MPN-COV's released weights and training checkpoints, the `module.`-prefixed CVPR'20 /
+    DropCov checkpoints), bare or under 'state_dict'.
     Raises ValueError naming every missing, unexpected or mis-shaped tensor; the classifier and the
     first conv are left to timm's loader, which adapts them to `num_classes` and `in_chans`.
     """
     state_dict = state_dict.get('state_dict', state_dict)
-    out = {_remap_key(k): v for k, v in state_dict.items() if isinstance(v, torch.Tensor)}
+    out = {rename_key(k, RESNET_RENAMES): v for k, v in state_dict.items() if isinstance(v, torch.Tensor)}
     model_sd = model.state_dict()
     adaptable = {'conv1.weight', 'head.fc.weight', 'head.fc.bias'}
 
@@ -250,7 +219,7 @@ def checkpoint_filter_fn(state_dict: Dict[str, Any], model: GCPResNet) -> Dict[s
         f'{k}: checkpoint {tuple(v.shape)} vs model {tuple(model_sd[k].shape)}'
         for k, v in out.items() if k in model_sd and k not in adaptable and v.shape != model_sd[k].shape
     ]
-    if 'head.reduce.conv.weight' in out and 'head.reduce.conv.weight' in model_sd:
+    if _REDUCE_CONV in out and _REDUCE_CONV in model_sd:
         ckpt_fc, model_fc = out.get('head.fc.weight'), model_sd.get('head.fc.weight')
         if ckpt_fc is not None and model_fc is not None and ckpt_fc.shape[1] != model_fc.shape[1]:
             mismatched.append(f'head.fc.weight: checkpoint {tuple(ckpt_fc.shape)} vs model {tuple(model_fc.shape)}')
@@ -269,65 +238,41 @@ def checkpoint_filter_fn(state_dict: Dict[str, Any], model: GCPResNet) -> Dict[s
     return out
 
 
-# The numerics the TPAMI'23 MindSpore ResNets were trained with (gcp-methods.md section 10), by block type.
-# ResNet-18/34: explicit symmetric padding (= PyTorch), BN eps 1e-4 in the blocks and the reduction, 1e-5 in
-# the stem and the shortcuts. ResNet-50: 'same' padding for every conv and the stem max pool, eps 1e-4 for all.
-MINDSPORE_MODEL_ARGS = {
+# The numerics the TPAMI'23 MindSpore ResNets were trained with, by block type (docs/checkpoints.md,
+# "MindSpore numerics"). ResNet-18/34: explicit symmetric padding (= PyTorch), BN eps 1e-4 in the blocks
+# and the reduction, 1e-5 in the stem and the shortcuts. ResNet-50: 'same' padding for every conv and the
+# stem max pool, eps 1e-4 for all.
+MINDSPORE_NUMERICS = {
     'basic': dict(bn_eps=1e-4, stem_bn_eps=1e-5, down_bn_eps=1e-5),
     'bottleneck': dict(pad_type='same', bn_eps=1e-4),
 }
 
-# model settings that the weights of a tag need, added by the factory (see the module docstring)
-TAG_MODEL_ARGS = {
-    'resnet18_isqrt.tpami_in1k': MINDSPORE_MODEL_ARGS['basic'],
-    'resnet34_isqrt.tpami_in1k': MINDSPORE_MODEL_ARGS['basic'],
-    'resnet50_isqrt.tpami_in1k': MINDSPORE_MODEL_ARGS['bottleneck'],
-    'resnet18_dropcov.tpami_in1k': MINDSPORE_MODEL_ARGS['basic'],
-    'resnet34_dropcov.tpami_in1k': MINDSPORE_MODEL_ARGS['basic'],
-    'resnet50_dropcov.tpami_in1k': MINDSPORE_MODEL_ARGS['bottleneck'],
+# the architectures with the MindSpore numerics are the PyTorch ones with this prefix (as timm's `tf_`)
+MINDSPORE_PREFIX = 'ms_'
+
+# names before the MindSpore models became `ms_` architectures -> their current names
+DEPRECATED_NAMES = {
+    f'{arch}.tpami_in1k': f'{MINDSPORE_PREFIX}{arch}.tpami_in1k'
+    for arch in ('resnet18_isqrt', 'resnet34_isqrt', 'resnet50_isqrt',
+                 'resnet18_dropcov', 'resnet34_dropcov', 'resnet50_dropcov')
 }
 
 
-_WEIGHT_SOURCES = ('file', 'url', 'hf_hub_id', 'state_dict')
-
-
-def _tag_model_args(
-        variant: str,
-        pretrained: bool,
-        pretrained_cfg: Optional[Union[str, Dict[str, Any], PretrainedCfg]],
-        pretrained_cfg_overlay: Optional[Dict[str, Any]],
-) -> Dict[str, Any]:
-    """Settings of the tag whose weights the model is built for.
-
-    That is a named tag (`arch.tag`, `pretrained_cfg=tag` or a PretrainedCfg), or the default tag
-    when its own weights are loaded (`pretrained=True`, no other weight file in the overlay). A
-    Hub / local-dir config (a dict) brings its own settings in `model_args` and gets none here.
-    """
-    if isinstance(pretrained_cfg, str):
-        tag = pretrained_cfg
-    elif isinstance(pretrained_cfg, PretrainedCfg):
-        tag = pretrained_cfg.tag
-    elif isinstance(pretrained_cfg, dict):
-        return {}
-    elif pretrained and not any(k in (pretrained_cfg_overlay or {}) for k in _WEIGHT_SOURCES):
-        tag = resolve_pretrained_cfg(variant).tag
-    else:
-        return {}
-    return dict(TAG_MODEL_ARGS.get(f'{variant}.{tag}', {}))
-
-
 def _create_gcp_resnet(variant: str, pretrained: bool = False, **kwargs: Any) -> GCPResNet:
-    tag_args = _tag_model_args(variant, pretrained, kwargs.get('pretrained_cfg'), kwargs.get('pretrained_cfg_overlay'))
-    model = build_model_with_cfg(
+    deprecated = f"{variant}.{kwargs.get('pretrained_cfg')}"
+    if deprecated in DEPRECATED_NAMES:
+        current, tag = split_model_name_tag(DEPRECATED_NAMES[deprecated])
+        warnings.warn(f'{deprecated} is now {current}.{tag}: the MindSpore numerics are an architecture of '
+                      f'their own', FutureWarning, stacklevel=4)
+        numerics = MINDSPORE_NUMERICS['basic' if kwargs['block'] is BasicBlock else 'bottleneck']
+        return _create_gcp_resnet(current, pretrained, **dict(numerics, **dict(kwargs, pretrained_cfg=tag)))
+    return build_model_with_cfg(
         GCPResNet,
         variant,
         pretrained,
         pretrained_filter_fn=checkpoint_filter_fn,
-        **dict(tag_args, **kwargs),
+        **kwargs,
     )
-    if tag_args:
-        model._model_args = tag_args  # create_model adds the caller's kwargs on top; exports record both
-    return model
 
 
 def _cfg(**kwargs: Any) -> Dict[str, Any]:
@@ -340,77 +285,71 @@ def _cfg(**kwargs: Any) -> Dict[str, Any]:
     }
 
 
-def _hub(name: str, **kwargs: Any) -> Dict[str, Any]:
-    return _cfg(hf_hub_id=f'timm-gcp/{name}', **kwargs)
+def _hub(name: str, paper: str, repo: str) -> Dict[str, Any]:
+    """The cfg of weights published as timm-gcp/<name>, converted from `repo`'s."""
+    return _cfg(hf_hub_id=f'timm-gcp/{name}', **pretrained_fields(paper, repo))
 
 
-_FMPN = dict(
-    license='mit', origin_url='https://github.com/jiangtaoxie/fast-MPN-COV', paper_ids='arXiv:1712.01034',
-    paper_name='Towards Faster Training of Global Covariance Pooling Networks by Iterative Matrix Square Root '
-               'Normalization',
-)
-_GCPO = dict(
-    license='unknown', origin_url='https://github.com/ZhangLi-CS/GCP_Optimization', paper_ids='arXiv:2003.11241',
-    paper_name='What Deep CNNs Benefit from Global Covariance Pooling: An Optimization Perspective',
-)
-_TPAMI = dict(
-    license='unknown', origin_url='https://github.com/Terror03/GCP-OPT',
-    paper_name='Towards a Deeper Understanding of Global Covariance Pooling in Deep Learning: '
-               'An Optimization Perspective',
-)
-_TPAMI_DC = dict(_TPAMI, origin_url='https://github.com/Sherry1945/Dropcov_mindspore')
-_MPN = dict(
-    license='mit', origin_url='https://github.com/jiangtaoxie/MPN-COV', paper_ids='arXiv:1703.08050',
-    paper_name='Is Second-order Information Helpful for Large-scale Visual Recognition?',
-)
+_FMPN = ('isqrt', 'jiangtaoxie/fast-MPN-COV')
+_GCPO = ('gcp_opt', 'ZhangLi-CS/GCP_Optimization')
+_DC = ('dropcov', 'mingzeG/DropCov')
+_TPAMI = ('tpami', 'Terror03/GCP-OPT')
+_TPAMI_DC = ('tpami', 'Sherry1945/Dropcov_mindspore')
 
 default_cfgs = generate_default_cfgs({
     # iSQRT-COV, 256-d reduction: fast-MPN-COV (CVPR'18) and the CVPR'20 LR-schedule study
-    'resnet18_isqrt_d256.gcp_in1k': _hub('resnet18_isqrt_d256.gcp_in1k', **_GCPO),
-    'resnet18_isqrt_d256.gcp_lradju_in1k': _hub('resnet18_isqrt_d256.gcp_lradju_in1k', **_GCPO),
-    'resnet18_isqrt_d256.gcp_lrfast_in1k': _hub('resnet18_isqrt_d256.gcp_lrfast_in1k', **_GCPO),
-    'resnet34_isqrt_d256.gcp_in1k': _hub('resnet34_isqrt_d256.gcp_in1k', **_GCPO),
-    'resnet34_isqrt_d256.gcp_lradju_in1k': _hub('resnet34_isqrt_d256.gcp_lradju_in1k', **_GCPO),
-    'resnet34_isqrt_d256.gcp_lrfast_in1k': _hub('resnet34_isqrt_d256.gcp_lrfast_in1k', **_GCPO),
-    'resnet50_isqrt_d256.gcp_in1k': _hub('resnet50_isqrt_d256.gcp_in1k', **_GCPO),
-    'resnet50_isqrt_d256.fmpn_in1k': _hub('resnet50_isqrt_d256.fmpn_in1k', **_FMPN),
-    'resnet50_isqrt_d256.gcp_lradju_in1k': _hub('resnet50_isqrt_d256.gcp_lradju_in1k', **_GCPO),
-    'resnet50_isqrt_d256.gcp_lrfast_in1k': _hub('resnet50_isqrt_d256.gcp_lrfast_in1k', **_GCPO),
-    'resnet101_isqrt_d256.gcp_in1k': _hub('resnet101_isqrt_d256.gcp_in1k', **_GCPO),
-    'resnet101_isqrt_d256.fmpn_in1k': _hub('resnet101_isqrt_d256.fmpn_in1k', **_FMPN),
-    'resnet101_isqrt_d256.gcp_lradju_in1k': _hub('resnet101_isqrt_d256.gcp_lradju_in1k', **_GCPO),
-    'resnet101_isqrt_d256.gcp_lrfast_in1k': _hub('resnet101_isqrt_d256.gcp_lrfast_in1k', **_GCPO),
+    'resnet18_isqrt_d256.gcp_in1k': _hub('resnet18_isqrt_d256.gcp_in1k', *_GCPO),
+    'resnet18_isqrt_d256.gcp_lradju_in1k': _hub('resnet18_isqrt_d256.gcp_lradju_in1k', *_GCPO),
+    'resnet18_isqrt_d256.gcp_lrfast_in1k': _hub('resnet18_isqrt_d256.gcp_lrfast_in1k', *_GCPO),
+    'resnet34_isqrt_d256.gcp_in1k': _hub('resnet34_isqrt_d256.gcp_in1k', *_GCPO),
+    'resnet34_isqrt_d256.gcp_lradju_in1k': _hub('resnet34_isqrt_d256.gcp_lradju_in1k', *_GCPO),
+    'resnet34_isqrt_d256.gcp_lrfast_in1k': _hub('resnet34_isqrt_d256.gcp_lrfast_in1k', *_GCPO),
+    'resnet50_isqrt_d256.gcp_in1k': _hub('resnet50_isqrt_d256.gcp_in1k', *_GCPO),
+    'resnet50_isqrt_d256.fmpn_in1k': _hub('resnet50_isqrt_d256.fmpn_in1k', *_FMPN),
+    'resnet50_isqrt_d256.gcp_lradju_in1k': _hub('resnet50_isqrt_d256.gcp_lradju_in1k', *_GCPO),
+    'resnet50_isqrt_d256.gcp_lrfast_in1k': _hub('resnet50_isqrt_d256.gcp_lrfast_in1k', *_GCPO),
+    'resnet101_isqrt_d256.gcp_in1k': _hub('resnet101_isqrt_d256.gcp_in1k', *_GCPO),
+    'resnet101_isqrt_d256.fmpn_in1k': _hub('resnet101_isqrt_d256.fmpn_in1k', *_FMPN),
+    'resnet101_isqrt_d256.gcp_lradju_in1k': _hub('resnet101_isqrt_d256.gcp_lradju_in1k', *_GCPO),
+    'resnet101_isqrt_d256.gcp_lrfast_in1k': _hub('resnet101_isqrt_d256.gcp_lrfast_in1k', *_GCPO),
     'resnet152_isqrt_d256': _cfg(),
 
-    # iSQRT-COV, 128-d reduction: the TPAMI'23 MindSpore models and the CVPR'20 128-d ResNet-50
-    'resnet18_isqrt.tpami_in1k': _hub('resnet18_isqrt.tpami_in1k', **_TPAMI),
-    'resnet34_isqrt.tpami_in1k': _hub('resnet34_isqrt.tpami_in1k', **_TPAMI),
-    'resnet50_isqrt.gcp_in1k': _hub('resnet50_isqrt.gcp_in1k', **_GCPO),
-    'resnet50_isqrt.tpami_in1k': _hub('resnet50_isqrt.tpami_in1k', **_TPAMI),
-    'resnet50_isqrt.gcp_lradju_in1k': _hub('resnet50_isqrt.gcp_lradju_in1k', **_GCPO),
+    # iSQRT-COV, 128-d reduction: the CVPR'20 128-d ResNet-50
+    'resnet18_isqrt': _cfg(),
+    'resnet34_isqrt': _cfg(),
+    'resnet50_isqrt.gcp_in1k': _hub('resnet50_isqrt.gcp_in1k', *_GCPO),
+    'resnet50_isqrt.gcp_lradju_in1k': _hub('resnet50_isqrt.gcp_lradju_in1k', *_GCPO),
     'resnet101_isqrt': _cfg(),
     'resnet152_isqrt': _cfg(),
 
-    # DropCov, 128-d reduction: NeurIPS'22 PyTorch models and the TPAMI'23 MindSpore models
-    'resnet18_dropcov.tpami_in1k': _hub('resnet18_dropcov.tpami_in1k', **_TPAMI_DC),
-    'resnet34_dropcov.dc_in1k': _hub('resnet34_dropcov.dc_in1k', **DROPCOV_WEIGHTS),
-    'resnet34_dropcov.tpami_in1k': _hub('resnet34_dropcov.tpami_in1k', **_TPAMI_DC),
-    'resnet50_dropcov.dc_in1k': _hub('resnet50_dropcov.dc_in1k', **DROPCOV_WEIGHTS),
-    'resnet50_dropcov.tpami_in1k': _hub('resnet50_dropcov.tpami_in1k', **_TPAMI_DC),
-    'resnet101_dropcov.dc_in1k': _hub('resnet101_dropcov.dc_in1k', **DROPCOV_WEIGHTS),
+    # DropCov, 128-d reduction: the NeurIPS'22 PyTorch models
+    'resnet18_dropcov': _cfg(),
+    'resnet34_dropcov.dc_in1k': _hub('resnet34_dropcov.dc_in1k', *_DC),
+    'resnet50_dropcov.dc_in1k': _hub('resnet50_dropcov.dc_in1k', *_DC),
+    'resnet101_dropcov.dc_in1k': _hub('resnet101_dropcov.dc_in1k', *_DC),
     'resnet152_dropcov': _cfg(),
 
     # MPN-COV (exact matrix square root by eigen-decomposition); the published MatConvNet weights are a
     # ResNet v1 with biased convs, which these v1.5 models do not fit
-    'resnet50_mpncov': _cfg(**_MPN),
-    'resnet50_mpncov_d256': _cfg(**_MPN),
-    'resnet101_mpncov': _cfg(**_MPN),
-    'resnet101_mpncov_d256': _cfg(**_MPN),
+    'resnet50_mpncov': _cfg(**pretrained_fields('mpncov', 'jiangtaoxie/MPN-COV')),
+    'resnet50_mpncov_d256': _cfg(**pretrained_fields('mpncov', 'jiangtaoxie/MPN-COV')),
+    'resnet101_mpncov': _cfg(**pretrained_fields('mpncov', 'jiangtaoxie/MPN-COV')),
+    'resnet101_mpncov_d256': _cfg(**pretrained_fields('mpncov', 'jiangtaoxie/MPN-COV')),
+
+    # the TPAMI'23 MindSpore models (iSQRT-COV and DropCov, 128-d), with their numerics
+    'ms_resnet18_isqrt.tpami_in1k': _hub('ms_resnet18_isqrt.tpami_in1k', *_TPAMI),
+    'ms_resnet34_isqrt.tpami_in1k': _hub('ms_resnet34_isqrt.tpami_in1k', *_TPAMI),
+    'ms_resnet50_isqrt.tpami_in1k': _hub('ms_resnet50_isqrt.tpami_in1k', *_TPAMI),
+    'ms_resnet18_dropcov.tpami_in1k': _hub('ms_resnet18_dropcov.tpami_in1k', *_TPAMI_DC),
+    'ms_resnet34_dropcov.tpami_in1k': _hub('ms_resnet34_dropcov.tpami_in1k', *_TPAMI_DC),
+    'ms_resnet50_dropcov.tpami_in1k': _hub('ms_resnet50_dropcov.tpami_in1k', *_TPAMI_DC),
 })
 
 _ISQRT = dict(gcp_norm='isqrt')
 _DROPCOV = dict(gcp_norm='none', gcp_dropcov=True)
 _MPNCOV = dict(gcp_norm='mpn')
+_MS_BASIC = MINDSPORE_NUMERICS['basic']
+_MS_BOTTLENECK = MINDSPORE_NUMERICS['bottleneck']
 _R18 = dict(block=BasicBlock, layers=(2, 2, 2, 2))
 _R34 = dict(block=BasicBlock, layers=(3, 4, 6, 3))
 _R50 = dict(block=Bottleneck, layers=(3, 4, 6, 3))
@@ -549,3 +488,45 @@ def resnet101_mpncov_d256(pretrained: bool = False, **kwargs: Any) -> GCPResNet:
     """ResNet-101 with an MPN-COV head (256-d reduction)."""
     model_args = dict(**_R101, **_MPNCOV, gcp_dim=256)
     return _create_gcp_resnet('resnet101_mpncov_d256', pretrained, **dict(model_args, **kwargs))
+
+
+@register_model
+def ms_resnet18_isqrt(pretrained: bool = False, **kwargs: Any) -> GCPResNet:
+    """ResNet-18 with an iSQRT-COV head (128-d), MindSpore numerics (BN eps 1e-4 in the blocks): TPAMI'23."""
+    model_args = dict(**_R18, **_ISQRT, gcp_dim=128, **_MS_BASIC)
+    return _create_gcp_resnet('ms_resnet18_isqrt', pretrained, **dict(model_args, **kwargs))
+
+
+@register_model
+def ms_resnet34_isqrt(pretrained: bool = False, **kwargs: Any) -> GCPResNet:
+    """ResNet-34 with an iSQRT-COV head (128-d), MindSpore numerics (BN eps 1e-4 in the blocks): TPAMI'23."""
+    model_args = dict(**_R34, **_ISQRT, gcp_dim=128, **_MS_BASIC)
+    return _create_gcp_resnet('ms_resnet34_isqrt', pretrained, **dict(model_args, **kwargs))
+
+
+@register_model
+def ms_resnet50_isqrt(pretrained: bool = False, **kwargs: Any) -> GCPResNet:
+    """ResNet-50 with an iSQRT-COV head (128-d), MindSpore numerics ('same' padding, BN eps 1e-4): TPAMI'23."""
+    model_args = dict(**_R50, **_ISQRT, gcp_dim=128, **_MS_BOTTLENECK)
+    return _create_gcp_resnet('ms_resnet50_isqrt', pretrained, **dict(model_args, **kwargs))
+
+
+@register_model
+def ms_resnet18_dropcov(pretrained: bool = False, **kwargs: Any) -> GCPResNet:
+    """ResNet-18 with a DropCov head (128-d), MindSpore numerics (BN eps 1e-4 in the blocks): TPAMI'23."""
+    model_args = dict(**_R18, **_DROPCOV, gcp_dim=128, **_MS_BASIC)
+    return _create_gcp_resnet('ms_resnet18_dropcov', pretrained, **dict(model_args, **kwargs))
+
+
+@register_model
+def ms_resnet34_dropcov(pretrained: bool = False, **kwargs: Any) -> GCPResNet:
+    """ResNet-34 with a DropCov head (128-d), MindSpore numerics (BN eps 1e-4 in the blocks): TPAMI'23."""
+    model_args = dict(**_R34, **_DROPCOV, gcp_dim=128, **_MS_BASIC)
+    return _create_gcp_resnet('ms_resnet34_dropcov', pretrained, **dict(model_args, **kwargs))
+
+
+@register_model
+def ms_resnet50_dropcov(pretrained: bool = False, **kwargs: Any) -> GCPResNet:
+    """ResNet-50 with a DropCov head (128-d), MindSpore numerics ('same' padding, BN eps 1e-4): TPAMI'23."""
+    model_args = dict(**_R50, **_DROPCOV, gcp_dim=128, **_MS_BOTTLENECK)
+    return _create_gcp_resnet('ms_resnet50_dropcov', pretrained, **dict(model_args, **kwargs))

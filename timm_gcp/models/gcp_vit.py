@@ -29,10 +29,9 @@ initialized (checkpoint_filter_fn drops the DeiT classifier):
         pretrained_cfg_overlay=dict(hf_hub_id='timm/deit_small_patch16_224.fb_in1k'))
 or, with timm's train.py, `--pretrained --pretrained-path <deit checkpoint>`.
 
-Papers:
-    So-ViT: Mind Visual Tokens for Vision Transformer (Xie et al., 2021) - https://arxiv.org/abs/2104.10935 v1
-    SoT: Delving Deeper into Classification Head for Transformer (Xie et al.) - https://arxiv.org/abs/2104.10935
-    DropCov: A Simple yet Effective Method for Improving Deep Architectures (Wang et al., NeurIPS 2022)
+Methods: So-ViT / SoT (arXiv:2104.10935) and DropCov (NeurIPS'22); titles, links and source
+repositories are in `timm_gcp.models.sources`, the original trunk in docs/architectures.md,
+"SoT and DropCov-ViT trunk".
 """
 import logging
 from functools import partial
@@ -47,14 +46,14 @@ from timm.models.densenet import DenseBlock, DenseTransition
 from timm.models.vision_transformer import VisionTransformer
 from timm.models.vision_transformer import checkpoint_filter_fn as vit_checkpoint_filter_fn
 
-from ..layers import TokenGCPHead
-from ._origins import DROPCOV_PAPER, DROPCOV_WEIGHTS
+from ..convert.layouts import VIT_RENAMES, rename_key
+from ..layers import TokenGCPHead, check_pool_type, reset_pool_type
+from .sources import pretrained_fields
 
 __all__ = ['GCPVisionTransformer', 'DenseTokenEmbed', 'sinusoid_pos_embed', 'checkpoint_filter_fn']
 
 _logger = logging.getLogger(__name__)
 
-GCP_VIT_POOLS = ('gcp', '')
 POS_EMBED_TYPES = ('learn', 'sinusoid', 'none', '')
 
 
@@ -177,13 +176,6 @@ class DenseTokenEmbed(nn.Module):
         return x
 
 
-def _check_global_pool(global_pool: str, num_classes: int) -> None:
-    if global_pool not in GCP_VIT_POOLS:
-        raise ValueError(f'unknown global_pool {global_pool!r}, expected one of {GCP_VIT_POOLS}')
-    if not global_pool and num_classes > 0:
-        raise ValueError("global_pool='' returns the unpooled tokens and needs num_classes=0")
-
-
 class GCPVisionTransformer(VisionTransformer):
     """timm's VisionTransformer with a token GCP head: class-token and covariance-pooled patch-token classifiers.
 
@@ -235,7 +227,7 @@ class GCPVisionTransformer(VisionTransformer):
             gcp_token_drop: 'crosscov' token dropout rate in training (default 0).
             gcp_drop: Dropout on the pooled matrix entries in training.
         """
-        _check_global_pool(global_pool, num_classes)
+        check_pool_type(global_pool, num_classes, 'global_pool')
         if pos_embed not in POS_EMBED_TYPES:
             raise ValueError(f'unknown pos_embed {pos_embed!r}, expected one of {POS_EMBED_TYPES}')
         if not kwargs.get('class_token', True):
@@ -287,7 +279,7 @@ class GCPVisionTransformer(VisionTransformer):
 
     def _update_head_size(self) -> None:
         pooled = bool(self.global_pool) and isinstance(self.head, TokenGCPHead)
-        self.num_features = self.head_hidden_size = self.head.head_hidden_size if pooled else self.embed_dim
+        self.num_features = self.head_hidden_size = self.head.num_features if pooled else self.embed_dim
 
     def init_weights(self, mode: str = '', needs_reset: bool = True) -> None:
         super().init_weights(mode, needs_reset=needs_reset)
@@ -310,11 +302,11 @@ class GCPVisionTransformer(VisionTransformer):
     def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None) -> None:
         """Replace both classifiers; `global_pool=''` returns unpooled tokens, None keeps the pooling.
 
-        The GCP pooling keeps its weights (and frozen state); after `prune_intermediate_layers`
-        removed the head, `global_pool='gcp'` builds a new one.
+        A classifier on unpooled tokens (`num_classes > 0`, None) brings the GCP pooling back. The
+        pooling keeps its weights (and frozen state); after `prune_intermediate_layers` removed the
+        head, a new one is built.
         """
-        pool = self.global_pool if global_pool is None else global_pool
-        _check_global_pool(pool, num_classes)
+        pool = reset_pool_type(self.global_pool, global_pool, num_classes)
         dd = get_device_dtype(self)
         self.global_pool = pool
         self.num_classes = num_classes
@@ -413,10 +405,6 @@ class GCPVisionTransformer(VisionTransformer):
         return self.forward_head(self.forward_features(x))
 
 
-_ORIGINAL_PREFIXES = (
-    ('visual_tokens.tokens.', 'patch_embed.'),
-    ('classifier.', 'head.'),
-)
 _GCP_HEAD_PREFIXES = ('head.cls_fc.', 'head.visual_fc.', 'head.representation.')
 
 
@@ -425,7 +413,7 @@ def checkpoint_filter_fn(state_dict: Dict[str, Any], model: GCPVisionTransformer
 
     Accepts this package's layout; the original SoT / DropCov-ViT checkpoints (timm 0.3 / 0.4
     CheckpointSaver files: `state_dict_ema` is used when present, as the authors evaluate, else
-    `state_dict`; `visual_tokens.tokens.*` and `classifier.*` keys); and timm ViT / DeiT weights for
+    `state_dict`; keys renamed by `VIT_RENAMES`); and timm ViT / DeiT weights for
     the backbone, whose classifier is dropped so the GCP head keeps its fresh initialization. The
     fixed sinusoid table is always the model's own; learned position and patch embeddings are
     resampled by timm's ViT filter when the grid differs.
@@ -434,18 +422,7 @@ def checkpoint_filter_fn(state_dict: Dict[str, Any], model: GCPVisionTransformer
         if isinstance(state_dict.get(key), dict):
             state_dict = state_dict[key]
             break
-    out = {}
-    for k, v in state_dict.items():
-        if not isinstance(v, torch.Tensor):
-            continue
-        if k.startswith('module.'):
-            k = k[len('module.'):]
-        for old, new in _ORIGINAL_PREFIXES:
-            if k.startswith(old):
-                k = new + k[len(old):]
-                break
-        out[k] = v
-
+    out = {rename_key(k, VIT_RENAMES): v for k, v in state_dict.items() if isinstance(v, torch.Tensor)}
     has_gcp_head = any(k.startswith(_GCP_HEAD_PREFIXES) for k in out)
     if not has_gcp_head:
         # a plain ViT classifier (head.weight / head.bias) does not fit the GCP head
@@ -478,7 +455,6 @@ def _cfg(**kwargs: Any) -> Dict[str, Any]:
         'crop_pct': 0.9, 'interpolation': 'bicubic', 'fixed_input_size': True,
         'mean': IMAGENET_DEFAULT_MEAN, 'std': IMAGENET_DEFAULT_STD,
         'first_conv': 'patch_embed.proj', 'classifier': ('head.cls_fc', 'head.visual_fc'),
-        'license': 'apache-2.0',
         **kwargs,
     }
 
@@ -488,23 +464,18 @@ def _dense_cfg(**kwargs: Any) -> Dict[str, Any]:
     return _cfg(crop_pct=0.875, first_conv='patch_embed.stem.0', **kwargs)
 
 
-_SOVIT = dict(
-    paper_ids='arXiv:2104.10935', origin_url='https://github.com/jiangtaoxie/SoT',
-    paper_name='So-ViT: Mind Visual Tokens for Vision Transformer',
-)
-_SOT = dict(
-    paper_ids='arXiv:2104.10935', origin_url='https://github.com/jiangtaoxie/SoT',
-    paper_name='SoT: Delving Deeper into Classification Head for Transformer',
-)
+_SOVIT = pretrained_fields('sovit', 'jiangtaoxie/SoT')
+_SOT = pretrained_fields('sot', 'jiangtaoxie/SoT')
+_DC = pretrained_fields('dropcov', 'mingzeG/DropCov')
 
 default_cfgs = generate_default_cfgs({
     # timm's DeiT with GCP heads (no weights: start from timm's DeiT backbone weights, see the module docstring)
     'deit_tiny_patch16_224_isqrt': _cfg(**_SOVIT),
     'deit_small_patch16_224_isqrt': _cfg(**_SOVIT),
     'deit_base_patch16_224_isqrt': _cfg(**_SOVIT),
-    'deit_tiny_patch16_224_dropcov': _cfg(**DROPCOV_PAPER),
-    'deit_small_patch16_224_dropcov': _cfg(**DROPCOV_PAPER),
-    'deit_base_patch16_224_dropcov': _cfg(**DROPCOV_PAPER),
+    'deit_tiny_patch16_224_dropcov': _cfg(**_DC),
+    'deit_small_patch16_224_dropcov': _cfg(**_DC),
+    'deit_base_patch16_224_dropcov': _cfg(**_DC),
 
     # SoT (no weights were released)
     'vit_sot_tiny': _dense_cfg(**_SOT),
@@ -512,8 +483,8 @@ default_cfgs = generate_default_cfgs({
     'vit_sot_base': _dense_cfg(**_SOT),
 
     # the published DropCov-ViT models (ImageNet-1k top-1 82.4 and 82.7 as published)
-    'vit_dropcov_small.dc_in1k': _dense_cfg(hf_hub_id='timm-gcp/vit_dropcov_small.dc_in1k', **DROPCOV_WEIGHTS),
-    'vit_dropcov_t2t_14.dc_in1k': _dense_cfg(hf_hub_id='timm-gcp/vit_dropcov_t2t_14.dc_in1k', **DROPCOV_WEIGHTS),
+    'vit_dropcov_small.dc_in1k': _dense_cfg(hf_hub_id='timm-gcp/vit_dropcov_small.dc_in1k', **_DC),
+    'vit_dropcov_t2t_14.dc_in1k': _dense_cfg(hf_hub_id='timm-gcp/vit_dropcov_t2t_14.dc_in1k', **_DC),
 })
 
 _ISQRT = dict(gcp_pool='cov', gcp_dim=128, gcp_norm='isqrt', gcp_iters=5)

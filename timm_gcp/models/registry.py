@@ -4,6 +4,8 @@ from typing import List, Optional
 import timm
 from timm.models import model_entrypoint, split_model_name_tag
 
+from .gcp_resnet import MINDSPORE_PREFIX
+
 __all__ = ['GCP_MODULES', 'baseline_name', 'is_gcp_model', 'published_names', 'registered_names']
 
 # the model family modules; timm keys its module listing on the last part of the module name
@@ -29,12 +31,13 @@ def baseline_name(name: str) -> Optional[str]:
     """timm's plain twin of a model registered by timm_gcp, None for other models or when there is none.
 
     It is the longest `_`-separated prefix of the name that is a registered model not from timm_gcp
-    (`<backbone>_<method>[_d<dim>][.<tag>]` -> `<backbone>`). Architectures of their own, such as
-    `vit_sot_small`, have none.
+    (`<backbone>_<method>[_d<dim>][.<tag>]` -> `<backbone>`), the MindSpore models' too
+    (`ms_resnet50_isqrt` -> `resnet50`, timm's PyTorch numerics). Architectures of their own, such
+    as `vit_sot_small`, have none.
     """
     if not is_gcp_model(name):
         return None
-    parts = split_model_name_tag(name)[0].split('_')
+    parts = split_model_name_tag(name)[0].removeprefix(MINDSPORE_PREFIX).split('_')
     for end in range(len(parts) - 1, 0, -1):
         prefix = '_'.join(parts[:end])
         if timm.is_model(prefix) and not is_gcp_model(prefix):

@@ -1,7 +1,7 @@
 """Fixtures shared by several test modules."""
 import pytest
 
-from timm_sources import load_timm_test_models
+from tests.helpers.timm_sources import load_timm_test_models
 
 
 @pytest.fixture(scope='session')

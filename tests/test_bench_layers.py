@@ -2,7 +2,7 @@
 import torch
 
 from timm_gcp import cli
-from timm_gcp.bench_layers import (
+from timm_gcp.bench.layers import (
     dense_centring_covariance, naive_eigh_power, per_call_triu, plain_newton_schulz, saved_matrices,
 )
 from timm_gcp.layers import covariance, isqrt, mpn, triu_vec

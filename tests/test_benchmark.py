@@ -13,9 +13,11 @@ import torch
 from torch import nn
 
 import timm_gcp  # noqa: F401  (registers the models)
-from timm_gcp import cli
-from timm_gcp.benchmark import count_flops, head_error, head_graph_breaks, saved_tensor_bytes
-from timm_gcp.models.baselines import baseline_name
+from timm_gcp import bench, cli
+from timm_gcp.bench import measure
+from timm_gcp.bench.measure import count_flops, saved_tensor_bytes
+from timm_gcp.bench.models import head_error, head_graph_breaks
+from timm_gcp.models.registry import baseline_name
 
 TINY = ['--batch-size', '2', '--img-size', '64', '--rounds', '1']
 
@@ -54,12 +56,13 @@ def tiny_run(tmp_path_factory):
 def test_baselines_come_from_the_names():
     assert baseline_name('resnet50_isqrt_d256') == 'resnet50'
     assert baseline_name('resnet101_dropcov') == 'resnet101'
-    assert baseline_name('resnet50_isqrt.tpami_in1k') == 'resnet50'
+    assert baseline_name('resnet50_isqrt.gcp_in1k') == 'resnet50'  # a tag changes nothing
     assert baseline_name('deit_small_patch16_224_isqrt') == 'deit_small_patch16_224'
     assert baseline_name('resnet50') is None  # a timm model is nobody's GCP twin
     assert baseline_name('vit_sot_small') is None  # an architecture of its own
 
 
+@pytest.mark.slow
 def test_tables_have_the_columns_and_ratio_rows(tiny_run):
     text, _ = tiny_run
     main, split = _tables(text)
@@ -79,6 +82,7 @@ def test_tables_have_the_columns_and_ratio_rows(tiny_run):
     assert 'saved_tensors_hooks' in text and 'interleaved rounds' in text
 
 
+@pytest.mark.slow
 def test_json_holds_the_printed_numbers(tiny_run):
     text, data = tiny_run
     main, split = _tables(text)
@@ -108,6 +112,7 @@ def test_json_alone_is_valid_json():
     assert data['models'][0]['ratios']['train'] is None
 
 
+@pytest.mark.slow
 def test_compile_runs_the_compiled_parts_and_counts_head_graph_breaks():
     # aot_eager traces forward and backward like inductor but skips code generation (minutes on this CPU)
     text = _run_cli(['bench', '--models', 'resnet18_dropcov', '--batch-size', '2', '--img-size', '32',
@@ -160,6 +165,11 @@ def test_head_error_measures_the_precision_of_the_run():
     assert exact < 1e-5  # float32 against float64
     assert 1e-3 < bf16 < 0.1  # the reduction conv and the classifier run in bfloat16
     assert not model.training
+
+
+def test_measures_are_exported_by_the_bench_package():
+    assert bench.count_flops is measure.count_flops is count_flops
+    assert bench.saved_tensor_bytes is measure.saved_tensor_bytes is saved_tensor_bytes
 
 
 def test_saved_tensor_bytes_counts_each_storage_once():

@@ -1,8 +1,10 @@
-"""`timm-gcp convert`: every original checkpoint layout, the MindSpore reader and numerics, and bad input.
+"""`timm-gcp convert`: the key layouts, every original checkpoint layout, the MindSpore reader and numerics,
+and bad input.
 
 The MindSpore fixtures in tests/fixtures/mindspore/ are genuine `.ckpt` files written by MindSpore 2.10
-(tests/fixtures/make_mindspore_fixtures.py), with MindSpore's own eval logits for fixed inputs; the
-PyTorch layouts are built here from our own models.
+(tests/fixtures/make_mindspore_fixtures.py), with MindSpore's own eval logits for fixed inputs; they
+convert into the `ms_` architectures. The PyTorch layouts are built from our own models
+(tests/helpers/layouts.py, after docs/checkpoints.md).
 """
 import json
 import math
@@ -15,19 +17,30 @@ import safetensors.torch
 import timm
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 import timm_gcp  # noqa: F401  (registers the models)
 from timm_gcp import cli
-from timm_gcp.convert import ConversionError, convert_checkpoint
-from timm_gcp.mindspore_ckpt import MindSporeCheckpointError, is_mindspore_checkpoint, load_mindspore_checkpoint
+from timm_gcp.convert.converter import ConversionError, convert_checkpoint
+from timm_gcp.convert.layouts import (
+    MINDSPORE_TRAINING_STATE, RESNET_RENAMES, VIT_RENAMES, mindspore_key, rename_key,
+)
+from timm_gcp.convert.mindspore import MindSporeCheckpointError, is_mindspore_checkpoint, load_mindspore_checkpoint
 
-from original_layouts import fmpn_plain, fmpn_training, module_prefixed, randomize_bn, vit_original
+from tests.helpers.layouts import (
+    fmpn_plain, fmpn_training, mindspore_layout, mindspore_message, module_prefixed, vit_original,
+    write_mindspore_checkpoint,
+)
+from tests.helpers.weights import randomize
 
 FIXTURES = Path(__file__).parent / 'fixtures' / 'mindspore'
 MS_SPECS = json.loads((FIXTURES / 'fixtures.json').read_text())['fixtures']
-MS_ARCH = {('basic', 'isqrt'): 'resnet18_isqrt', ('bottleneck', 'isqrt'): 'resnet50_isqrt',
-           ('bottleneck', 'dropcov'): 'resnet50_dropcov'}
+MS_ARCH = {('basic', 'isqrt'): 'ms_resnet18_isqrt', ('bottleneck', 'isqrt'): 'ms_resnet50_isqrt',
+           ('bottleneck', 'dropcov'): 'ms_resnet50_dropcov'}
+MS_ARCHS = ('ms_resnet18_dropcov', 'ms_resnet18_isqrt', 'ms_resnet34_dropcov', 'ms_resnet34_isqrt',
+            'ms_resnet50_dropcov', 'ms_resnet50_isqrt')
+# docs/checkpoints.md, "MindSpore numerics", by block type
+MS_NUMERICS = {'basic': dict(bn_eps=1e-4, stem_bn_eps=1e-5, down_bn_eps=1e-5),
+               'bottleneck': dict(pad_type='same', bn_eps=1e-4)}
 
 
 @pytest.fixture(scope='module')
@@ -48,25 +61,103 @@ def _assert_nothing_written(out_dir: Path):
     assert not list(out_dir.parent.glob(f'.{out_dir.name}*')), 'a temporary folder was left behind'
 
 
-# --- a minimal protobuf writer, for test inputs the MindSpore fixtures cannot provide (slices, extra tensors) ---
-
-def _varint(n: int) -> bytes:
-    out = b''
-    while True:
-        byte, n = n & 0x7F, n >> 7
-        out += bytes([byte | (0x80 if n else 0)])
-        if not n:
-            return out
+def _numerics(model) -> dict:
+    """The MindSpore settings as the layers have them (docs/checkpoints.md, "MindSpore numerics")."""
+    block = model.layer2[0]
+    return dict(same_padding=type(model.conv1).__name__ == 'Conv2dSame', stem_eps=model.bn1.eps,
+                block_eps=block.bn1.eps, shortcut_eps=block.downsample[1].eps,
+                reduction_eps=model.head.global_pool.reduce.bn.eps)
 
 
-def _field(number: int, payload: bytes) -> bytes:
-    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+_EXPECTED_NUMERICS = {
+    'basic': dict(same_padding=False, stem_eps=1e-5, block_eps=1e-4, shortcut_eps=1e-5, reduction_eps=1e-4),
+    'bottleneck': dict(same_padding=True, stem_eps=1e-4, block_eps=1e-4, shortcut_eps=1e-4, reduction_eps=1e-4),
+}
 
 
-def _ms_message(tag: str, dims, dtype: str, content: bytes) -> bytes:
-    """One serialized `Checkpoint` holding one `Value`, as MindSpore writes per parameter (slice)."""
-    tensor = b''.join(_varint(1 << 3) + _varint(d) for d in dims) + _field(2, dtype.encode()) + _field(3, content)
-    return _field(1, _field(1, tag.encode()) + _field(2, tensor))
+# --- the key layouts (timm_gcp.convert.layouts, after docs/checkpoints.md) ----------------------------------
+
+_REDUCE = 'head.global_pool.reduce.'
+
+
+@pytest.mark.parametrize('key,expected', [
+    # fast-MPN-COV released weights, and the CVPR'20 / DropCov checkpoints under DataParallel's module.
+    ('layer_reduce.weight', _REDUCE + 'conv.weight'),
+    ('module.layer_reduce.weight', _REDUCE + 'conv.weight'),
+    ('module.layer_reduce_bn.running_var', _REDUCE + 'bn.running_var'),
+    ('module.eca_layer.conv.weight', 'head.global_pool.dropcov.conv.weight'),
+    ('module.fc.bias', 'head.fc.bias'),
+    ('fc.weight', 'head.fc.weight'),
+    ('module.layer3.5.bn2.weight', 'layer3.5.bn2.weight'),  # torchvision trunk names stay
+    ('layer2.0.downsample.1.running_mean', 'layer2.0.downsample.1.running_mean'),
+    # fast-MPN-COV training checkpoints: the trunk as features.module.<i>
+    ('features.module.0.weight', 'conv1.weight'),
+    ('features.module.1.running_mean', 'bn1.running_mean'),
+    ('features.module.4.0.conv1.weight', 'layer1.0.conv1.weight'),
+    ('features.module.5.1.bn2.bias', 'layer2.1.bn2.bias'),
+    ('features.module.6.0.downsample.0.weight', 'layer3.0.downsample.0.weight'),
+    ('features.module.7.2.conv3.weight', 'layer4.2.conv3.weight'),
+    ('module.features.module.7.2.conv3.weight', 'layer4.2.conv3.weight'),
+    ('features.module.8.weight', _REDUCE + 'conv.weight'),
+    ('features.module.9.num_batches_tracked', _REDUCE + 'bn.num_batches_tracked'),
+    ('representation.conv_dr_block.0.weight', _REDUCE + 'conv.weight'),
+    ('representation.conv_dr_block.1.running_mean', _REDUCE + 'bn.running_mean'),
+    ('classifier.weight', 'head.fc.weight'),
+    # timm-gcp's own layout
+    (_REDUCE + 'conv.weight', _REDUCE + 'conv.weight'),
+    ('head.global_pool.dropcov.conv.weight', 'head.global_pool.dropcov.conv.weight'),
+])
+def test_resnet_renames(key, expected):
+    assert rename_key(key, RESNET_RENAMES) == expected
+
+
+@pytest.mark.parametrize('key,expected', [
+    ('visual_tokens.tokens.stem.0.weight', 'patch_embed.stem.0.weight'),
+    ('visual_tokens.tokens.stage.5.norm.running_var', 'patch_embed.stage.5.norm.running_var'),
+    ('module.visual_tokens.tokens.transition.bias', 'patch_embed.transition.bias'),
+    ('classifier.representation.wr.weight', 'head.representation.wr.weight'),
+    ('classifier.representation.norm.weight', 'head.representation.norm.weight'),
+    ('classifier.cls_fc.bias', 'head.cls_fc.bias'),
+    ('classifier.visual_fc.weight', 'head.visual_fc.weight'),
+    ('blocks.3.attn.qkv.weight', 'blocks.3.attn.qkv.weight'),
+    ('cls_token', 'cls_token'),
+])
+def test_vit_renames(key, expected):
+    assert rename_key(key, VIT_RENAMES) == expected
+
+
+@pytest.mark.parametrize('name,original,timm_gcp_key', [
+    ('bn1.gamma', 'bn1.weight', 'bn1.weight'),
+    ('bn1.moving_variance', 'bn1.running_var', 'bn1.running_var'),
+    ('layer1.0.bn1d.beta', 'layer1.0.bn1.bias', 'layer1.0.bn1.bias'),  # ResNet-18/34 block BNs
+    ('layer4.1.bn2d.moving_mean', 'layer4.1.bn2.running_mean', 'layer4.1.bn2.running_mean'),
+    ('layer1.0.bn3.gamma', 'layer1.0.bn3.weight', 'layer1.0.bn3.weight'),  # ResNet-50 block BNs
+    ('layer2.0.down_sample_layer.0.weight', 'layer2.0.downsample.0.weight', 'layer2.0.downsample.0.weight'),
+    ('layer2.0.down_sample_layer.1.moving_variance', 'layer2.0.downsample.1.running_var',
+     'layer2.0.downsample.1.running_var'),
+    ('conv1.weight', 'conv1.weight', 'conv1.weight'),
+    ('layer_reduce.weight', 'layer_reduce.weight', _REDUCE + 'conv.weight'),
+    ('layer_reduce_bn.moving_mean', 'layer_reduce_bn.running_mean', _REDUCE + 'bn.running_mean'),
+    ('eca_layer.conv.weight', 'eca_layer.conv.weight', 'head.global_pool.dropcov.conv.weight'),
+    ('fc.bias', 'fc.bias', 'head.fc.bias'),
+])
+def test_mindspore_key_then_resnet_renames(name, original, timm_gcp_key):
+    """MindSpore names to the PyTorch originals' names, which RESNET_RENAMES then maps like a PyTorch file's."""
+    assert mindspore_key(name) == original
+    assert rename_key(mindspore_key(name), RESNET_RENAMES) == timm_gcp_key
+
+
+@pytest.mark.parametrize('name', ['moments.conv1.weight', 'moments.layer1.0.bn1d.gamma', 'accu_grads.fc.weight',
+                                  'global_step', 'learning_rate', 'momentum', 'scale_sense', 'beta1_power',
+                                  'adam_m.fc.bias', 'current_iterator_step'])
+def test_mindspore_training_state_is_recognized(name):
+    assert MINDSPORE_TRAINING_STATE.match(name)
+
+
+@pytest.mark.parametrize('name', ['conv1.weight', 'layer1.0.bn1d.moving_mean', 'fc.weight', 'layer_reduce_bn.gamma',
+                                  'eca_layer.conv.weight', 'global_steps', 'momentum_encoder.weight'])
+def test_mindspore_weights_are_not_training_state(name):
+    assert not MINDSPORE_TRAINING_STATE.match(name)
 
 
 # --- the MindSpore reader ---------------------------------------------------------------------------------
@@ -107,18 +198,32 @@ def test_reader_joins_slices_and_checks_sizes(tmp_path):
     weight = torch.randn(6, 4)
     raw = weight.numpy().tobytes()
     sliced = tmp_path / 'sliced.ckpt'
-    sliced.write_bytes(_ms_message('w', [6, 4], 'Float32', raw[:40]) + _ms_message('w', [6, 4], 'Float32', raw[40:])
-                       + _ms_message('h', [2], 'Float16', torch.tensor([1.5, -2.0]).half().numpy().tobytes()))
+    sliced.write_bytes(mindspore_message('w', [6, 4], 'Float32', raw[:40])
+                       + mindspore_message('w', [6, 4], 'Float32', raw[40:])
+                       + mindspore_message('h', [2], 'Float16', torch.tensor([1.5, -2.0]).half().numpy().tobytes()))
     sd = load_mindspore_checkpoint(sliced)
     torch.testing.assert_close(sd['w'], weight, rtol=0, atol=0)
     assert sd['h'].dtype == torch.float16 and sd['h'].tolist() == [1.5, -2.0]
     short = tmp_path / 'short.ckpt'
-    short.write_bytes(_ms_message('w', [6, 4], 'Float32', raw[:40]))
+    short.write_bytes(mindspore_message('w', [6, 4], 'Float32', raw[:40]))
     with pytest.raises(MindSporeCheckpointError, match=r"short\.ckpt: 'w' holds 40 bytes, but shape \(6, 4\)"):
         load_mindspore_checkpoint(short)
 
 
-# --- MindSpore checkpoints: conversion reproduces MindSpore's logits -------------------------------------
+@pytest.mark.parametrize('fixture', sorted(MS_SPECS))
+def test_mindspore_layout_helper_matches_the_genuine_files(tmp_path, fixture):
+    """tests/helpers/layouts.py writes what MindSpore writes (names, shapes, dtypes), for the publishing tests."""
+    spec = MS_SPECS[fixture]
+    genuine = {k: v for k, v in load_mindspore_checkpoint(FIXTURES / f'{fixture}.ckpt').items()
+               if not MINDSPORE_TRAINING_STATE.match(k)}
+    model = timm.create_model(_ms_arch(spec), **_ms_model_kwargs(spec))
+    written = load_mindspore_checkpoint(write_mindspore_checkpoint(
+        tmp_path / 'written.ckpt', mindspore_layout(model.state_dict(), spec['block'] == 'basic')))
+    assert {k: (tuple(v.shape), v.dtype) for k, v in written.items()} == {
+        k: (tuple(v.shape), v.dtype) for k, v in genuine.items()}
+
+
+# --- MindSpore checkpoints: conversion into the ms_ architectures reproduces MindSpore's logits ------------
 
 @pytest.mark.parametrize('fixture', sorted(MS_SPECS))
 def test_mindspore_conversion_matches_mindspore_logits(tmp_path, ms_reference, fixture):
@@ -129,13 +234,16 @@ def test_mindspore_conversion_matches_mindspore_logits(tmp_path, ms_reference, f
                                 model_kwargs=_ms_model_kwargs(spec))
     assert sorted(p.name for p in out.iterdir()) == ['config.json', 'model.safetensors']
     config = json.loads((out / 'config.json').read_text())
-    settings = {'basic': dict(bn_eps=1e-4, stem_bn_eps=1e-5, down_bn_eps=1e-5),
-                'bottleneck': dict(pad_type='same', bn_eps=1e-4)}[spec['block']]
-    assert config['architecture'] == arch and settings.items() <= config['model_args'].items()
+    # the numerics come with the architecture: the converter adds no settings of its own
+    assert config['architecture'] == arch and config['pretrained_cfg']['tag'] == 'tpami_in1k'
+    assert not set(MS_NUMERICS[spec['block']]) & set(config['model_args'])
+    assert report.model_args == _ms_model_kwargs(spec) and report.pretrained_tag == 'tpami_in1k'
 
     local = timm.create_model(f'local-dir:{out}', pretrained=True).eval()
     by_tag = timm.create_model(f'{arch}.tpami_in1k', pretrained=True, **_ms_model_kwargs(spec),
                                pretrained_cfg_overlay=dict(file=str(out / 'model.safetensors'))).eval()
+    for model in (local, by_tag):
+        assert _numerics(model) == _EXPECTED_NUMERICS[spec['block']]
     for size in (64, 50):
         x, expected = ms_reference[f'input{size}'], ms_reference[f'{fixture}.logits{size}']
         assert expected.shape == (2, 1001)
@@ -148,14 +256,15 @@ def test_mindspore_conversion_matches_mindspore_logits(tmp_path, ms_reference, f
     assert len(report.mapped) == len(weights)
     assert ('fc.weight', 'head.fc.weight') in report.mapped
     assert ('bn1.moving_variance', 'bn1.running_var') in report.mapped
+    assert ('layer_reduce_bn.gamma', 'head.global_pool.reduce.bn.weight') in report.mapped
     dropped = dict(report.dropped)
     assert dropped['fc.weight[1000]'].startswith('the unused 1001st class')
     assert all(k.endswith('num_batches_tracked') for k in report.filled) and report.filled
     if spec['training']:
         assert dropped['global_step'] == dropped['moments.conv1.weight'] == 'optimizer / training state'
     if spec['head'] == 'dropcov':
-        assert ('eca_layer.conv.weight', 'head.dropcov.conv.weight') in report.mapped
-        assert local.head.dropcov.conv.weight.shape == (1, 1, 3)  # stored 4-D by MindSpore
+        assert ('eca_layer.conv.weight', 'head.global_pool.dropcov.conv.weight') in report.mapped
+        assert local.head.global_pool.dropcov.conv.weight.shape == (1, 1, 3)  # stored 4-D by MindSpore
     text = report.format()
     assert 'not placed  none' in text and "pretrained_cfg_overlay=dict(file=" in text
 
@@ -165,33 +274,43 @@ def test_mindspore_conversion_matches_mindspore_logits(tmp_path, ms_reference, f
     ('ms_resnet50_isqrt_tiny', dict(bn_eps=1e-5)),
     ('ms_resnet18_isqrt_tiny', dict(bn_eps=1e-5)),  # block BNs
     ('ms_resnet18_isqrt_tiny', dict(stem_bn_eps=1e-4, down_bn_eps=1e-4)),
+    ('ms_resnet50_dropcov_tiny', 'namesake'),  # the same weights in resnet50_dropcov: PyTorch numerics
+    ('ms_resnet18_isqrt_tiny', 'namesake'),
 ])
 def test_each_mindspore_setting_matters(tmp_path, ms_reference, fixture, wrong):
     """Without any one of the settings the logits move far from MindSpore's: the fixtures do test them."""
     spec = MS_SPECS[fixture]
+    arch = _ms_arch(spec)
     out = tmp_path / 'converted'
-    convert_checkpoint(FIXTURES / f'{fixture}.ckpt', f'{_ms_arch(spec)}.tpami_in1k', out,
-                       model_kwargs=_ms_model_kwargs(spec))
-    model = timm.create_model(f'local-dir:{out}', pretrained=True, **wrong).eval()
+    convert_checkpoint(FIXTURES / f'{fixture}.ckpt', f'{arch}.tpami_in1k', out, model_kwargs=_ms_model_kwargs(spec))
+    if wrong == 'namesake':
+        model = timm.create_model(arch[len('ms_'):], pretrained=True, **_ms_model_kwargs(spec),
+                                  pretrained_cfg_overlay=dict(file=str(out / 'model.safetensors')))
+    else:
+        model = timm.create_model(f'local-dir:{out}', pretrained=True, **wrong)
     with torch.no_grad():
-        error = (model(ms_reference['input64']) - ms_reference[f'{fixture}.logits64'][:, :1000]).abs().max()
+        error = (model.eval()(ms_reference['input64']) - ms_reference[f'{fixture}.logits64'][:, :1000]).abs().max()
     assert error > 1e-2
 
 
-def test_mindspore_settings_without_the_tag(tmp_path, ms_reference):
-    """An untagged --model still gets the MindSpore settings, recorded in config.json and the load snippet."""
+def test_mindspore_conversion_into_the_untagged_architecture(tmp_path, ms_reference):
+    """An untagged ms_ --model: the report's load snippet (the caller's settings only) reproduces MindSpore."""
     spec = MS_SPECS['ms_resnet50_dropcov_tiny']
     out = tmp_path / 'converted'
-    report = convert_checkpoint(FIXTURES / 'ms_resnet50_dropcov_tiny.ckpt', 'resnet50_dropcov', out,
+    report = convert_checkpoint(FIXTURES / 'ms_resnet50_dropcov_tiny.ckpt', 'ms_resnet50_dropcov', out,
                                 model_kwargs=_ms_model_kwargs(spec))
-    assert "pad_type='same', bn_eps=0.0001" in report.load_snippet()
-    model = timm.create_model(f'local-dir:{out}', pretrained=True).eval()
-    with torch.no_grad():
-        torch.testing.assert_close(model(ms_reference['input64']),
-                                   ms_reference['ms_resnet50_dropcov_tiny.logits64'][:, :1000], rtol=1e-4, atol=2e-5)
+    snippet = report.load_snippet()
+    assert snippet.startswith("timm.create_model('ms_resnet50_dropcov', pretrained=True, pretrained_cfg_overlay=")
+    assert 'layers=[2, 1, 1, 1], channels=[8, 8, 16, 32], gcp_dim=8' in snippet
+    assert 'pad_type' not in snippet and 'bn_eps' not in snippet
+    for model in (eval(snippet, {'timm': timm}), timm.create_model(f'local-dir:{out}', pretrained=True)):
+        with torch.no_grad():
+            torch.testing.assert_close(model.eval()(ms_reference['input64']),
+                                       ms_reference['ms_resnet50_dropcov_tiny.logits64'][:, :1000],
+                                       rtol=1e-4, atol=2e-5)
 
 
-# --- TF 'same' padding against explicit padding (gcp-methods.md section 10) --------------------------------
+# --- TF 'same' padding against explicit padding (docs/checkpoints.md, "MindSpore numerics") ---------------
 
 def _bn(x, sd, prefix, eps):
     return F.batch_norm(x, sd[prefix + 'running_mean'], sd[prefix + 'running_var'], sd[prefix + 'weight'],
@@ -220,8 +339,8 @@ def _reference_tf_same_resnet50_trunk(sd, x, layers):
 @pytest.mark.parametrize('size', [64, 224])
 def test_pad_same_equals_explicit_tf_padding(size):
     layers = (2, 1, 1, 1)
-    model = randomize_bn(timm.create_model('resnet50_isqrt', pad_type='same', bn_eps=1e-4, layers=layers,
-                                            channels=(8, 8, 16, 32), gcp_dim=8))
+    model = randomize(timm.create_model('resnet50_isqrt', pad_type='same', bn_eps=1e-4, layers=layers,
+                                        channels=(8, 8, 16, 32), gcp_dim=8))
     x = torch.randn(2, 3, size, size)
     with torch.no_grad():
         features = model.forward_features(x)
@@ -246,21 +365,6 @@ def test_pad_same_max_pool_pads_with_minus_inf_and_odd_sizes_pad_evenly():
         timm.create_model('resnet18_isqrt', pad_type='valid', device='meta')
 
 
-def test_tag_settings_follow_the_weights():
-    """The tag's settings apply when it is named or its weights are loaded, never to plain models."""
-    named = timm.create_model('resnet50_isqrt.tpami_in1k', device='meta')
-    assert type(named.conv1).__name__ == 'Conv2dSame' and named.bn1.eps == 1e-4
-    assert named._model_args == dict(pad_type='same', bn_eps=1e-4)
-    plain = timm.create_model('resnet18_isqrt', device='meta')  # default tag tpami_in1k, but no weights
-    assert plain.layer1[0].bn1.eps == 1e-5 and plain._model_args == {}
-    r18 = timm.create_model('resnet18_isqrt', pretrained_cfg='tpami_in1k', device='meta')
-    assert (r18.bn1.eps, r18.layer1[0].bn1.eps, r18.layer2[0].downsample[1].eps, r18.head.reduce.bn.eps) == \
-        (1e-5, 1e-4, 1e-5, 1e-4)
-    overridden = timm.create_model('resnet50_isqrt.tpami_in1k', pad_type='', device='meta')
-    assert isinstance(overridden.conv1, nn.Conv2d) and type(overridden.conv1).__name__ == 'Conv2d'
-    assert timm.create_model('resnet50_isqrt.gcp_in1k', device='meta').bn1.eps == 1e-5
-
-
 # --- PyTorch layouts -------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize('name,layout,legacy', [
@@ -270,7 +374,7 @@ def test_tag_settings_follow_the_weights():
     ('resnet18_dropcov', module_prefixed, False),  # DropCov, with eca_layer
 ])
 def test_pytorch_layouts_round_trip(tmp_path, name, layout, legacy):
-    source = randomize_bn(timm.create_model(name, gcp_dim=16))
+    source = randomize(timm.create_model(name, gcp_dim=16))
     path = tmp_path / 'original.pth'
     torch.save(layout(source.state_dict()), path, _use_new_zipfile_serialization=not legacy)
     out = tmp_path / 'converted'
@@ -286,7 +390,7 @@ def test_pytorch_layouts_round_trip(tmp_path, name, layout, legacy):
         assert ('features.module.7.1.conv2.weight', 'layer4.1.conv2.weight') in report.mapped
         assert {k for k, _ in report.dropped} == {'epoch', 'arch', 'best_prec1', 'optimizer'}
     if name == 'resnet18_dropcov':
-        assert ('module.eca_layer.conv.weight', 'head.dropcov.conv.weight') in report.mapped
+        assert ('module.eca_layer.conv.weight', 'head.global_pool.dropcov.conv.weight') in report.mapped
 
 
 def test_reduction_size_is_inferred_and_checked(tmp_path):
@@ -299,11 +403,35 @@ def test_reduction_size_is_inferred_and_checked(tmp_path):
     _assert_nothing_written(tmp_path / 'out')
 
 
-def test_pytorch_checkpoint_refused_for_mindspore_tag(tmp_path):
-    path = tmp_path / 'r18.pth'
-    torch.save(timm.create_model('resnet18_isqrt', gcp_dim=16).state_dict(), path)
-    with pytest.raises(ConversionError, match=r'resnet18_isqrt\.tpami_in1k means the MindSpore numerics'):
-        convert_checkpoint(path, 'resnet18_isqrt.tpami_in1k', tmp_path / 'out', model_kwargs=dict(gcp_dim=16))
+@pytest.mark.parametrize('fmt', ['PyTorch', 'safetensors'])
+@pytest.mark.parametrize('model', ['ms_resnet18_isqrt.tpami_in1k', 'ms_resnet18_isqrt'])
+def test_pytorch_checkpoint_refused_for_an_ms_architecture(tmp_path, fmt, model):
+    """PyTorch weights were trained with PyTorch's numerics: not for an ms_ architecture, whose namesake is named."""
+    sd = timm.create_model('resnet18_isqrt', gcp_dim=16).state_dict()
+    path = tmp_path / 'r18.bin'
+    if fmt == 'PyTorch':
+        torch.save(module_prefixed(sd), path)
+    else:
+        safetensors.torch.save_file(sd, path)
+    message = (rf'r18\.bin: a {fmt} checkpoint, but ms_resnet18_isqrt has the MindSpore numerics '
+               r'\(padding, BatchNorm eps\): convert with --model resnet18_isqrt$')
+    with pytest.raises(ConversionError, match=message):
+        convert_checkpoint(path, model, tmp_path / 'out', model_kwargs=dict(gcp_dim=16))
+    _assert_nothing_written(tmp_path / 'out')
+
+
+@pytest.mark.parametrize('fixture,model,twin', [
+    ('ms_resnet50_isqrt_tiny', 'resnet50_isqrt', 'ms_resnet50_isqrt'),
+    ('ms_resnet50_dropcov_tiny', 'resnet50_dropcov', 'ms_resnet50_dropcov'),
+    ('ms_resnet18_isqrt_tiny', 'resnet18_isqrt', 'ms_resnet18_isqrt'),
+])
+def test_mindspore_checkpoint_refused_for_a_plain_architecture(tmp_path, fixture, model, twin):
+    """MindSpore weights need the MindSpore numerics: a plain --model is refused, naming its ms_ twin."""
+    with pytest.raises(ConversionError, match=rf'{fixture}\.ckpt: a MindSpore checkpoint needs a model with the '
+                                              rf'MindSpore numerics \(padding, BatchNorm eps\), not {model}: '
+                                              rf'convert with --model {twin}$'):
+        convert_checkpoint(FIXTURES / f'{fixture}.ckpt', model, tmp_path / 'out',
+                           model_kwargs=_ms_model_kwargs(MS_SPECS[fixture]))
     _assert_nothing_written(tmp_path / 'out')
 
 
@@ -373,23 +501,23 @@ def _unsafe_pickle(tmp_path):
 
 def _mindspore_extra_tensor(tmp_path):
     path = tmp_path / 'extra.ckpt'
-    extra = _ms_message('layer5.0.conv1.weight', [2, 2], 'Float32', bytes(16))
+    extra = mindspore_message('layer5.0.conv1.weight', [2, 2], 'Float32', bytes(16))
     path.write_bytes((FIXTURES / 'ms_resnet18_isqrt_tiny.ckpt').read_bytes() + extra)  # protobuf concatenation
     spec = MS_SPECS['ms_resnet18_isqrt_tiny']
-    return (path, 'resnet18_isqrt.tpami_in1k', _ms_model_kwargs(spec),
+    return (path, 'ms_resnet18_isqrt.tpami_in1k', _ms_model_kwargs(spec),
             r'extra\.ckpt: does not fit GCPResNet(.|\n)*unexpected: layer5\.0\.conv1\.weight')
 
 
 def _mindspore_wrong_architecture(tmp_path):
     spec = MS_SPECS['ms_resnet50_isqrt_tiny']
-    return (FIXTURES / 'ms_resnet50_isqrt_tiny.ckpt', 'resnet18_isqrt', _ms_model_kwargs(spec),
+    return (FIXTURES / 'ms_resnet50_isqrt_tiny.ckpt', 'ms_resnet18_isqrt', _ms_model_kwargs(spec),
             r'ms_resnet50_isqrt_tiny\.ckpt: does not fit GCPResNet(.|\n)*unexpected: (.*)layer1\.0\.conv3\.weight')
 
 
 def _mindspore_truncated(tmp_path):
     path = tmp_path / 'cut.ckpt'
     path.write_bytes((FIXTURES / 'ms_resnet18_isqrt_tiny.ckpt').read_bytes()[:5000])
-    return path, 'resnet18_isqrt', {}, r'cut\.ckpt: truncated MindSpore checkpoint'
+    return path, 'ms_resnet18_isqrt', {}, r'cut\.ckpt: truncated MindSpore checkpoint'
 
 
 def _vit_without_head(tmp_path):
@@ -401,14 +529,22 @@ def _vit_without_head(tmp_path):
 
 
 def _mindspore_into_vit(tmp_path):
+    # a model with no ms_ twin: the message lists the ms_ architectures
     return (FIXTURES / 'ms_resnet18_isqrt_tiny.ckpt', 'vit_dropcov_small', {},
-            r'ms_resnet18_isqrt_tiny\.ckpt: MindSpore checkpoints are GCP ResNets, vit_dropcov_small is not one')
+            r'ms_resnet18_isqrt_tiny\.ckpt: a MindSpore checkpoint needs a model with the MindSpore numerics '
+            r'\(padding, BatchNorm eps\), not vit_dropcov_small: convert with --model one of '
+            + ', '.join(MS_ARCHS) + '$')
+
+
+def _mindspore_into_d256(tmp_path):
+    return (FIXTURES / 'ms_resnet18_isqrt_tiny.ckpt', 'resnet18_isqrt_d256.gcp_in1k', {},
+            r'not resnet18_isqrt_d256: convert with --model one of ms_resnet18_dropcov, ')
 
 
 @pytest.mark.parametrize('case', [
     _not_a_checkpoint, _truncated_torch, _other_architecture, _not_a_state_dict, _unsafe_pickle,
     _mindspore_extra_tensor, _mindspore_wrong_architecture, _mindspore_truncated, _mindspore_into_vit,
-    _vit_without_head,
+    _mindspore_into_d256, _vit_without_head,
 ])
 def test_bad_input_names_file_and_writes_nothing(tmp_path, case):
     path, model, kwargs, message = case(tmp_path)
@@ -425,9 +561,9 @@ def test_existing_output_is_kept_unless_overwrite(tmp_path):
     out.mkdir()
     (out / 'keep.txt').write_text('mine')
     with pytest.raises(ConversionError, match=r'converted: already exists \(pass --overwrite'):
-        convert_checkpoint(src, 'resnet18_isqrt.tpami_in1k', out, model_kwargs=kwargs)
+        convert_checkpoint(src, 'ms_resnet18_isqrt.tpami_in1k', out, model_kwargs=kwargs)
     assert (out / 'keep.txt').read_text() == 'mine'
-    convert_checkpoint(src, 'resnet18_isqrt.tpami_in1k', out, model_kwargs=kwargs, overwrite=True)
+    convert_checkpoint(src, 'ms_resnet18_isqrt.tpami_in1k', out, model_kwargs=kwargs, overwrite=True)
     assert sorted(p.name for p in out.iterdir()) == ['config.json', 'model.safetensors']
     assert [p.name for p in tmp_path.iterdir()] == ['converted']
 
@@ -436,12 +572,15 @@ def test_cli(tmp_path, capsys):
     spec = MS_SPECS['ms_resnet50_dropcov_tiny']
     kwargs = [f'layers={tuple(spec["layers"])}', f'channels={tuple(spec["channels"])}', f'gcp_dim={spec["dim"]}']
     out = tmp_path / 'converted'
-    rc = cli.main(['convert', str(FIXTURES / 'ms_resnet50_dropcov_tiny.ckpt'), '--model', 'resnet50_dropcov.tpami_in1k',
-                   '--out', str(out), '--model-kwargs', *kwargs])
+    rc = cli.main(['convert', str(FIXTURES / 'ms_resnet50_dropcov_tiny.ckpt'), '--model',
+                   'ms_resnet50_dropcov.tpami_in1k', '--out', str(out), '--model-kwargs', *kwargs])
     printed = capsys.readouterr().out
     assert rc == 0 and (out / 'model.safetensors').is_file()
-    assert 'MindSpore checkpoint' in printed and "settings    pad_type='same', bn_eps=0.0001" in printed
-    assert 'eca_layer.conv.weight -> head.dropcov.conv.weight\n' in printed
+    assert 'MindSpore checkpoint' in printed
+    assert 'model       ms_resnet50_dropcov.tpami_in1k (pretrained cfg tag: tpami_in1k)' in printed
+    # the settings line lists what the caller gave, nothing the converter added
+    assert "settings    layers=(2, 1, 1, 1), channels=(8, 8, 16, 32), gcp_dim=8\n" in printed
+    assert 'eca_layer.conv.weight -> head.global_pool.dropcov.conv.weight\n' in printed
     bad = tmp_path / 'bad.pth'
     bad.write_bytes(b'PK\x03\x04' + bytes(100))
     assert cli.main(['convert', str(bad), '--model', 'resnet50_dropcov', '--out', str(tmp_path / 'x')]) == 1

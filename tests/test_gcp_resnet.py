@@ -1,5 +1,7 @@
-"""The GCP ResNet family: sizes against the original code, architecture, timm interface, checkpoints."""
+"""The GCP ResNet family: sizes against the original code, architecture, timm interface, checkpoints,
+and the `ms_` architectures with the MindSpore numerics (and their deprecated names)."""
 import json
+import warnings
 
 import pytest
 import timm
@@ -9,26 +11,36 @@ from torch import nn
 
 import timm_gcp  # noqa: F401  (registers the models)
 from timm_gcp.layers import covariance, isqrt, triu_vec
-from timm_gcp.models.gcp_resnet import GCPResNet, checkpoint_filter_fn
+from timm_gcp.models.gcp_resnet import DEPRECATED_NAMES, MINDSPORE_NUMERICS, GCPResNet, checkpoint_filter_fn
 
-from original_layouts import fmpn_plain, fmpn_training, module_prefixed, randomize_bn
+from tests.helpers.layouts import fmpn_plain, fmpn_training, module_prefixed
+from tests.helpers.weights import randomize
 
-# parameter counts of the original PyTorch code (gcp-methods.md section 2.1), in millions
+# parameter counts of the original PyTorch code (docs/architectures.md, "Parameter counts and FLOPs"), in millions
 PUBLISHED_PARAMS_M = {
     'resnet18_isqrt': 19.50, 'resnet34_isqrt': 29.61, 'resnet50_isqrt': 32.03, 'resnet101_isqrt': 51.02,
     'resnet18_isqrt_d256': 44.21, 'resnet34_isqrt_d256': 54.31, 'resnet50_isqrt_d256': 56.93,
     'resnet101_isqrt_d256': 75.92,
     'resnet18_dropcov': 19.50, 'resnet34_dropcov': 29.61, 'resnet50_dropcov': 32.03, 'resnet101_dropcov': 51.02,
 }
-BACKBONE = {'resnet18': 'resnet18', 'resnet34': 'resnet34', 'resnet50': 'resnet50', 'resnet101': 'resnet101',
-            'resnet152': 'resnet152'}
+MS_ARCHS = ('ms_resnet18_isqrt', 'ms_resnet34_isqrt', 'ms_resnet50_isqrt', 'ms_resnet18_dropcov', 'ms_resnet34_dropcov',
+            'ms_resnet50_dropcov')
+
+
+def _namesake(name: str) -> str:
+    """The PyTorch-numerics architecture of an `ms_` one (the name itself otherwise)."""
+    return name[len('ms_'):] if name.startswith('ms_') else name
 
 
 def _expected_params(name: str) -> int:
-    """timm's plain trunk + 1x1 reduction (no bias) + BN + fc over the triangle (+3 for DropCov's ECA conv)."""
+    """timm's plain trunk + 1x1 reduction (no bias) + BN + fc over the triangle (+3 for DropCov's ECA conv).
+
+    The numerics of the `ms_` models (padding, BN eps) add no parameters.
+    """
+    name = _namesake(name)
     backbone = name.split('_')[0]
     dim = 256 if name.endswith('_d256') else 128
-    trunk = timm.create_model(BACKBONE[backbone], num_classes=0, device='meta')
+    trunk = timm.create_model(backbone, num_classes=0, device='meta')
     chs = trunk.num_features
     n = sum(p.numel() for p in trunk.parameters())
     n += chs * dim + 2 * dim
@@ -41,8 +53,8 @@ def test_parameter_count_exact(name):
     model = timm.create_model(name, device='meta')
     count = sum(p.numel() for p in model.parameters())
     assert count == _expected_params(name)
-    if name in PUBLISHED_PARAMS_M:
-        assert round(count / 1e6, 2) == PUBLISHED_PARAMS_M[name]
+    if _namesake(name) in PUBLISHED_PARAMS_M:
+        assert round(count / 1e6, 2) == PUBLISHED_PARAMS_M[_namesake(name)]
 
 
 def test_exact_counts_from_the_spec():
@@ -83,11 +95,12 @@ def test_head_is_reduce_cov_isqrt_triu_fc():
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
         features = model.forward_features(x)
-        rep = triu_vec(isqrt(covariance(model.head.reduce(features)), 5))
+        rep = triu_vec(isqrt(covariance(model.head.global_pool.reduce(features)), 5))
         torch.testing.assert_close(model.forward_head(features, pre_logits=True), rep)
         torch.testing.assert_close(model(x), model.head.fc(rep))
-    assert isinstance(model.head.reduce.conv, nn.Conv2d) and model.head.reduce.conv.bias is None
-    assert model.head.reduce.conv.kernel_size == (1, 1)
+    reduce_conv = model.head.global_pool.reduce.conv
+    assert isinstance(reduce_conv, nn.Conv2d) and reduce_conv.bias is None and reduce_conv.kernel_size == (1, 1)
+    assert model.head_hidden_size == model.head.num_features == 16 * 17 // 2
 
 
 def test_dropcov_model_train_and_eval():
@@ -96,13 +109,14 @@ def test_dropcov_model_train_and_eval():
     model.eval()
     with torch.no_grad():
         features = model.forward_features(x)
-        plain = triu_vec(covariance(model.head.reduce(features)))
+        plain = triu_vec(covariance(model.head.global_pool.reduce(features)))
         torch.testing.assert_close(model.forward_head(features, pre_logits=True), plain)
     model.train()
     out = model(x)
     out.sum().backward()
-    assert model.head.dropcov.conv.weight.grad is not None
-    assert torch.isfinite(model.head.dropcov.conv.weight.grad).all()
+    dropcov_conv = model.head.global_pool.dropcov.conv
+    assert dropcov_conv.weight.grad is not None
+    assert torch.isfinite(dropcov_conv.weight.grad).all()
 
 
 def test_classifier_interface():
@@ -115,15 +129,35 @@ def test_classifier_interface():
     assert model(x).shape == (2, 10) and model.num_classes == 10
     model.reset_classifier(0)
     assert model(x).shape == (2, 136)
-    reduce_weight = model.head.reduce.conv.weight
+    reduce_weight = model.head.global_pool.reduce.conv.weight
     model.reset_classifier(3)
-    assert model.head.reduce.conv.weight is reduce_weight
+    assert model.head.global_pool.reduce.conv.weight is reduce_weight
     model.reset_classifier(0, '')
     assert model(x).shape == (2, 512, 4, 4) and model.head_hidden_size == 512
     model.reset_classifier(4, 'gcp')
     assert model(x).shape == (2, 4) and model.head_hidden_size == 136
-    with pytest.raises(ValueError, match="unknown GCP pool_type 'avg'"):
+    with pytest.raises(ValueError, match="unknown GCP global_pool 'avg'"):
         model.reset_classifier(4, 'avg')
+    with pytest.raises(ValueError, match="global_pool='' returns the unpooled features and needs num_classes=0"):
+        model.reset_classifier(4, '')
+
+
+def test_classifier_on_unpooled_features_brings_the_pooling_back():
+    """timm's contract (its default-cfg test): reset_classifier(0) then (2) on a global_pool='' model classifies."""
+    model = timm.create_model('resnet18_isqrt', num_classes=0, global_pool='', gcp_dim=16).eval()
+    x = torch.randn(2, 3, 64, 64)
+    model.reset_classifier(0)
+    assert model.head.pool_type == '' and model(x).shape == (2, 512, 4, 4)
+    model.reset_classifier(2)
+    assert model.head.pool_type == 'gcp' and model(x).shape == (2, 2) and model.head_hidden_size == 136
+
+
+def test_refused_reset_classifier_changes_nothing():
+    model = timm.create_model('resnet18_isqrt', num_classes=5, gcp_dim=8, device='meta')
+    for bad in ('avg', ''):
+        with pytest.raises(ValueError):
+            model.reset_classifier(7, bad)
+        assert model.num_classes == model.head.num_classes == model.head.fc.out_features == 5
 
 
 def test_features_only_and_intermediates():
@@ -162,10 +196,10 @@ def test_group_matcher_puts_head_last():
 def test_factory_kwargs_and_head_settings():
     model = timm.create_model('resnet18_isqrt', gcp_dim=32, gcp_iters=3, dtype=torch.float64)
     assert all(p.dtype == torch.float64 for p in model.parameters())
-    assert model.head.norm.iters == 3 and model.head.head_hidden_size == 32 * 33 // 2
+    assert model.head.global_pool.norm.iters == 3 and model.head.num_features == 32 * 33 // 2
     json.dumps(model._model_args)
     mpn = timm.create_model('resnet50_mpncov', gcp_power=0.25, device='meta')
-    assert mpn.head.norm.power == 0.25
+    assert mpn.head.global_pool.norm.power == 0.25
 
 
 def test_bad_settings():
@@ -178,7 +212,7 @@ def test_bad_settings():
     model = timm.create_model('resnet18_isqrt', gcp_dim=16)
     with pytest.raises(RuntimeError, match='3 channels'):
         model(torch.randn(1, 4, 64, 64))
-    with pytest.raises(ValueError, match='expects 512 input channels, got 256'):
+    with pytest.raises(ValueError, match=r'expects 512 input channels \(NCHW\), got 256'):
         model.forward_head(torch.randn(1, 256, 4, 4))
 
 
@@ -211,8 +245,8 @@ def test_bf16_autocast_keeps_head_float32():
             seen[name] = output.dtype
         return hook
 
-    model.head.cov.register_forward_hook(record('cov'))
-    model.head.norm.register_forward_hook(record('norm'))
+    model.head.global_pool.cov.register_forward_hook(record('cov'))
+    model.head.global_pool.norm.register_forward_hook(record('norm'))
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
         ref = model(x)
@@ -223,6 +257,7 @@ def test_bf16_autocast_keeps_head_float32():
     assert (out.float() - ref).abs().max() < 0.1 * ref.abs().max()
 
 
+@pytest.mark.slow
 def test_torch_compile_forward_backward():
     torch.manual_seed(0)
     model = timm.create_model('resnet18_isqrt', num_classes=4, gcp_dim=16).train()
@@ -256,7 +291,7 @@ def test_head_has_no_graph_breaks(name, kwargs):
     ('resnet18_dropcov', module_prefixed),  # fast-MPN-COV has no DropCov models
 ])
 def test_original_checkpoint_layouts_load(tmp_path, name, layout):
-    source = randomize_bn(timm.create_model(name, gcp_dim=16))
+    source = randomize(timm.create_model(name, gcp_dim=16))
     path = tmp_path / 'original.pth'
     torch.save(layout(source.state_dict()), path)
     loaded = timm.create_model(name, gcp_dim=16, pretrained=True, pretrained_cfg_overlay=dict(file=str(path))).eval()
@@ -272,7 +307,7 @@ def test_checkpoint_with_other_num_classes_keeps_trunk_and_head(tmp_path):
     loaded = timm.create_model(
         'resnet18_isqrt', gcp_dim=16, num_classes=10, pretrained=True, pretrained_cfg_overlay=dict(file=str(path)))
     assert loaded.head.fc.out_features == 10
-    torch.testing.assert_close(loaded.head.reduce.conv.weight, source.head.reduce.conv.weight)
+    torch.testing.assert_close(loaded.head.global_pool.reduce.conv.weight, source.head.global_pool.reduce.conv.weight)
 
 
 def test_checkpoint_with_other_reduction_is_refused(tmp_path):
@@ -292,16 +327,97 @@ def test_checkpoint_missing_and_unexpected_keys_listed():
     sd = fmpn_plain(model.state_dict())
     del sd['layer_reduce.weight']
     sd['extra.weight'] = torch.zeros(1)
-    with pytest.raises(ValueError, match=r'missing: head\.reduce\.conv\.weight(.|\n)*unexpected: extra\.weight'):
+    with pytest.raises(ValueError,
+                       match=r'missing: head\.global_pool\.reduce\.conv\.weight(.|\n)*unexpected: extra\.weight'):
         checkpoint_filter_fn(sd, model)
 
 
 def test_plain_resnet_checkpoint_is_refused():
     model = timm.create_model('resnet18_isqrt', gcp_dim=16)
     plain = timm.create_model('resnet18').state_dict()
-    with pytest.raises(ValueError, match='missing: head.reduce.conv.weight'):
+    with pytest.raises(ValueError, match=r'missing: head\.global_pool\.reduce\.conv\.weight'):
         checkpoint_filter_fn(plain, model)
 
 
 def test_class_is_timm_resnet():
     assert issubclass(GCPResNet, timm.models.resnet.ResNet)
+
+
+# --- the MindSpore numerics: `ms_` architectures (docs/checkpoints.md, "MindSpore numerics") -------------
+
+# read off the layers, as docs/checkpoints.md tabulates them per block type
+PYTORCH_NUMERICS = dict(stem_conv='Conv2d', stride2_conv='Conv2d', max_pool='MaxPool2d', stem_eps=1e-5, block_eps=1e-5,
+                        shortcut_eps=1e-5, reduction_eps=1e-5)
+MS_BASIC_NUMERICS = dict(PYTORCH_NUMERICS, block_eps=1e-4, reduction_eps=1e-4)
+MS_BOTTLENECK_NUMERICS = dict(stem_conv='Conv2dSame', stride2_conv='Conv2dSame', max_pool='MaxPool2dSame',
+                              stem_eps=1e-4, block_eps=1e-4, shortcut_eps=1e-4, reduction_eps=1e-4)
+TINY = dict(layers=(1, 1, 1, 1), channels=(8, 8, 16, 32), gcp_dim=8)
+
+
+def _numerics(model: GCPResNet) -> dict:
+    block = model.layer2[0]
+    stride2 = block.conv2 if hasattr(block, 'conv3') else block.conv1  # v1.5: the stride sits on the 3x3 conv
+    return dict(
+        stem_conv=type(model.conv1).__name__, stride2_conv=type(stride2).__name__,
+        max_pool=type(model.maxpool).__name__, stem_eps=model.bn1.eps, block_eps=block.bn1.eps,
+        shortcut_eps=block.downsample[1].eps, reduction_eps=model.head.global_pool.reduce.bn.eps,
+    )
+
+
+def _ms_numerics(name: str) -> dict:
+    return MS_BOTTLENECK_NUMERICS if 'resnet50' in name else MS_BASIC_NUMERICS
+
+
+def test_mindspore_numerics_table():
+    assert MINDSPORE_NUMERICS == {'basic': dict(bn_eps=1e-4, stem_bn_eps=1e-5, down_bn_eps=1e-5),
+                                  'bottleneck': dict(pad_type='same', bn_eps=1e-4)}
+    assert set(timm.list_models('ms_*')) == set(MS_ARCHS)
+    assert DEPRECATED_NAMES == {f'{_namesake(a)}.tpami_in1k': f'{a}.tpami_in1k' for a in MS_ARCHS}
+
+
+@pytest.mark.parametrize('name', MS_ARCHS)
+def test_ms_architectures_carry_the_numerics_whatever_the_tag(tmp_path, name):
+    """The numerics are the architecture's: untagged, tagged, and with weights loaded from a file."""
+    expected = _ms_numerics(name)
+    assert _numerics(timm.create_model(name, device='meta')) == expected
+    assert _numerics(timm.create_model(f'{name}.tpami_in1k', device='meta')) == expected
+    source = timm.create_model(name, **TINY)
+    path = tmp_path / 'weights.pth'
+    torch.save(source.state_dict(), path)
+    loaded = timm.create_model(name, pretrained=True, pretrained_cfg_overlay=dict(file=str(path)), **TINY)
+    assert _numerics(loaded) == expected
+    # defaults, not a constraint: each setting can be overridden (the converter tests show the logits then move)
+    pytorch_like = timm.create_model(name, pad_type='', bn_eps=1e-5, stem_bn_eps=1e-5, down_bn_eps=1e-5, device='meta')
+    assert _numerics(pytorch_like) == PYTORCH_NUMERICS
+
+
+@pytest.mark.parametrize('name', ['resnet18_isqrt', 'resnet34_isqrt', 'resnet50_isqrt', 'resnet18_dropcov',
+                                  'resnet50_dropcov', 'resnet50_isqrt.gcp_in1k', 'resnet50_dropcov.dc_in1k'])
+def test_plain_architectures_keep_the_pytorch_numerics(name):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        model = timm.create_model(name, device='meta')
+    assert _numerics(model) == PYTORCH_NUMERICS
+    assert not [w for w in caught if issubclass(w.category, FutureWarning)]
+
+
+@pytest.mark.parametrize('old,new', sorted(DEPRECATED_NAMES.items()))
+def test_deprecated_names_warn_and_build_the_ms_model(old, new):
+    """`<arch>.tpami_in1k` (or pretrained_cfg='tpami_in1k') is `ms_<arch>.tpami_in1k`: same settings, same weights."""
+    arch, tag = old.split('.')
+    for kwargs in (dict(model_name=old), dict(model_name=arch, pretrained_cfg=tag)):
+        torch.manual_seed(0)
+        with pytest.warns(FutureWarning, match=rf'{old} is now {new}'):
+            model = timm.create_model(**kwargs, **TINY)
+        torch.manual_seed(0)
+        current = timm.create_model(new, **TINY)
+        assert type(model) is type(current) and _numerics(model) == _numerics(current) == _ms_numerics(new)
+        assert model.pretrained_cfg['architecture'] == new.split('.')[0] and model.pretrained_cfg['tag'] == 'tpami_in1k'
+        assert model.pretrained_cfg['hf_hub_id'] == f'timm-gcp/{new}'
+        state, current_state = model.state_dict(), current.state_dict()
+        assert list(state) == list(current_state)
+        assert all(torch.equal(state[k], current_state[k]) for k in state)
+    # explicit settings still win over the deprecated name's numerics
+    with pytest.warns(FutureWarning):
+        overridden = timm.create_model(old, pad_type='', bn_eps=1e-5, device='meta')
+    assert overridden.layer1[0].bn1.eps == 1e-5 and type(overridden.conv1).__name__ == 'Conv2d'

@@ -13,12 +13,13 @@ from timm.optim import create_optimizer_v2
 
 import timm_gcp  # noqa: F401  (registers the models)
 from timm_gcp.layers import (
-    MultiHeadCrossCovPool, SvPN, TokenCovPool, TokenGCPHead, cross_covariance, svpn, token_drop_mask,
+    GCPPool, MultiHeadCrossCovPool, SvPN, TokenGCPHead, cross_covariance, svpn, token_drop_mask,
 )
 from timm_gcp.layers import token_heads
 from timm_gcp.models.gcp_vit import GCPVisionTransformer, checkpoint_filter_fn, sinusoid_pos_embed
 
-from original_layouts import vit_original
+from tests.helpers.layouts import vit_original
+from tests.helpers.weights import randomize
 
 VIT_MODELS = sorted(timm.list_models(module='gcp_vit'))
 
@@ -26,20 +27,6 @@ VIT_MODELS = sorted(timm.list_models(module='gcp_vit'))
 def _tokens(b=2, n=10, c=12, dtype=torch.float64, seed=0):
     g = torch.Generator().manual_seed(seed)
     return torch.randn(b, n, c, generator=g, dtype=dtype)
-
-
-def _randomize_(model, seed=0):
-    """Random weights everywhere, BatchNorm running statistics included (a fresh model's are 0 / 1)."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, t in model.state_dict().items():
-            if not t.is_floating_point() or name == 'pos_embed':
-                continue
-            if name.endswith('running_var'):
-                t.copy_(torch.rand(t.shape, generator=g) + 0.5)
-            else:
-                t.copy_(torch.randn(t.shape, generator=g) * (0.2 if t.ndim > 1 else 0.5))
-    return model
 
 
 # --- independent references (plain loops / the original code's literal operations) -----------------------
@@ -145,13 +132,14 @@ def test_svpn_module_uses_its_start_vector():
 
 @pytest.mark.parametrize('chunks,norm', [(2, 'none'), (3, 'none'), (2, 'svpn')])
 def test_multihead_cross_cov_matches_per_head_reference(chunks, norm):
-    pool = MultiHeadCrossCovPool(12, num_heads=3, dim=4, qk_chunks=chunks, norm=norm, token_drop=0.2, drop=0.5)
+    pool = MultiHeadCrossCovPool(12, num_heads=3, head_dim=4, qk_chunks=chunks, norm=norm, token_drop=0.2)
     pool = pool.double().eval()
     x = _tokens(2, 10, 12)
     v0 = pool.norm.weight.detach() if norm == 'svpn' else None
     expected = _ref_multihead(x, pool.wr.weight.detach(), 3, 4, chunks, norm=v0)
     out = pool(x)
-    assert out.shape == (2, 3 * 16) == (2, pool.out_dim)
+    assert out.shape == (2, 3 * 16) == (2, pool.out_features)
+    assert (pool.in_features, pool.num_heads, pool.head_dim) == (12, 3, 4)
     torch.testing.assert_close(out, expected, rtol=1e-10, atol=1e-12)
     if chunks == 3:  # DropCov-ViT's third block of wr is dead weight
         with torch.no_grad():
@@ -160,7 +148,7 @@ def test_multihead_cross_cov_matches_per_head_reference(chunks, norm):
 
 
 def test_token_dropout_train_and_eval(monkeypatch):
-    pool = MultiHeadCrossCovPool(12, num_heads=3, dim=4, token_drop=0.2, drop=0.0).double()
+    pool = MultiHeadCrossCovPool(12, num_heads=3, head_dim=4, token_drop=0.2).double()
     x = _tokens(2, 10, 12)
     wr = pool.wr.weight.detach()
     plain = _ref_multihead(x, wr, 3, 4, 2)
@@ -195,24 +183,46 @@ def test_token_drop_mask_statistics():
     assert mask.mean().item() == pytest.approx(1.0, abs=0.02)
 
 
-def test_token_cov_pool_matches_sovit_reference():
-    pool = _randomize_(TokenCovPool(12, dim=6, iters=5)).double().eval()
+def test_token_gcp_pool_matches_sovit_reference():
+    """So-ViT's pooling is `GCPPool` on the tokens (input_fmt='NLC'), as TokenGCPHead(pool='cov') builds it."""
+    pool = randomize(GCPPool(12, reduce_dim=6, iters=5, input_fmt='NLC'), 'all').double()
     tokens = _tokens(2, 20, 12)
     expected = _ref_sovit_pool(tokens, pool.reduce.conv.weight.detach(), pool.reduce.bn, 5)
     out = pool(tokens)
-    assert out.shape == (2, 21) == (2, pool.out_dim)
+    assert out.shape == (2, 21) == (2, pool.out_features)
     torch.testing.assert_close(out, expected.detach(), rtol=1e-9, atol=1e-10)
+    representation = TokenGCPHead(12, pool='cov', dim=6).representation
+    assert isinstance(representation, GCPPool) and representation.input_fmt == 'NLC'
+    assert (representation.in_features, representation.reduce_dim) == (12, 6)
+
+
+def test_token_head_dropout_acts_on_the_pooled_vector(monkeypatch):
+    """`drop` (pool_drop) drops entries of the pooled vector, `drop_rate` (drop) the pre-logits, in training only."""
+    head = TokenGCPHead(12, num_classes=0, pool='crosscov', dim=4, num_heads=3, drop=0.5, drop_rate=0.25)
+    assert (head.pool_drop.p, head.drop.p) == (0.5, 0.25)
+    cls, patches = torch.randn(2, 12), torch.randn(2, 9, 12)
+    rep = head.representation(patches)
+    seen = []
+    head.pool_drop.register_forward_hook(lambda m, args, out: seen.append((args[0], out)))
+    torch.testing.assert_close(head.eval()(cls, patches), torch.cat([cls, rep], 1))
+    head.train()(cls, patches)
+    pooled, dropped = seen[-1]
+    torch.testing.assert_close(pooled, rep)
+    kept = dropped != 0
+    assert 0 < kept.sum() < kept.numel()
+    torch.testing.assert_close(dropped[kept], 2 * pooled[kept])  # survivors scaled by 1 / (1 - 0.5)
 
 
 @pytest.mark.parametrize('kwargs', [dict(pool='cov', dim=6), dict(pool='crosscov', dim=4, num_heads=3, norm='svpn')])
 def test_token_head_logits_are_summed_classifiers(kwargs):
-    head = _randomize_(TokenGCPHead(12, num_classes=7, **kwargs)).double().eval()
+    head = randomize(TokenGCPHead(12, num_classes=7, **kwargs), 'all').double()
     cls, patches = _tokens(3, 1, 12)[:, 0], _tokens(3, 15, 12, seed=1)
     logits = head(cls, patches)
     rep = head.representation(patches)
     torch.testing.assert_close(logits, head.cls_fc(cls) + head.visual_fc(rep))
     pre = head(cls, patches, pre_logits=True)
-    assert pre.shape == (3, head.head_hidden_size) == (3, 12 + head.representation.out_dim)
+    assert pre.shape == (3, head.num_features) == (3, 12 + head.representation.out_features)
+    assert head.in_features == 12
     # the summed logits are one linear map of the pre-logits [cls, rep]
     weight = torch.cat([head.cls_fc.weight, head.visual_fc.weight], dim=1)
     torch.testing.assert_close(logits, pre @ weight.T + head.cls_fc.bias + head.visual_fc.bias)
@@ -231,7 +241,7 @@ def test_token_head_float32_under_autocast_and_finite_on_degenerate_tokens(kwarg
     # the matrices (covariance / its square root, cross-covariance / svPN) stay float32 under bf16 autocast
     matrix_dtypes = []
     rep = head.representation
-    watched = (rep.cov, rep.norm) if kwargs['pool'] == 'cov' else (rep.drop,)
+    watched = (rep.cov, rep.norm) if kwargs['pool'] == 'cov' else (rep.norm,)
     for module in watched:
         module.register_forward_hook(lambda m, args, out: matrix_dtypes.append((args[0].dtype, out.dtype)))
     with torch.autocast('cpu', dtype=torch.bfloat16):
@@ -328,7 +338,10 @@ def _original_params(dim, depth, mlp_ratio, heads, r, chunks, svpn_norm, classes
 
 
 def test_published_sizes_from_spec():
-    """DropCov-ViT Small and SoT-Small, as the original code builds them (gcp-methods.md section 11)."""
+    """DropCov-ViT Small and SoT-Small as the original code builds them.
+
+    docs/architectures.md, "SoT and DropCov-ViT trunk".
+    """
     dropcov = timm.create_model('vit_dropcov_small', device='meta')
     assert _n_params(dropcov) == 25_586_576
     sot = timm.create_model('vit_sot_small', device='meta')
@@ -340,17 +353,18 @@ def test_published_sizes_from_spec():
     assert not any('norm1' in k or 'norm2' in k for k in dropcov.state_dict() if '.denselayer' in k)
 
 
-@pytest.mark.parametrize('name,cfg,published', [
-    ('vit_sot_tiny', (240, 12, 2.5, 6, 14, 2, True), 7.99),
-    ('vit_sot_small', (384, 14, 3.5, 6, 24, 2, True), 27.01),
-    ('vit_sot_base', (528, 24, 3.0, 6, 38, 2, True), 76.78),
-    ('vit_dropcov_small', (384, 12, 4.0, 6, 24, 3, False), 25.59),
-    ('vit_dropcov_t2t_14', (384, 14, 3.0, 6, 24, 3, False), 25.01),
+@pytest.mark.parametrize('name,cfg,exact,published', [
+    ('vit_sot_tiny', (240, 12, 2.5, 6, 14, 2, True), 7_983_550, 7.99),
+    ('vit_sot_small', (384, 14, 3.5, 6, 24, 2, True), 27_010_856, 27.01),
+    ('vit_sot_base', (528, 24, 3.0, 6, 38, 2, True), 76_774_966, 76.78),
+    ('vit_dropcov_small', (384, 12, 4.0, 6, 24, 3, False), 25_586_576, 25.59),
+    ('vit_dropcov_t2t_14', (384, 14, 3.0, 6, 24, 3, False), 24_999_056, 25.01),
 ])
-def test_original_architecture_sizes(name, cfg, published):
+def test_original_architecture_sizes(name, cfg, exact, published):
+    """Trainable parameters as docs/architectures.md ("SoT and DropCov-ViT trunk", "Configurations") counts them."""
     n = _n_params(timm.create_model(name, device='meta'))
-    assert n == _original_params(*cfg)
-    # gcp-methods.md gives SoT-Small with the original BN-free dense layers, the other sizes as counted with
+    assert n == _original_params(*cfg) == exact
+    # the sizes in millions were SoT-Small's with the original BN-free dense layers, the others as counted with
     # timm 1.x's DenseBlock defaults, which add 36 BatchNorms (6,432 parameters) the checkpoints do not have
     bn_params = 0 if name == 'vit_sot_small' else 6_432
     assert round((n + bn_params) / 1e6, 2) == published
@@ -415,7 +429,7 @@ def _ref_original_forward(sd, x, num_heads, gcp_heads, r, chunks, svpn_norm):
     ('vit_sot_tiny', 4, 6, 14, 2, True),
 ])
 def test_original_checkpoint_loads_ema_and_matches_original_forward(name, num_heads, gcp_heads, r, chunks, svpn_norm):
-    source = _randomize_(timm.create_model(name, depth=2, num_classes=10))
+    source = randomize(timm.create_model(name, depth=2, num_classes=10), 'all')
     ema = vit_original(source.state_dict())
     assert ema['classifier.representation.wr.weight'].shape == (chunks * gcp_heads * r, source.embed_dim)
     assert ema['visual_tokens.tokens.stage.0.denselayer1.conv1.weight'].shape == (32, 64, 1, 1)
@@ -465,7 +479,7 @@ def test_published_cfgs():
 
 @pytest.mark.parametrize('name', ['deit_small_patch16_224_isqrt', 'deit_small_patch16_224_dropcov'])
 def test_deit_weights_load_into_backbone(tmp_path, name):
-    deit = _randomize_(timm.create_model('deit_small_patch16_224', depth=2)).eval()
+    deit = randomize(timm.create_model('deit_small_patch16_224', depth=2), 'all')
     path = tmp_path / 'deit.pth'
     torch.save(deit.state_dict(), path)
     x = torch.randn(1, 3, 224, 224)
@@ -514,6 +528,8 @@ def test_model_api(name):
         torch.testing.assert_close(model(x), pre)
         model.reset_classifier(0, '')
         torch.testing.assert_close(model(x), torch.cat([prefix, patches], 1))
+        model.reset_classifier(3)  # a classifier on unpooled tokens brings the pooling back
+        assert model.global_pool == 'gcp' and model(x).shape == (2, 3)
         model.reset_classifier(3, 'gcp')
         assert model(x).shape == (2, 3)
     with pytest.raises(ValueError, match='needs num_classes=0'):
@@ -569,7 +585,7 @@ def test_model_bad_settings_and_tokens():
         timm.create_model('deit_tiny_patch16_224_isqrt', gcp_norm='svpn')
     with pytest.raises(ValueError, match="num_heads only apply to pool='crosscov'"):
         timm.create_model('deit_tiny_patch16_224_isqrt', gcp_heads=4)
-    with pytest.raises(ValueError, match="unknown global_pool 'avg'"):
+    with pytest.raises(ValueError, match="unknown GCP global_pool 'avg'"):
         timm.create_model('deit_tiny_patch16_224_dropcov', global_pool='avg')
     with pytest.raises(ValueError, match='class_token=False'):
         timm.create_model('deit_tiny_patch16_224_dropcov', class_token=False, depth=1)

@@ -3,7 +3,8 @@
 A hand-built Hugging Face cache (refs/main + snapshots/<sha>/, as `hf_hub_download` lays it out) with
 HF_HUB_OFFLINE serves every published `arch.tag` through its registered `hf_hub_id`; timm's own
 `test_model_load_pretrained` / `test_model_features_pretrained` run against it. Publishing runs with
-the Hub client replaced by a fake that records what would be uploaded.
+the Hub client replaced by a fake that records what would be uploaded; what it publishes is a
+MindSpore checkpoint converted into `ms_resnet18_isqrt.tpami_in1k`.
 """
 import json
 import os
@@ -19,25 +20,28 @@ import torch
 from torch import nn
 
 import timm_gcp  # noqa: F401  (registers the models)
-from timm_gcp import cli, hub
-from timm_gcp.convert import convert_checkpoint
-from timm_gcp.hub import HUB_FILES, export_for_hub
-from timm_gcp.model_cards import published_names, render_card
-from timm_gcp.publish import PublishError, publish
+from timm_gcp import cli
+from timm_gcp.convert.converter import convert_checkpoint
+from timm_gcp.hub import export
+from timm_gcp.hub.cards import render_card
+from timm_gcp.hub.export import HUB_FILES, export_for_hub
+from timm_gcp.hub.publish import PublishError, publish
+from timm_gcp.models.registry import published_names
 
-from original_layouts import module_prefixed, randomize_bn
-from timm_sources import is_non_std
+from tests.helpers import REPO
+from tests.helpers.layouts import mindspore_layout, write_mindspore_checkpoint
+from tests.helpers.timm_sources import is_non_std
+from tests.helpers.weights import randomize
 
 pytestmark = pytest.mark.filterwarnings('ignore::pytest.PytestUnknownMarkWarning')  # timm's test module's marks
 
-REPO = Path(__file__).resolve().parents[1]
 SHA = '0123456789abcdef0123456789abcdef01234567'
-# tags whose weights the loading tests export for real (small, and both kinds of MindSpore settings)
-EXPORTED = ('resnet18_isqrt.tpami_in1k', 'resnet50_isqrt.tpami_in1k')
+# tags whose weights the loading tests export for real (small, and both kinds of MindSpore numerics)
+EXPORTED = ('ms_resnet18_isqrt.tpami_in1k', 'ms_resnet50_isqrt.tpami_in1k')
 
 
 def _random_model(name: str, **kwargs) -> nn.Module:
-    return randomize_bn(timm.create_model(name, **kwargs))
+    return randomize(timm.create_model(name, **kwargs))
 
 
 def _add_to_cache(cache: Path, repo_id: str, files: dict) -> None:
@@ -119,7 +123,7 @@ def test_export_is_atomic(tmp_path, monkeypatch):
         (Path(directory) / 'model.safetensors').write_bytes(b'partial')
         raise OSError('disk full')
 
-    monkeypatch.setattr(hub, 'save_for_hf', broken_save)
+    monkeypatch.setattr(export, 'save_for_hf', broken_save)
     with pytest.raises(OSError, match='disk full'):
         export_for_hub(timm.create_model('resnet18_isqrt', gcp_dim=8), tmp_path / 'export', card='x')
     assert list(tmp_path.iterdir()) == []
@@ -129,38 +133,43 @@ def test_export_is_atomic(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize('name', EXPORTED)
 def test_registry_names_and_hf_hub_names_load_offline(offline, name):
+    """The tag, the untagged ms_ architecture (default tag), the Hub repo and the deprecated name: same model."""
     source = offline[name]
     repo_id = timm.models.get_pretrained_cfg(name).hf_hub_id
+    assert repo_id == f'timm-gcp/{name}'
+    arch = name.split('.')[0]
+    deprecated = f"{arch[len('ms_'):]}.tpami_in1k"
     x = torch.randn(1, 3, 64, 64)
-    for model_name in (name, f'hf-hub:{repo_id}'):
-        model = timm.create_model(model_name, pretrained=True).eval()
+    for model_name in (name, arch, f'hf-hub:{repo_id}', deprecated):
+        if model_name == deprecated:
+            with pytest.warns(FutureWarning, match=f'{deprecated} is now {name}'):
+                model = timm.create_model(model_name, pretrained=True)
+        else:
+            model = timm.create_model(model_name, pretrained=True)
+        model.eval()
         _same_weights(model, source)
-        assert model.layer1[0].bn1.eps == 1e-4, model_name  # the tag's MindSpore settings came along
-        assert type(model.conv1).__name__ == ('Conv2dSame' if name.startswith('resnet50') else 'Conv2d')
+        assert model.layer1[0].bn1.eps == 1e-4, model_name  # the MindSpore numerics came along
+        assert type(model.conv1).__name__ == ('Conv2dSame' if 'resnet50' in name else 'Conv2d'), model_name
         with torch.no_grad():
             torch.testing.assert_close(model(x), source(x), rtol=0, atol=0)
-    # the untagged name loads the default tag's weights, with their settings
-    if name == 'resnet18_isqrt.tpami_in1k':
-        _same_weights(timm.create_model('resnet18_isqrt', pretrained=True), source)
-        assert timm.create_model('resnet18_isqrt', pretrained=True).layer1[0].bn1.eps == 1e-4
 
 
 def test_pretrained_with_other_num_classes_and_in_chans(offline):
-    source = offline['resnet18_isqrt.tpami_in1k']
-    model = timm.create_model('resnet18_isqrt.tpami_in1k', pretrained=True, num_classes=10, in_chans=1)
+    source = offline['ms_resnet18_isqrt.tpami_in1k']
+    model = timm.create_model('ms_resnet18_isqrt.tpami_in1k', pretrained=True, num_classes=10, in_chans=1)
     assert model.head.fc.out_features == 10 and model.conv1.in_channels == 1
     torch.testing.assert_close(model.conv1.weight, source.conv1.weight.sum(dim=1, keepdim=True))
     _same_weights(model, source, skip=('conv1.', 'head.fc.'))
     assert not torch.equal(model.head.fc.weight[:10], source.head.fc.weight[:10])
-    pooled = timm.create_model('hf-hub:timm-gcp/resnet18_isqrt.tpami_in1k', pretrained=True, num_classes=0).eval()
+    pooled = timm.create_model('hf-hub:timm-gcp/ms_resnet18_isqrt.tpami_in1k', pretrained=True, num_classes=0).eval()
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         torch.testing.assert_close(pooled(x), source.forward_head(source.forward_features(x), pre_logits=True))
 
 
 def test_features_only_pretrained(offline):
-    source = offline['resnet50_isqrt.tpami_in1k']
-    features = timm.create_model('resnet50_isqrt.tpami_in1k', pretrained=True, features_only=True).eval()
+    source = offline['ms_resnet50_isqrt.tpami_in1k']
+    features = timm.create_model('ms_resnet50_isqrt.tpami_in1k', pretrained=True, features_only=True).eval()
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         maps = features(x)
@@ -176,12 +185,11 @@ def test_missing_cache_entry_fails_offline(offline):
 
 
 def _features_tags():
-    """timm's features test skips its non-standard names; once per architecture, and every tag with settings."""
-    from timm_gcp.models.gcp_resnet import TAG_MODEL_ARGS
+    """timm's features test skips its non-standard names; once per architecture (the numerics are the arch's)."""
     seen, names = set(), []
     for name in published_names():
         arch = name.split('.')[0]
-        if arch not in seen or name in TAG_MODEL_ARGS:
+        if arch not in seen:
             seen.add(arch)
             names.append(name)
     return names
@@ -220,35 +228,40 @@ class FakeHfApi:
 @pytest.fixture
 def fake_hub(monkeypatch):
     FakeHfApi.calls, FakeHfApi.uploads = [], {}
-    monkeypatch.setattr(hub, 'HfApi', FakeHfApi)
+    monkeypatch.setattr(export, 'HfApi', FakeHfApi)
     return FakeHfApi
+
+
+PUBLISHED = 'ms_resnet18_isqrt.tpami_in1k'
+REPO_ID = f'timm-gcp/{PUBLISHED}'
 
 
 @pytest.fixture(scope='module')
 def converted_r18(tmp_path_factory):
-    """resnet18_isqrt.tpami_in1k converted from an original-layout checkpoint (`module.`-prefixed, 'state_dict')."""
+    """ms_resnet18_isqrt.tpami_in1k converted (`timm-gcp convert`) from a MindSpore checkpoint (TPAMI'23 layout)."""
     root = tmp_path_factory.mktemp('publish')
-    source = _random_model('resnet18_isqrt.tpami_in1k')
-    checkpoint = root / 'original.pth.tar'
-    torch.save(module_prefixed(source.state_dict()), checkpoint)
-    settings = dict(bn_eps=1e-4, stem_bn_eps=1e-5, down_bn_eps=1e-5)
-    convert_checkpoint(checkpoint, 'resnet18_isqrt.tpami_in1k', root / 'converted', model_kwargs=settings)
+    source = _random_model(PUBLISHED)
+    checkpoint = write_mindspore_checkpoint(root / 'R18_fast_mpn.ckpt', mindspore_layout(source.state_dict(), True))
+    report = convert_checkpoint(checkpoint, PUBLISHED, root / 'converted')
+    assert report.source_format.startswith('MindSpore checkpoint') and report.model_args == {}
     return root / 'converted', source
 
 
 def test_publish_uploads_export_and_card(tmp_path, fake_hub, converted_r18):
     src, source = converted_r18
-    repo_id = 'timm-gcp/resnet18_isqrt.tpami_in1k'
-    result = publish(src, repo_id)
+    result = publish(src, REPO_ID)
     assert [c[0] for c in fake_hub.calls] == ['init', 'create_repo', 'upload_folder']
-    assert fake_hub.calls[1][1] == dict(repo_id=repo_id, private=False, exist_ok=True)
-    files = fake_hub.uploads[repo_id]
+    assert fake_hub.calls[1][1] == dict(repo_id=REPO_ID, private=False, exist_ok=True)
+    assert fake_hub.calls[2][1]['commit_message'] == f'Add {PUBLISHED} (timm-gcp)'
+    files = fake_hub.uploads[REPO_ID]
     assert sorted(files) == sorted(HUB_FILES)
-    assert files['README.md'].decode() == (REPO / 'model_cards' / 'resnet18_isqrt.tpami_in1k.md').read_text()
+    # the card is rendered from the registry: the repository's model_cards/<name>.md is the same text
+    card = files['README.md'].decode()
+    assert card == render_card(PUBLISHED) == (REPO / 'model_cards' / f'{PUBLISHED}.md').read_text(encoding='utf-8')
     config = json.loads(files['config.json'])
-    assert config['architecture'] == 'resnet18_isqrt' and config['pretrained_cfg']['tag'] == 'tpami_in1k'
-    assert config['model_args'] == dict(bn_eps=1e-4, stem_bn_eps=1e-5, down_bn_eps=1e-5, in_chans=3,
-                                        num_classes=1000, global_pool='gcp')
+    assert config['architecture'] == 'ms_resnet18_isqrt' and config['pretrained_cfg']['tag'] == 'tpami_in1k'
+    # the numerics are the architecture's defaults: no settings to record
+    assert config['model_args'] == dict(in_chans=3, num_classes=1000, global_pool='gcp')
     assert 'file' not in config['pretrained_cfg'] and 'hf_hub_id' not in config['pretrained_cfg']
     assert not result.folder.exists()  # the temporary export is gone
 
@@ -257,7 +270,7 @@ def test_publish_uploads_export_and_card(tmp_path, fake_hub, converted_r18):
     for name, data in files.items():
         (uploaded / name).write_bytes(data)
     model = timm.create_model(f'local-dir:{uploaded}', pretrained=True).eval()
-    assert model.layer1[0].bn1.eps == 1e-4 and model.bn1.eps == 1e-5
+    assert model.layer1[0].bn1.eps == 1e-4 and model.bn1.eps == 1e-5 and model.layer2[0].downsample[1].eps == 1e-5
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         torch.testing.assert_close(model(x), source(x), rtol=0, atol=0)
@@ -265,7 +278,7 @@ def test_publish_uploads_export_and_card(tmp_path, fake_hub, converted_r18):
     # the dry run writes exactly the folder that was uploaded, and talks to no Hub
     fake_hub.calls.clear()
     staged = tmp_path / 'staged'
-    publish(src, repo_id, dry_run=True, out=staged)
+    publish(src, REPO_ID, dry_run=True, out=staged)
     assert fake_hub.calls == []
     assert {p.name: p.read_bytes() for p in staged.iterdir()} == files
 
@@ -274,30 +287,33 @@ def test_publish_refusals(tmp_path, fake_hub, converted_r18):
     src, _ = converted_r18
     with pytest.raises(PublishError, match=r"'resnet18_isqrt\.in1k' is not a published arch\.tag"):
         publish(src, 'timm-gcp/resnet18_isqrt.in1k')
-    with pytest.raises(PublishError, match=r'config\.json: architecture .resnet18_isqrt., but the repo is for resnet50_'):
-        publish(src, 'timm-gcp/resnet50_isqrt.tpami_in1k')
+    # the names before the ms_ architectures are no Hub repos of their own
+    with pytest.raises(PublishError, match=r"'resnet18_isqrt\.tpami_in1k' is not a published arch\.tag"):
+        publish(src, 'timm-gcp/resnet18_isqrt.tpami_in1k')
+    with pytest.raises(PublishError, match=r"config\.json: architecture 'ms_resnet18_isqrt', but the repo is for "
+                                           r"ms_resnet50_isqrt"):
+        publish(src, 'timm-gcp/ms_resnet50_isqrt.tpami_in1k')
     with pytest.raises(PublishError, match='--dry-run needs --out'):
-        publish(src, 'timm-gcp/resnet18_isqrt.tpami_in1k', dry_run=True)
+        publish(src, REPO_ID, dry_run=True)
 
-    plain = tmp_path / 'plain'  # converted without the MindSpore settings the tag implies
+    plain = tmp_path / 'plain'  # PyTorch numerics: not the architecture of the MindSpore weights
     export_for_hub(_random_model('resnet18_isqrt'), plain)
+    with pytest.raises(PublishError, match=r"config\.json: architecture 'resnet18_isqrt', but the repo is for "
+                                           r"ms_resnet18_isqrt"):
+        publish(plain, REPO_ID)
+    other_eps = tmp_path / 'other_eps'  # the ms_ architecture with one of its numerics overridden
+    export_for_hub(_random_model('ms_resnet18_isqrt', bn_eps=1e-5), other_eps)
     with pytest.raises(PublishError, match=r'config\.json: these weights were converted with other model settings .*'
-                                           r'no bn_eps \(the weights of resnet18_isqrt\.tpami_in1k need bn_eps=0\.0001'):
-        publish(plain, 'timm-gcp/resnet18_isqrt.tpami_in1k')
+                                           r'bn_eps=1e-05, which ms_resnet18_isqrt\.tpami_in1k does not set'):
+        publish(other_eps, REPO_ID)
     small = tmp_path / 'small'
     export_for_hub(_random_model('resnet18_isqrt_d256', gcp_dim=16), small)
     with pytest.raises(PublishError, match=r'gcp_dim=16, which resnet18_isqrt_d256\.gcp_in1k does not set'):
         publish(small, 'timm-gcp/resnet18_isqrt_d256.gcp_in1k')
-
-    cards = tmp_path / 'cards'
-    cards.mkdir()
-    with pytest.raises(PublishError, match=r'resnet18_isqrt\.tpami_in1k\.md: no model card'):
-        publish(src, 'timm-gcp/resnet18_isqrt.tpami_in1k', card_dir=cards)
-    (cards / 'resnet18_isqrt.tpami_in1k.md').write_text(render_card('resnet18_isqrt.tpami_in1k') + 'edited\n')
-    with pytest.raises(PublishError, match='out of date with the registry'):
-        publish(src, 'timm-gcp/resnet18_isqrt.tpami_in1k', card_dir=cards)
-    with pytest.raises(PublishError, match=r'cards: no config\.json \(expected a `timm-gcp convert` output folder\)'):
-        publish(cards, 'timm-gcp/resnet18_isqrt.tpami_in1k')
+    empty = tmp_path / 'empty'
+    empty.mkdir()
+    with pytest.raises(PublishError, match=r'empty: no config\.json \(expected a `timm-gcp convert` output folder\)'):
+        publish(empty, REPO_ID)
     assert fake_hub.uploads == {}
 
 
@@ -306,17 +322,22 @@ def test_publish_reports_upload_failure(fake_hub, converted_r18, monkeypatch):
         raise ConnectionError('no route to huggingface.co')
 
     monkeypatch.setattr(FakeHfApi, 'upload_folder', refuse)
-    with pytest.raises(PublishError, match=r'resnet18_isqrt\.tpami_in1k: upload failed: ConnectionError: no route'):
-        publish(converted_r18[0], 'timm-gcp/resnet18_isqrt.tpami_in1k')
+    with pytest.raises(PublishError, match=r'ms_resnet18_isqrt\.tpami_in1k: upload failed: ConnectionError: no route'):
+        publish(converted_r18[0], REPO_ID)
 
 
 def test_publish_cli_dry_run(tmp_path, capsys, fake_hub, converted_r18):
     src, _ = converted_r18
     out = tmp_path / 'staged'
-    args = ['publish', str(src), '--repo-id', 'timm-gcp/resnet18_isqrt.tpami_in1k', '--dry-run', '--out', str(out)]
+    args = ['publish', str(src), '--repo-id', REPO_ID, '--dry-run', '--out', str(out)]
     rc = cli.main(args)
     assert rc == 0 and sorted(p.name for p in out.iterdir()) == sorted(HUB_FILES)
-    assert 'would be uploaded to timm-gcp/resnet18_isqrt.tpami_in1k' in capsys.readouterr().out
+    assert f'would be uploaded to {REPO_ID}' in capsys.readouterr().out
     assert cli.main(args) == 1
     assert 'already exists (pass --overwrite' in capsys.readouterr().err
+    # the card comes from the registry: there is no --card-dir any more
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main([*args, '--overwrite', '--card-dir', str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert 'unrecognized arguments: --card-dir' in capsys.readouterr().err
     assert fake_hub.calls == []

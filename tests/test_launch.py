@@ -11,76 +11,23 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
-import numpy as np
 import pytest
 import yaml
-from PIL import Image
 
 from timm_gcp import launch
 
-from image_folder import write_image_folder
-from timm_sources import SCRIPTS_DIR, needs_scripts
+from tests.helpers import REPO
+from tests.helpers.images import write_image_folder, write_images
+from tests.helpers.scripts import stub_record, write_train_stub
+from tests.helpers.timm_sources import SCRIPTS_DIR, needs_scripts
 
-REPO = Path(__file__).resolve().parents[1]
 TRAIN_SH = REPO / 'train_scripts' / 'train.sh'
 VALIDATE_SH = REPO / 'train_scripts' / 'validate.sh'
-
-# a train.py look-alike: records what it ran with, then exits with --exit-code or raises on --fail
-STUB = '''
-import argparse, json, os, sys
-import timm
-
-config_parser = parser = argparse.ArgumentParser(add_help=False)
-parser.add_argument('-c', '--config', default='')
-parser = argparse.ArgumentParser()
-parser.add_argument('data', nargs='?')
-parser.add_argument('--data-dir')
-parser.add_argument('--dataset', default='')
-parser.add_argument('--train-split', default='train')
-parser.add_argument('--val-split', default='validation')
-parser.add_argument('--model', default='resnet50')
-parser.add_argument('--epochs', type=int, default=300)
-parser.add_argument('--out', default='')
-parser.add_argument('--exit-code', type=int, default=0)
-parser.add_argument('--fail', action='store_true')
-
-
-def main():
-    args_config, remaining = config_parser.parse_known_args()
-    if args_config.config:
-        import yaml
-        with open(args_config.config) as f:
-            parser.set_defaults(**yaml.safe_load(f))
-    args = parser.parse_args(remaining)
-    if args.fail:
-        raise RuntimeError('stub failure as asked')
-    record = dict(
-        name=__name__, argv=sys.argv, model=args.model, epochs=args.epochs, data_dir=args.data_dir,
-        registered='resnet18_isqrt' in timm.list_models(), rank=os.environ.get('RANK'),
-        world_size=os.environ.get('WORLD_SIZE'), path0=sys.path[0],
-    )
-    with open(os.path.join(args.out, 'rank%s.json' % os.environ.get('RANK', '')), 'w') as f:
-        json.dump(record, f)
-    sys.exit(args.exit_code)
-
-
-if __name__ == '__main__':
-    main()
-'''
-
-
-def write_images(folder: Path, count: int = 2) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    for i in range(count):
-        Image.fromarray(np.full((8, 8, 3), 40 * i, dtype=np.uint8)).save(folder / f'{i}.png')
 
 
 @pytest.fixture
 def stub(tmp_path) -> Path:
-    scripts = tmp_path / 'scripts'
-    scripts.mkdir()
-    (scripts / 'train.py').write_text(STUB)
-    return scripts / 'train.py'
+    return write_train_stub(tmp_path / 'scripts')
 
 
 @pytest.fixture
@@ -99,11 +46,6 @@ def _run_main(argv: List[str]) -> Optional[int]:
         return e.code
 
 
-def _record(out: Path, rank: str = '') -> dict:
-    with open(out / f'rank{rank}.json') as f:
-        return json.load(f)
-
-
 def _write_yaml(path: Path, cfg: dict) -> Path:
     path.write_text(yaml.safe_dump(cfg))
     return path
@@ -113,7 +55,7 @@ def test_runs_script_as_main_with_its_own_argv(stub, data, tmp_path):
     args = ['--model', 'resnet18_isqrt', '--data-dir', str(data), '--epochs', '2', '--out', str(tmp_path)]
     argv_before, path0_before = list(sys.argv), sys.path[0]
     assert _run_main([str(stub), *args]) == 0
-    record = _record(tmp_path)
+    record = stub_record(tmp_path)
     assert record['name'] == '__main__'
     assert record['argv'] == [str(stub), *args]
     assert record['registered'] and record['model'] == 'resnet18_isqrt' and record['epochs'] == 2
@@ -153,12 +95,13 @@ def test_unknown_config_key_is_named_before_the_script_runs(stub, data, tmp_path
 def test_known_config_keys_and_dist_backend_pass(stub, data, tmp_path):
     config = _write_yaml(tmp_path / 'recipe.yaml', {'model': 'resnet18_dropcov', 'epochs': 4, 'dist_backend': 'gloo'})
     assert _run_main([str(stub), '-c', str(config), '--data-dir', str(data), '--out', str(tmp_path)]) == 0
-    assert _record(tmp_path)['model'] == 'resnet18_dropcov' and _record(tmp_path)['epochs'] == 4
+    assert stub_record(tmp_path)['model'] == 'resnet18_dropcov' and stub_record(tmp_path)['epochs'] == 4
 
 
 @pytest.mark.parametrize('model, expected', [
     ('resnet18_isqrtt', "--model 'resnet18_isqrtt': no such model"),
     ('resnet18_isqrt.no_such_tag', "has no pretrained tag 'no_such_tag'"),
+    ('resnet18_isqrt.in1k', "has no pretrained tag 'in1k'"),
 ])
 def test_unregistered_model_is_named(stub, data, tmp_path, capsys, model, expected):
     assert _run_main([str(stub), '--model', model, '--data-dir', str(data), '--out', str(tmp_path)]) == 2
@@ -166,6 +109,23 @@ def test_unregistered_model_is_named(stub, data, tmp_path, capsys, model, expect
     assert expected in err
     assert 'resnet18_isqrt' in err  # a close match is offered
     assert not (tmp_path / 'rank.json').exists()
+
+
+@pytest.mark.parametrize('model', ['ms_resnet18_isqrt.tpami_in1k', 'ms_resnet50_dropcov', 'resnet18_isqrt.tpami_in1k',
+                                   'resnet50_dropcov.tpami_in1k', 'resnet50_isqrt.gcp_in1k'])
+def test_registered_and_deprecated_names_pass_the_model_check(stub, data, tmp_path, model):
+    """The names before the ms_ architectures (`<arch>.tpami_in1k`) still load in timm: the launcher lets them pass."""
+    launch.check_model(model)
+    assert _run_main([str(stub), '--model', model, '--data-dir', str(data), '--out', str(tmp_path)]) == 0
+    assert stub_record(tmp_path)['model'] == model
+
+
+def test_a_tag_of_another_architecture_is_refused():
+    """Only the six deprecated names are let through, not tpami_in1k on any architecture."""
+    with pytest.raises(launch.LaunchError, match="resnet101_isqrt has no pretrained tag 'tpami_in1k'"):
+        launch.check_model('resnet101_isqrt.tpami_in1k')
+    with pytest.raises(launch.LaunchError, match="ms_resnet18_isqrt has no pretrained tag 'dc_in1k'"):
+        launch.check_model('ms_resnet18_isqrt.dc_in1k')
 
 
 def test_model_from_config_is_checked(stub, data, tmp_path, capsys):
@@ -204,7 +164,7 @@ def test_check_only_and_no_check(stub, data, tmp_path):
     assert not (tmp_path / 'rank.json').exists()
     assert _run_main(['--no-check', str(stub), '--model', 'not_a_model', '--data-dir', str(data),
                       '--out', str(tmp_path)]) == 0
-    assert _record(tmp_path)['model'] == 'not_a_model'
+    assert stub_record(tmp_path)['model'] == 'not_a_model'
 
 
 def test_help_goes_to_the_script(stub, capsys):
@@ -244,6 +204,7 @@ def _env(**extra: str) -> dict:
     return env
 
 
+@pytest.mark.slow  # a Python subprocess importing timm: seconds on a small CPU
 def test_python_m_launch_process_keeps_exit_code_and_traceback(stub, data, tmp_path):
     cmd = [sys.executable, '-m', 'timm_gcp.launch', str(stub), '--data-dir', str(data), '--fail']
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, env=_env(), timeout=300)
@@ -262,6 +223,7 @@ def test_wrappers_need_timm_scripts_dir(wrapper, tmp_path):
     assert usage.returncode == 2 and 'usage:' in usage.stderr
 
 
+@pytest.mark.slow  # a Python subprocess importing timm: seconds on a small CPU
 def test_train_sh_checks_then_runs_torchrun_with_the_launcher(stub, data, tmp_path):
     """train.sh with a stub train.py: torchrun runs the launcher in every rank, with the config, data folder
     and extra arguments; a bad config stops it before torchrun starts."""
@@ -271,7 +233,7 @@ def test_train_sh_checks_then_runs_torchrun_with_the_launcher(stub, data, tmp_pa
                           capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     for rank in ('0', '1'):
-        record = _record(tmp_path, rank)
+        record = stub_record(tmp_path, rank)
         assert record['name'] == '__main__' and record['registered'] and record['world_size'] == '2'
         assert record['argv'][1:] == ['--config', str(config), '--data-dir', str(data), '--epochs', '7',
                                       '--out', str(tmp_path)]
@@ -286,6 +248,7 @@ def test_train_sh_checks_then_runs_torchrun_with_the_launcher(stub, data, tmp_pa
     assert 'torch.distributed' not in proc.stderr and not list(tmp_path.glob('rank*.json'))
 
 
+@pytest.mark.slow  # a Python subprocess importing timm: seconds on a small CPU
 def test_validate_sh_takes_the_model_from_a_recipe(tmp_path, data):
     scripts = tmp_path / 'scripts'
     scripts.mkdir()
@@ -326,6 +289,7 @@ def _top1(output: str) -> float:
     return json.loads(output[output.index('--result') + len('--result'):])['top1']
 
 
+@pytest.mark.slow
 @needs_scripts
 def test_real_train_and_validate_via_launcher(image_folder, tmp_path):
     _run([sys.executable, '-m', 'timm_gcp.launch', os.path.join(SCRIPTS_DIR, 'train.py'),
@@ -340,6 +304,7 @@ def test_real_train_and_validate_via_launcher(image_folder, tmp_path):
     assert 0.0 <= _top1(proc.stdout) <= 100.0
 
 
+@pytest.mark.slow
 @needs_scripts
 def test_real_train_via_device_modules(image_folder, tmp_path):
     _run([sys.executable, os.path.join(SCRIPTS_DIR, 'train.py'), '--device-modules', 'timm_gcp',
@@ -348,6 +313,7 @@ def test_real_train_via_device_modules(image_folder, tmp_path):
     assert (tmp_path / 'run' / 'last.pth.tar').is_file()
 
 
+@pytest.mark.slow
 @needs_scripts
 def test_real_train_sh_with_a_recipe(image_folder, tmp_path):
     """A published recipe, shrunk from the command line, through train.sh (torchrun, 1 process on the CPU)."""
@@ -364,6 +330,7 @@ def test_real_train_sh_with_a_recipe(image_folder, tmp_path):
     assert 'nesterov: False' in log and (tmp_path / 'run' / 'last.pth.tar').is_file()
 
 
+@pytest.mark.slow
 @needs_scripts
 def test_real_train_rejects_an_unknown_recipe_key(image_folder, tmp_path):
     bad = _write_yaml(tmp_path / 'bad.yaml', {'model': 'resnet18_isqrt', 'warmup_epoch': 0})

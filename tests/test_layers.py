@@ -6,9 +6,11 @@ import torch
 from torch.autograd import gradcheck
 
 from timm_gcp.layers import (
-    AdaptiveChannelDrop, CovPool, GCPHead, ISqrt, MatrixPower, TriuVec, covariance, covariance_tokens,
-    drop_channels, dropcov_rate, isqrt, mpn, triu_vec,
+    AdaptiveChannelDrop, CovPool, GCP_POOL_TYPES, GCPHead, GCPPool, ISqrt, MatrixPower, TriuVec, check_pool_input,
+    covariance, covariance_tokens, drop_channels, dropcov_rate, isqrt, mpn, triu_vec,
 )
+
+from tests.helpers.weights import randomize
 
 
 def _features(b=2, c=6, h=3, w=3, dtype=torch.float64, seed=0):
@@ -227,7 +229,7 @@ def test_gradcheck_triu_vec():
 @pytest.mark.parametrize('norm', ['isqrt', 'mpn', 'none'])
 def test_gradcheck_head(norm):
     torch.manual_seed(0)  # a full-rank covariance: the eigen power is smooth only above its floor
-    head = GCPHead(6, num_classes=3, dim=4, norm=norm).double().eval()
+    head = GCPHead(6, num_classes=3, reduce_dim=4, norm=norm).double().eval()
     x = torch.randn(2, 6, 5, 5, dtype=torch.float64)  # not ReLU'd: zero inputs would sit on the head's ReLU kink
     assert gradcheck(head, (x.requires_grad_(),))
 
@@ -289,7 +291,7 @@ def test_dropcov_eval_is_identity_and_train_perturbs():
 
 
 def test_dropcov_head_eval_is_plain_covariance_pooling():
-    head = GCPHead(12, num_classes=0, dim=None, norm='none', dropcov=True).eval()
+    head = GCPHead(12, num_classes=0, reduce_dim=None, norm='none', dropcov=True).eval()
     x = _features(2, 12, 4, 4, dtype=torch.float32)
     torch.testing.assert_close(head(x), triu_vec(covariance(x)))
 
@@ -307,7 +309,7 @@ def test_dropcov_training_rate_without_host_sync():
 @pytest.mark.parametrize('shape', [(2, 8, 1, 1), (2, 8, 2, 2), (2, 8, 5, 5)])
 @pytest.mark.parametrize('scale', [0.0, 1e-20, 1.0])
 def test_degenerate_inputs_finite(norm, dropcov, shape, scale):
-    head = GCPHead(8, num_classes=3, dim=None, norm=norm, dropcov=dropcov).train()
+    head = GCPHead(8, num_classes=3, reduce_dim=None, norm=norm, dropcov=dropcov).train()
     x = (_features(*shape, dtype=torch.float32) * scale).requires_grad_(True)
     out = head(x)
     out.sum().backward()
@@ -316,33 +318,117 @@ def test_degenerate_inputs_finite(norm, dropcov, shape, scale):
     assert all(torch.isfinite(p.grad).all() for p in head.parameters() if p.grad is not None)
 
 
+# --- pooling ---------------------------------------------------------------------------------------
+
+def _pool_pair(input_fmt, in_features=12, reduce_dim=6, norm='isqrt'):
+    """A float64 GCPPool with random BN statistics and a second one, for `input_fmt`, with the same weights."""
+    torch.manual_seed(0)
+    reference = randomize(GCPPool(in_features, reduce_dim=reduce_dim, norm=norm)).double()
+    other = GCPPool(in_features, reduce_dim=reduce_dim, norm=norm, input_fmt=input_fmt).double().eval()
+    other.load_state_dict(reference.state_dict())
+    return reference, other
+
+
+@pytest.mark.parametrize('norm', ['isqrt', 'mpn', 'none'])
+def test_pool_input_formats_give_the_same_vector(norm):
+    """NCHW features, the same features NHWC, and as tokens B x N x C (flatten(2).transpose) pool alike."""
+    x = _features(2, 12, 4, 5)
+    nchw, nhwc = _pool_pair('NHWC', norm=norm)
+    _, nlc = _pool_pair('NLC', norm=norm)
+    expected = nchw(x)
+    # independently composed: reduction, then the covariance of the reduced map, its normalization, the triangle
+    matrix = covariance(nchw.reduce(x))
+    matrix = {'isqrt': lambda m: isqrt(m, 5), 'mpn': mpn, 'none': lambda m: m}[norm](matrix)
+    torch.testing.assert_close(expected, triu_vec(matrix), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(nhwc(x.permute(0, 2, 3, 1)), expected, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(nlc(x.flatten(2).transpose(1, 2)), expected, rtol=1e-12, atol=1e-12)
+    assert (nchw.input_fmt, nhwc.input_fmt, nlc.input_fmt) == ('NCHW', 'NHWC', 'NLC')
+
+
+@pytest.mark.parametrize('in_features,reduce_dim,out_features', [(12, 2, 3), (12, 7, 28), (512, 128, 8256),
+                                                                  (512, 256, 32896), (10, None, 55)])
+def test_pool_out_features_is_the_triangle(in_features, reduce_dim, out_features):
+    pool = GCPPool(in_features, reduce_dim=reduce_dim)
+    assert pool.out_features == out_features == pool.reduce_dim * (pool.reduce_dim + 1) // 2
+    assert pool.in_features == in_features and pool.reduce_dim == (reduce_dim or in_features)
+    assert isinstance(pool.reduce, torch.nn.Identity) == (reduce_dim is None)
+    x = torch.randn(2, in_features, 3, 3)
+    assert pool.eval()(x).shape == (2, out_features)
+
+
+def test_pool_submodules_and_reduction_init():
+    pool = GCPPool(512, reduce_dim=128, dropcov=True, dropcov_scale=4.0, bn_eps=1e-4)
+    assert [name for name, _ in pool.named_children()] == ['reduce', 'dropcov', 'cov', 'norm', 'triu']
+    assert isinstance(pool.dropcov, AdaptiveChannelDrop) and pool.dropcov.scale == 4.0
+    assert pool.reduce.bn.eps == 1e-4 and pool.reduce.conv.bias is None
+    # Kaiming normal, fan-out, as the original heads: std sqrt(2 / 128), not PyTorch's default conv init
+    assert pool.reduce.conv.weight.std().item() == pytest.approx(math.sqrt(2 / 128), rel=0.02)
+    assert isinstance(GCPPool(16, reduce_dim=8).dropcov, torch.nn.Identity)
+
+
+def test_pool_bad_input_format_and_width():
+    with pytest.raises(ValueError, match=r"unknown input_fmt 'NWC', expected one of \('NCHW', 'NHWC', 'NLC'\)"):
+        GCPPool(12, input_fmt='NWC')
+    with pytest.raises(ValueError, match=r'expects 12 input channels \(NCHW\), got 10 \(shape \(2, 10, 3, 3\)\)'):
+        GCPPool(12)(torch.randn(2, 10, 3, 3))
+    with pytest.raises(ValueError, match=r'expects 12 input channels \(NHWC\), got 3'):
+        GCPPool(12, input_fmt='NHWC')(torch.randn(2, 12, 3, 3))  # an NCHW map given as NHWC
+    with pytest.raises(ValueError, match=r'expects 12 input channels \(NLC\), got 10'):
+        GCPPool(12, input_fmt='NLC')(torch.randn(2, 9, 10))
+    with pytest.raises(ValueError, match=r'GCP pooling input must be 3-D \(NLC\), got shape \(2, 12, 3, 3\)'):
+        GCPPool(12, input_fmt='NLC')(torch.randn(2, 12, 3, 3))
+    with pytest.raises(ValueError, match=r'GCP pooling input must be 4-D \(NHWC\)'):
+        check_pool_input(torch.randn(2, 9, 12), 12, 'NHWC')
+    with pytest.raises(ValueError, match='in_features must be >= 2'):
+        GCPPool(1)
+
+
 # --- head ------------------------------------------------------------------------------------------
 
 def test_head_shapes_and_reset():
-    head = GCPHead(32, num_classes=10, dim=16).eval()
+    head = GCPHead(32, num_classes=10, reduce_dim=16).eval()
     x = torch.randn(3, 32, 7, 7)
     assert head(x).shape == (3, 10)
     assert head(x, pre_logits=True).shape == (3, 136)
-    assert (head.num_features, head.head_hidden_size) == (32, 136)
+    assert (head.in_features, head.num_features, head.global_pool.out_features) == (32, 136, 136)
     head.reset(0)
     assert head(x).shape == (3, 136)
     head.reset(5)
     assert head(x).shape == (3, 5)
     head.reset(0, '')
     assert head(x) is x
+    assert head.num_features == 32 and isinstance(head.global_pool, torch.nn.Identity)
+
+
+def test_head_unpooled_features_need_num_classes_0():
+    """pool_type='' passes features through: a classifier on them is refused when built, and by reset()."""
+    assert GCP_POOL_TYPES == ('gcp', '')
+    with pytest.raises(ValueError, match="pool_type='' returns the unpooled features and needs num_classes=0"):
+        GCPHead(16, num_classes=10, pool_type='')
+    head = GCPHead(16, num_classes=0, pool_type='')
+    x = torch.randn(2, 16, 3, 3)
+    assert head(x) is x and head.num_features == 16 and isinstance(head.global_pool, torch.nn.Identity)
+    with pytest.raises(ValueError, match="pool_type='' returns the unpooled features and needs num_classes=0"):
+        head.reset(5)
+    pooled = GCPHead(16, num_classes=3, reduce_dim=4)
+    with pytest.raises(ValueError, match="pool_type='' returns the unpooled features and needs num_classes=0"):
+        pooled.reset(5, '')
+    assert pooled.pool_type == 'gcp' and pooled.num_classes == 3  # the refused reset changed nothing
+    with pytest.raises(ValueError, match='no pooling left to restore'):
+        head.reset(0, 'gcp')
 
 
 def test_head_matches_composed_layers():
-    head = GCPHead(32, num_classes=10, dim=16, iters=3).eval()
+    head = GCPHead(32, num_classes=10, reduce_dim=16, iters=3).eval()
     x = torch.randn(3, 32, 7, 7)
-    rep = triu_vec(isqrt(covariance(head.reduce(x)), 3))
+    rep = triu_vec(isqrt(covariance(head.global_pool.reduce(x)), 3))
     torch.testing.assert_close(head(x), head.fc(rep))
 
 
 @pytest.mark.parametrize('norm', ['isqrt', 'mpn', 'none'])
 def test_head_under_bf16_autocast_matches_float32(norm):
     torch.manual_seed(0)
-    head = GCPHead(16, num_classes=0, dim=None, norm=norm).eval()
+    head = GCPHead(16, num_classes=0, reduce_dim=None, norm=norm).eval()
     x = torch.randn(4, 16, 7, 7).relu()
     ref = head(x)
     with torch.autocast('cpu', dtype=torch.bfloat16):
@@ -352,7 +438,7 @@ def test_head_under_bf16_autocast_matches_float32(norm):
 
 
 def test_head_bf16_model_outputs_bf16():
-    head = GCPHead(16, num_classes=4, dim=8).eval()
+    head = GCPHead(16, num_classes=4, reduce_dim=8).eval()
     x = torch.randn(2, 16, 5, 5)
     ref = head(x)
     out = head.to(torch.bfloat16)(x.bfloat16())
@@ -362,7 +448,7 @@ def test_head_bf16_model_outputs_bf16():
 
 @pytest.mark.parametrize('norm,dropcov', [('isqrt', False), ('mpn', False), ('none', True)])
 def test_head_torchscript(norm, dropcov):
-    head = GCPHead(16, num_classes=4, dim=8, norm=norm, dropcov=dropcov).eval()
+    head = GCPHead(16, num_classes=4, reduce_dim=8, norm=norm, dropcov=dropcov).eval()
     x = torch.randn(2, 16, 5, 5)
     scripted = torch.jit.script(head)
     torch.testing.assert_close(scripted(x), head(x))
@@ -396,18 +482,18 @@ def test_bad_input_errors():
 def test_head_bad_settings_and_input():
     with pytest.raises(ValueError, match="unknown GCP norm 'svd'"):
         GCPHead(16, norm='svd')
-    with pytest.raises(ValueError, match='dim must be >= 2'):
-        GCPHead(16, dim=1)
+    with pytest.raises(ValueError, match='reduce_dim must be >= 2'):
+        GCPHead(16, reduce_dim=1)
     with pytest.raises(ValueError, match='iters must be >= 1'):
         GCPHead(16, iters=0)
     with pytest.raises(ValueError, match="pool_type 'avg'"):
         GCPHead(16, pool_type='avg')
     with pytest.raises(ValueError, match='dim must be >= 2'):
         AdaptiveChannelDrop(1)
-    head = GCPHead(16, dim=8)
-    with pytest.raises(ValueError, match='expects 16 input channels, got 12'):
+    head = GCPHead(16, reduce_dim=8)
+    with pytest.raises(ValueError, match=r'expects 16 input channels \(NCHW\), got 12'):
         head(torch.randn(2, 12, 5, 5))
-    with pytest.raises(ValueError, match='must be 4-D'):
+    with pytest.raises(ValueError, match=r'GCP pooling input must be 4-D \(NCHW\)'):
         head(torch.randn(2, 16, 5))
     with pytest.raises(ValueError, match='expects 8 channels, got 6'):
         AdaptiveChannelDrop(8).train()(torch.randn(2, 6, 3, 3))

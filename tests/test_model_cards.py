@@ -1,18 +1,17 @@
 """Model cards and the README model table stay in sync with the registry and the published results."""
 import re
-from pathlib import Path
 
 import pytest
 import timm
 import yaml
 
 import timm_gcp  # noqa: F401  (registers the models)
-from timm_gcp.model_cards import (
-    TABLE_END, TABLE_START, model_stats, published_names, registered_names, render_card, render_model_table,
-)
-from timm_gcp.results import PAPERS, PUBLISHED_RESULTS, SOURCES
+from timm_gcp.hub.cards import TABLE_END, TABLE_START, model_stats, render_card, render_model_table
+from timm_gcp.models.registry import published_names, registered_names
+from timm_gcp.models.sources import PAPERS, PUBLISHED_RESULTS, REPOS
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.helpers import REPO
+
 CARDS = REPO / 'model_cards'
 
 
@@ -34,14 +33,14 @@ def test_one_card_per_published_tag():
 def test_published_results_cover_exactly_the_published_tags():
     assert set(PUBLISHED_RESULTS) == set(published_names())
     for name, result in PUBLISHED_RESULTS.items():
-        assert result.source in SOURCES and set(result.papers) <= set(PAPERS), name
+        assert result.source in REPOS and set(result.papers) <= set(PAPERS), name
         assert 0 < result.top1 < 100 and (result.top5 is None or result.top1 < result.top5 < 100), name
 
 
 @pytest.mark.parametrize('name', published_names())
 def test_card_matches_registry(name):
     text = (CARDS / f'{name}.md').read_text(encoding='utf-8')
-    assert text == render_card(name), f'{name}.md is out of date: run python -m timm_gcp.model_cards'
+    assert text == render_card(name), f'{name}.md is out of date: run timm-gcp cards'
     meta = _front_matter(text)
     cfg = timm.models.get_pretrained_cfg(name)
     assert meta['library_name'] == 'timm' and meta['datasets'] == ['imagenet-1k']
@@ -53,7 +52,7 @@ def test_card_matches_registry(name):
     params = float(re.search(r'Params \(M\): ([\d.]+)', text).group(1))
     assert params == round(_params(name) / 1e6, 2)
     result = PUBLISHED_RESULTS[name]
-    assert f'top-1 {result.top1:.2f} %' in text and SOURCES[result.source] in text
+    assert f'top-1 {result.top1:.2f} %' in text and REPOS[result.source].url in text
     assert f'**Original:** {cfg.origin_url}' in text
     for key in result.papers:
         assert PAPERS[key]['bibtex'] in text
@@ -63,6 +62,8 @@ def test_card_matches_registry(name):
     for block in blocks:
         assert block.startswith('import timm_gcp'), block.splitlines()[0]
         assert f"timm.create_model('{name}', pretrained=True" in block
+    # the MindSpore numerics are the ms_ architectures' own: a card names no settings
+    assert 'Model settings' not in text and 'bn_eps' not in text and 'pad_type' not in text
 
 
 def test_readme_model_table_is_current():
@@ -71,7 +72,7 @@ def test_readme_model_table_is_current():
     assert section.index(TABLE_START) < section.index(TABLE_END) < section.index('\n## ')
     assert readme.index('## Usage\n') < readme.index('## Models\n')
     table = section[section.index(TABLE_START) + len(TABLE_START):section.index(TABLE_END)].strip()
-    assert table == render_model_table(), 'README model table is out of date: run python -m timm_gcp.model_cards'
+    assert table == render_model_table(), 'README model table is out of date: run timm-gcp cards'
     rows = {line.split('|')[1].strip().strip('`'): line for line in table.splitlines()[2:]}
     assert list(rows) == registered_names()
     for name, result in PUBLISHED_RESULTS.items():
@@ -80,8 +81,8 @@ def test_readme_model_table_is_current():
 
 
 def test_measured_stats_against_the_spec():
-    """gcp-methods.md 2.1 / 2.2: exact parameter counts, and 6.266 G conv + linear MACs for ResNet-50 (d=128)
-    plus about 0.03 G for the covariance and Newton-Schulz products."""
+    """docs/architectures.md, "Parameter counts and FLOPs": exact parameter counts, and 6.266 G conv + linear MACs
+    for ResNet-50 (d=128) plus about 0.03 G for the covariance and Newton-Schulz products."""
     r50 = model_stats('resnet50_isqrt')
     assert r50.params == 32_027_432 and r50.feature_size == 8256 and r50.image_size == (224, 224)
     assert 6.266 + 0.02 < r50.gmacs < 6.266 + 0.04

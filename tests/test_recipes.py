@@ -16,12 +16,15 @@ from timm.models import get_arch_pretrained_cfgs, split_model_name_tag
 import timm_gcp  # noqa: F401  (registers the models)
 from timm_gcp.launch import TRAIN_ARGS, load_config, script_parsers
 
-from timm_sources import SCRIPTS_DIR, needs_scripts
+from tests.helpers import REPO
+from tests.helpers.timm_sources import SCRIPTS_DIR, needs_scripts
 
-RECIPES_DIR = Path(__file__).resolve().parents[1] / 'train_scripts'
+RECIPES_DIR = REPO / 'train_scripts'
 RECIPES = sorted(RECIPES_DIR.glob('*.yaml'))
 RESNETS = set(timm.list_models(module='gcp_resnet'))
 VITS = set(timm.list_models(module='gcp_vit'))
+CNN_RECIPES = [p for p in RECIPES if split_model_name_tag(p.stem)[0] in RESNETS]
+VIT_RECIPES = [p for p in RECIPES if split_model_name_tag(p.stem)[0] in VITS]
 
 
 def _ids(paths):
@@ -31,6 +34,12 @@ def _ids(paths):
 def test_every_gcp_model_has_a_recipe():
     archs = {split_model_name_tag(p.stem)[0] for p in RECIPES}
     assert archs == RESNETS | VITS
+    assert len(CNN_RECIPES) + len(VIT_RECIPES) == len(RECIPES)
+    # the TPAMI'23 recipes train the ms_ architectures; the names before them are gone
+    assert {p.stem for p in RECIPES if p.stem.endswith('.tpami_in1k')} == {
+        f'ms_{arch}.tpami_in1k' for arch in ('resnet18_isqrt', 'resnet34_isqrt', 'resnet50_isqrt', 'resnet18_dropcov',
+                                             'resnet34_dropcov', 'resnet50_dropcov')}
+    assert {'resnet18_isqrt', 'resnet34_isqrt', 'resnet18_dropcov'} <= {p.stem for p in RECIPES}
 
 
 @pytest.mark.parametrize('path', RECIPES, ids=_ids(RECIPES))
@@ -46,16 +55,16 @@ def test_recipe_names_its_model_and_uses_train_py_keys(path):
     assert 'lr' not in cfg and cfg['lr_base_scale'] == 'linear'
 
 
-@pytest.mark.parametrize('path', [p for p in RECIPES if p.stem.startswith('resnet')],
-                         ids=_ids(p for p in RECIPES if p.stem.startswith('resnet')))
+@pytest.mark.parametrize('path', CNN_RECIPES, ids=_ids(CNN_RECIPES))
 def test_cnn_recipes(path):
     """SGD momentum 0.9 (no Nesterov), no warm-up, weight decay 1e-4, plain crop + flip; LS 0.1 for TPAMI'23 only."""
     cfg = load_config(path)
-    tag = split_model_name_tag(path.stem)[1]
+    arch, tag = split_model_name_tag(path.stem)
     assert cfg['opt'] == 'momentum' and cfg['momentum'] == 0.9 and cfg['weight_decay'] == 1e-4
     assert cfg['warmup_epochs'] == 0 and cfg['color_jitter'] == 0.0 and cfg['train_interpolation'] == 'bilinear'
     assert not {'aa', 'mixup', 'cutmix', 'reprob', 'model_ema'} & set(cfg)
     tpami = tag == 'tpami_in1k'
+    assert tpami == arch.startswith('ms_')  # the MindSpore recipes train the architectures with its numerics
     assert cfg['smoothing'] == (0.1 if tpami else 0.0)
     # the PyTorch originals decay every parameter; MindSpore (and timm by default) skip BN and biases
     assert cfg.get('opt_kwargs') == (None if tpami else {'filter_bias_and_bn': False})
@@ -67,13 +76,12 @@ def test_cnn_recipes(path):
         assert (cfg['sched'], cfg['decay_rate'], cfg['epochs'] + cfg['cooldown_epochs']) == ('poly', 2.0, 50)
     else:
         assert (cfg['sched'], cfg['decay_epochs'], cfg['decay_rate']) == ('step', 30, 0.1)
-        assert cfg['epochs'] == (90 if tpami and path.stem.startswith('resnet34') else 100)
+        assert cfg['epochs'] == (90 if tpami and arch.startswith('ms_resnet34') else 100)
         dropcov_ms = tpami and 'dropcov' in path.stem
         assert lr_at_base == pytest.approx(0.12 if dropcov_ms else 0.1)
 
 
-@pytest.mark.parametrize('path', [p for p in RECIPES if not p.stem.startswith('resnet')],
-                         ids=_ids(p for p in RECIPES if not p.stem.startswith('resnet')))
+@pytest.mark.parametrize('path', VIT_RECIPES, ids=_ids(VIT_RECIPES))
 def test_vit_recipes(path):
     """DeiT's recipe: AdamW, 1e-3 at batch 1024, cosine, 5 warm-up epochs, 300 (+10) epochs, RandAugment, EMA."""
     cfg = load_config(path)
@@ -110,6 +118,7 @@ def _epoch_lrs(args, lr: float):
     return num_epochs, lrs
 
 
+@pytest.mark.slow
 @needs_scripts
 @pytest.mark.parametrize('path', RECIPES, ids=_ids(RECIPES))
 def test_recipe_schedule_through_train_py(path):
@@ -123,7 +132,7 @@ def test_recipe_schedule_through_train_py(path):
     elif tag == 'gcp_lradju_in1k':
         assert num_epochs == 50
         assert lrs == pytest.approx([0.1 * (1 - e / 49) ** 2 for e in range(50)], abs=1e-12)
-    elif path.stem.startswith('resnet'):
+    elif path in CNN_RECIPES:
         peak = 0.12 if tag == 'tpami_in1k' and 'dropcov' in path.stem else 0.1
         assert num_epochs == args.epochs and lr == pytest.approx(peak)
         assert lrs == pytest.approx([peak * 0.1 ** (e // 30) for e in range(num_epochs)])

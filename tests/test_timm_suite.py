@@ -4,24 +4,25 @@ The suite runs once, in a subprocess with the plugin loaded before collection (`
 every registered name and tag of this package; each model then gets its own pass/fail here. Tests
 that timm selects only for its own modules (forward_intermediates, pruning) are called directly.
 `tools/fetch_timm_tests.sh` puts the suite in `.cache/` (or point TIMM_TESTS_DIR at a copy).
-The pretrained-weight tests run in tests/test_hub.py against a local Hub cache.
+The pretrained-weight tests run in tests/test_hub.py against a local Hub cache; that no name of ours
+shadows one of timm's is checked in tests/test_registry.py.
 """
 import os
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
 from collections import defaultdict
-from pathlib import Path
 
 import pytest
 import timm
 
 import timm_gcp  # noqa: F401  (registers the models)
+from timm_gcp.models.registry import GCP_MODULES
 
-from timm_sources import is_non_std, timm_tests_dir
+from tests.helpers.timm_sources import is_non_std, timm_tests_dir
 
-REPO = Path(__file__).resolve().parents[1]
-GCP_MODULES = ('gcp_resnet', 'gcp_vit')
+pytestmark = pytest.mark.slow  # timm's suite runs every registered model: minutes on a small CPU
+
 MODELS = sorted(name for module in GCP_MODULES for name in timm.list_models(module=module))
 # every model gets at least these from timm's suite (fx-torchscript too, off GitHub Actions); timm runs
 # features_only tests on its non-standard names (vit_*, deit*) only through forward_intermediates
@@ -70,18 +71,6 @@ def test_timm_model_suite(suite_results, timm_tm, model_name):
     expected = CORE_TESTS if non_std else CORE_TESTS | STD_TESTS
     assert expected <= ran, f'timm tests that did not run for {model_name}: {expected - ran}'
     assert any(t.startswith('test_model_default_cfgs') for t in ran), 'no cfg test ran'
-
-
-def test_no_name_shadows_timm():
-    """Our names are new: registering over a timm name would silently replace timm's model."""
-    ours = set(MODELS)
-    for module in GCP_MODULES:
-        assert module not in timm.list_modules() or set(timm.list_models(module=module)) <= ours
-    timm_names = {
-        name for module in timm.list_modules() if module not in GCP_MODULES
-        for name in timm.list_models(module=module)
-    }
-    assert not ours & timm_names
 
 
 @pytest.mark.parametrize('model_name', MODELS)

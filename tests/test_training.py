@@ -24,7 +24,9 @@ from timm.utils import CheckpointSaver, distribute_bn
 
 import timm_gcp  # noqa: F401  (registers the models)
 
-from image_folder import write_image_folder
+from tests.helpers.images import write_image_folder
+
+pytestmark = pytest.mark.slow  # real training loops and a two-process DDP run
 
 IMG_SIZE = 32
 MODEL_KWARGS = dict(num_classes=2, gcp_dim=16)
@@ -146,7 +148,7 @@ def _ddp_worker(rank: int, world_size: int, init_file: str, out_dir: str) -> Non
         model = timm.create_model('resnet18_dropcov', num_classes=4, gcp_dim=16, gcp_dropcov_scale=1.0)
         init_state = {k: v.clone() for k, v in model.state_dict().items()}
         dropped: List[float] = []
-        model.head.dropcov.register_forward_hook(
+        model.head.global_pool.dropcov.register_forward_hook(
             lambda m, i, out: dropped.append((out.abs().sum((2, 3)) == 0).float().mean().item()))
         task = ClassificationTask(model, verbose=False).prepare_distributed(device_ids=None)
         optimizer = create_optimizer_v2(task.get_trainable_module(), opt='momentum', lr=0.05, momentum=0.9,

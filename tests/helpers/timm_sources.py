@@ -13,7 +13,8 @@ from types import ModuleType
 import pytest
 import timm
 
-REPO = Path(__file__).resolve().parents[1]
+from . import REPO
+
 SCRIPTS_DIR = os.environ.get('TIMM_SCRIPTS_DIR', '')
 
 needs_scripts = pytest.mark.skipif(

@@ -1,0 +1,1 @@
+"""timm-gcp's test suite; shared helpers live in `tests.helpers`."""

@@ -1,0 +1,188 @@
+"""The `timm-gcp` command (`timm_gcp.cli.main`): subcommands, missing extras, `timm-gcp cards`, `timm-gcp launch`.
+
+The subcommands' own behaviour is tested with their modules (test_convert.py, test_hub.py, test_demo.py,
+test_benchmark.py, test_launch.py); here, what the command adds and the two subcommands without a
+test module of their own.
+"""
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import timm_gcp  # noqa: F401  (registers the models)
+from timm_gcp import _extras, cli, launch
+from timm_gcp.demo import side_by_side
+from timm_gcp.hub.cards import TABLE_END, TABLE_START
+
+from tests.helpers import REPO
+from tests.helpers.images import write_images
+from tests.helpers.scripts import stub_record, write_train_stub
+
+
+def _main(argv):
+    """cli.main in this process; a script's sys.exit code, or main's return value."""
+    try:
+        return cli.main(argv)
+    except SystemExit as e:
+        return e.code
+
+
+# --- the command --------------------------------------------------------------------------------------------
+
+def test_help_lists_every_subcommand(capsys):
+    assert _main(['--help']) == 0
+    out = capsys.readouterr().out
+    for name in ('demo', 'bench', 'bench-layers', 'convert', 'publish', 'cards', 'launch'):
+        assert name in out
+    assert _main(['no-such-command']) == 2
+    assert "invalid choice: 'no-such-command'" in capsys.readouterr().err
+
+
+# --- optional dependencies (the [demo] extra) ---------------------------------------------------------------
+
+def test_require_names_the_extra(monkeypatch):
+    assert _extras.require('json', 'demo') is sys.modules['json']
+    monkeypatch.setitem(sys.modules, 'tqdm', None)  # as if not installed
+    with pytest.raises(_extras.MissingExtraError) as err:
+        _extras.require('tqdm', 'demo')
+    assert isinstance(err.value, ImportError) and isinstance(err.value.__cause__, ImportError)
+    assert str(err.value) == 'tqdm is not installed; it comes with the [demo] extra: pip install "timm-gcp[demo]"'
+
+
+def test_demo_without_matplotlib_names_the_extra_before_any_work(tmp_path, monkeypatch, capsys):
+    """Exit status 2 and `pip install "timm-gcp[demo]"` before any data is read or any model trained."""
+    monkeypatch.setitem(sys.modules, 'matplotlib', None)
+    monkeypatch.setitem(sys.modules, 'matplotlib.figure', None)
+
+    def never(*args, **kwargs):
+        raise AssertionError('the demo went on without matplotlib')
+
+    for name in ('find_fashion_mnist', 'load_fashion_mnist', 'train_side_by_side', 'build_models'):
+        monkeypatch.setattr(side_by_side, name, never)
+    out_dir = tmp_path / 'demo'
+    assert cli.main(['demo', '--data-dir', str(tmp_path / 'no-data'), '--out-dir', str(out_dir)]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith('timm-gcp demo: error: matplotlib is not installed')
+    assert 'pip install "timm-gcp[demo]"' in captured.err and 'Traceback' not in captured.err
+    assert captured.out == '' and not out_dir.exists()
+
+
+# --- timm-gcp cards -----------------------------------------------------------------------------------------
+
+def test_cards_check_passes_on_the_repository(capsys):
+    """The committed cards and README model table are what the registry renders (README.md may be mid-edit)."""
+    rc = cli.main(['cards', '--check', '--cards', str(REPO / 'model_cards'), '--readme', str(REPO / 'README.md')])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert 'out of date' not in out
+
+
+@pytest.fixture
+def checkout(tmp_path) -> Path:
+    """A copy of the repository's README.md and model_cards/."""
+    shutil.copytree(REPO / 'model_cards', tmp_path / 'model_cards')
+    shutil.copy(REPO / 'README.md', tmp_path / 'README.md')
+    return tmp_path
+
+
+def test_cards_check_reports_drift_and_writing_fixes_it(checkout, capsys):
+    cards, readme = checkout / 'model_cards', checkout / 'README.md'
+    (cards / 'resnet50_isqrt.gcp_in1k.md').unlink()
+    (cards / 'ms_resnet18_isqrt.tpami_in1k.md').write_text('stale\n')
+    (cards / 'resnet50_isqrt.tpami_in1k.md').write_text('a card of a name that is no longer published\n')
+    text = readme.read_text()
+    start, end = text.index(TABLE_START) + len(TABLE_START), text.index(TABLE_END)
+    readme.write_text(text[:start] + '\n| old table |\n' + text[end:])
+    snapshot = {p.name: p.read_bytes() for p in (*cards.iterdir(), readme)}
+    args = ['cards', '--cards', str(cards), '--readme', str(readme)]
+
+    assert cli.main([*args, '--check']) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert sorted(lines) == sorted(f'out of date: {item}' for item in (
+        'resnet50_isqrt.gcp_in1k.md', 'ms_resnet18_isqrt.tpami_in1k.md', 'resnet50_isqrt.tpami_in1k.md', str(readme)))
+    assert {p.name: p.read_bytes() for p in (*cards.iterdir(), readme)} == snapshot  # --check writes nothing
+
+    assert cli.main(args) == 0
+    assert 'updated: resnet50_isqrt.gcp_in1k.md' in capsys.readouterr().out
+    assert not (cards / 'resnet50_isqrt.tpami_in1k.md').exists()
+    for name in ('resnet50_isqrt.gcp_in1k.md', 'ms_resnet18_isqrt.tpami_in1k.md'):
+        assert (cards / name).read_bytes() == (REPO / 'model_cards' / name).read_bytes()
+    assert readme.read_text() == (REPO / 'README.md').read_text()
+    assert cli.main([*args, '--check']) == 0
+
+
+def test_cards_default_to_the_working_directory(checkout, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(checkout)
+    assert cli.main(['cards', '--check']) == 0
+    elsewhere = tmp_path / 'elsewhere'
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert cli.main(['cards', '--check']) == 2
+    err = capsys.readouterr().err
+    assert err.startswith('timm-gcp cards: error: README.md: no such file') and '--readme' in err
+    assert not (elsewhere / 'model_cards').exists()
+
+
+def test_cards_with_a_missing_readme(tmp_path, capsys):
+    missing = tmp_path / 'docs' / 'README.md'
+    assert cli.main(['cards', '--cards', str(tmp_path / 'cards'), '--readme', str(missing)]) == 2
+    assert f'timm-gcp cards: error: {missing}: no such file' in capsys.readouterr().err
+    assert not (tmp_path / 'cards').exists()  # nothing written
+
+
+def test_cards_with_a_readme_without_the_table_markers(tmp_path, capsys):
+    readme = tmp_path / 'README.md'
+    readme.write_text('# a README without the model table\n')
+    assert cli.main(['cards', '--cards', str(tmp_path / 'cards'), '--readme', str(readme)]) == 2
+    assert f'timm-gcp cards: error: {readme}: README has no <!-- model-table -->' in capsys.readouterr().err
+    assert not (tmp_path / 'cards').exists()  # nothing written
+
+
+# --- timm-gcp launch: `python -m timm_gcp.launch` as a subcommand -------------------------------------------
+
+@pytest.fixture
+def stub(tmp_path) -> Path:
+    return write_train_stub(tmp_path / 'scripts')
+
+
+@pytest.fixture
+def data(tmp_path) -> Path:
+    write_images(tmp_path / 'data' / 'train' / 'a')
+    write_images(tmp_path / 'data' / 'validation' / 'a')
+    return tmp_path / 'data'
+
+
+def test_launch_subcommand_runs_the_script_as_python_m_launch_does(stub, data, tmp_path):
+    records = {}
+    for how, run in (('module', launch.main), ('command', lambda argv: cli.main(['launch', *argv]))):
+        out = tmp_path / how
+        out.mkdir()
+        args = ['--model', 'ms_resnet18_isqrt', '--data-dir', str(data), '--out', str(out), '--exit-code', '3']
+        try:
+            rc = run([str(stub), *args])
+        except SystemExit as e:
+            rc = e.code
+        assert rc == 3  # the script's own exit status
+        records[how] = stub_record(out)
+        assert records[how]['argv'] == [str(stub), *args] and records[how]['name'] == '__main__'
+    assert {k: v for k, v in records['module'].items() if k != 'argv'} == {
+        k: v for k, v in records['command'].items() if k != 'argv'}
+
+
+def test_launch_subcommand_checks_and_reports_like_the_module(stub, data, tmp_path, capsys):
+    assert _main(['launch', str(stub), '--model', 'resnet18_isqrtt', '--data-dir', str(data)]) == 2
+    assert "--model 'resnet18_isqrtt': no such model" in capsys.readouterr().err
+    assert _main(['launch', '--check-only', str(stub), '--data-dir', str(data), '--out', str(tmp_path)]) == 0
+    assert not (tmp_path / 'rank.json').exists()
+    assert _main(['launch', str(tmp_path / 'nowhere' / 'train.py')]) == 2
+    assert 'not on PyPI' in capsys.readouterr().err
+
+
+@pytest.mark.slow  # a Python subprocess importing timm: seconds on a small CPU
+def test_launch_subcommand_process_keeps_exit_code_and_traceback(stub, data, tmp_path):
+    cmd = [sys.executable, '-m', 'timm_gcp.cli', 'launch', str(stub), '--data-dir', str(data), '--fail']
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 1
+    assert 'Traceback' in proc.stderr and 'RuntimeError: stub failure as asked' in proc.stderr

@@ -1,0 +1,127 @@
+"""The GCP models in timm's registry (`timm_gcp.models.registry`) and their sources (`timm_gcp.models.sources`)."""
+import pytest
+import timm
+from timm.models import get_pretrained_cfg, split_model_name_tag
+
+import timm_gcp  # noqa: F401  (registers the models)
+from timm_gcp.models.registry import GCP_MODULES, is_gcp_model, published_names, registered_names
+from timm_gcp.models.sources import PAPERS, PUBLISHED_RESULTS, REPOS, pretrained_fields
+
+# the weights timm-gcp publishes on the Hub (README, "Models"), written out here
+PUBLISHED = sorted([
+    'resnet18_isqrt_d256.gcp_in1k', 'resnet18_isqrt_d256.gcp_lradju_in1k', 'resnet18_isqrt_d256.gcp_lrfast_in1k',
+    'resnet34_isqrt_d256.gcp_in1k', 'resnet34_isqrt_d256.gcp_lradju_in1k', 'resnet34_isqrt_d256.gcp_lrfast_in1k',
+    'resnet50_isqrt_d256.gcp_in1k', 'resnet50_isqrt_d256.fmpn_in1k', 'resnet50_isqrt_d256.gcp_lradju_in1k',
+    'resnet50_isqrt_d256.gcp_lrfast_in1k',
+    'resnet101_isqrt_d256.gcp_in1k', 'resnet101_isqrt_d256.fmpn_in1k', 'resnet101_isqrt_d256.gcp_lradju_in1k',
+    'resnet101_isqrt_d256.gcp_lrfast_in1k',
+    'resnet50_isqrt.gcp_in1k', 'resnet50_isqrt.gcp_lradju_in1k',
+    'resnet34_dropcov.dc_in1k', 'resnet50_dropcov.dc_in1k', 'resnet101_dropcov.dc_in1k',
+    'ms_resnet18_isqrt.tpami_in1k', 'ms_resnet34_isqrt.tpami_in1k', 'ms_resnet50_isqrt.tpami_in1k',
+    'ms_resnet18_dropcov.tpami_in1k', 'ms_resnet34_dropcov.tpami_in1k', 'ms_resnet50_dropcov.tpami_in1k',
+    'vit_dropcov_small.dc_in1k', 'vit_dropcov_t2t_14.dc_in1k',
+])
+# architectures without weights, listed by their bare name
+UNTAGGED = sorted([
+    'resnet18_isqrt', 'resnet34_isqrt', 'resnet101_isqrt', 'resnet152_isqrt', 'resnet152_isqrt_d256',
+    'resnet18_dropcov', 'resnet152_dropcov',
+    'resnet50_mpncov', 'resnet50_mpncov_d256', 'resnet101_mpncov', 'resnet101_mpncov_d256',
+    'deit_tiny_patch16_224_isqrt', 'deit_small_patch16_224_isqrt', 'deit_base_patch16_224_isqrt',
+    'deit_tiny_patch16_224_dropcov', 'deit_small_patch16_224_dropcov', 'deit_base_patch16_224_dropcov',
+    'vit_sot_tiny', 'vit_sot_small', 'vit_sot_base',
+])
+
+
+def test_gcp_modules_are_the_model_families():
+    assert GCP_MODULES == ('gcp_resnet', 'gcp_vit')
+    assert set(GCP_MODULES) <= set(timm.list_modules())
+
+
+def test_registered_names():
+    names = registered_names()
+    assert len(names) == len(set(names))
+    assert sorted(names) == sorted(PUBLISHED + UNTAGGED)
+    assert {split_model_name_tag(n)[0] for n in names} == {
+        n for module in GCP_MODULES for n in timm.list_models(module=module)}
+    # the names before the ms_ architectures still load (test_gcp_resnet.py) but are not registered names
+    assert not {'resnet18_isqrt.tpami_in1k', 'resnet50_dropcov.tpami_in1k'} & set(names)
+
+
+def test_published_names_have_hub_repos():
+    published = published_names()
+    assert sorted(published) == PUBLISHED
+    assert set(PUBLISHED_RESULTS) == set(published)  # a published accuracy for each, and only for those
+    for name in published:
+        assert get_pretrained_cfg(name).hf_hub_id == f'timm-gcp/{name}', name
+    for name in UNTAGGED:
+        cfg = get_pretrained_cfg(name)
+        assert cfg.hf_hub_id is None and cfg.url is None and cfg.file is None, name
+
+
+@pytest.mark.parametrize('name,ours', [
+    ('resnet50_isqrt', True), ('ms_resnet50_isqrt.tpami_in1k', True), ('resnet50_isqrt_d256.fmpn_in1k', True),
+    ('vit_sot_small', True), ('deit_small_patch16_224_dropcov', True),
+    ('resnet50', False), ('resnet50.a1_in1k', False), ('deit_small_patch16_224', False),
+])
+def test_is_gcp_model(name, ours):
+    assert is_gcp_model(name) is ours
+
+
+def test_no_name_shadows_timm():
+    """Our names are new: registering over a timm name would silently replace timm's model."""
+    ours = {n for module in GCP_MODULES for n in timm.list_models(module=module)}
+    for module in GCP_MODULES:
+        assert set(timm.list_models(module=module)) <= ours
+    timm_names = {
+        name for module in timm.list_modules() if module not in GCP_MODULES
+        for name in timm.list_models(module=module)
+    }
+    assert not ours & timm_names
+
+
+# --- sources ----------------------------------------------------------------------------------------------
+
+def test_papers_and_repos():
+    assert {'mpncov', 'isqrt', 'gcp_opt', 'dropcov', 'tpami', 'sovit', 'sot'} == set(PAPERS)
+    for key, paper in PAPERS.items():
+        assert {'title', 'venue', 'url', 'paper_id', 'bibtex'} <= set(paper), key
+        assert paper['title'] and paper['venue'], key
+    assert PAPERS['mpncov']['bibtex'] == PAPERS['sovit']['bibtex'] == PAPERS['sot']['bibtex'] == ''
+    assert PAPERS['isqrt']['paper_id'] == 'arXiv:1712.01034' and PAPERS['tpami']['paper_id'] == ''
+    for name, repo in REPOS.items():
+        assert repo.url == f'https://github.com/{name}' and repo.license in ('mit', 'unknown'), name
+
+
+def test_pretrained_fields():
+    assert pretrained_fields('isqrt', 'jiangtaoxie/fast-MPN-COV') == dict(
+        paper_ids='arXiv:1712.01034', paper_name=PAPERS['isqrt']['title'],
+        origin_url='https://github.com/jiangtaoxie/fast-MPN-COV', license='mit')
+    assert pretrained_fields('tpami', 'Terror03/GCP-OPT')['paper_ids'] is None  # no paper id: None, as timm's cfgs
+
+
+@pytest.mark.parametrize('name,paper,repo', [
+    ('resnet50_isqrt_d256.fmpn_in1k', 'isqrt', 'jiangtaoxie/fast-MPN-COV'),
+    ('resnet50_isqrt.gcp_in1k', 'gcp_opt', 'ZhangLi-CS/GCP_Optimization'),
+    ('resnet50_dropcov.dc_in1k', 'dropcov', 'mingzeG/DropCov'),
+    ('ms_resnet50_isqrt.tpami_in1k', 'tpami', 'Terror03/GCP-OPT'),
+    ('ms_resnet18_dropcov.tpami_in1k', 'tpami', 'Sherry1945/Dropcov_mindspore'),
+    ('resnet101_mpncov', 'mpncov', 'jiangtaoxie/MPN-COV'),
+    ('deit_small_patch16_224_isqrt', 'sovit', 'jiangtaoxie/SoT'),
+    ('vit_sot_small', 'sot', 'jiangtaoxie/SoT'),
+    ('vit_dropcov_small.dc_in1k', 'dropcov', 'mingzeG/DropCov'),
+])
+def test_cfgs_name_their_paper_and_repository(name, paper, repo):
+    cfg = get_pretrained_cfg(name)
+    expected = pretrained_fields(paper, repo)
+    assert (cfg.paper_ids, cfg.paper_name, cfg.origin_url, cfg.license) == (
+        expected['paper_ids'], expected['paper_name'], expected['origin_url'], expected['license'])
+
+
+def test_every_cfg_names_a_known_repository():
+    licenses = {repo.url: repo.license for repo in REPOS.values()}
+    for name in registered_names():
+        cfg = get_pretrained_cfg(name)
+        if cfg.origin_url is not None:
+            assert licenses.get(cfg.origin_url) == cfg.license, name
+    for name, result in PUBLISHED_RESULTS.items():
+        assert result.source in REPOS and set(result.papers) <= set(PAPERS), name

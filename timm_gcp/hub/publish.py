@@ -124,7 +124,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         result = publish(
-            args.src, args.repo_id, dry_run=args.dry_run, out=args.out, token=args.token, private=args.private, revision=args.revision, overwrite=args.overwrite)
+            args.src, args.repo_id, dry_run=args.dry_run, out=args.out, token=args.token, private=args.private,
+            revision=args.revision, overwrite=args.overwrite)
     except PublishError as e:
         print(f'timm-gcp publish: error: {e}', file=sys.stderr)
         return 1

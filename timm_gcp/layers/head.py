@@ -16,7 +16,7 @@ GCP_POOL_TYPES = ('gcp', '')
 
 
 def check_pool_type(pool_type: str, num_classes: int, name: str = 'pool_type') -> None:
-    """Raise a ValueError, naming the argument `name`, for an unknown pool type or unpooled features with a classifier."""
+    """Raise a ValueError naming the argument `name`: an unknown pool type, or unpooled features with a classifier."""
     if pool_type not in GCP_POOL_TYPES:
         raise ValueError(f'unknown GCP {name} {pool_type!r}, expected one of {GCP_POOL_TYPES}')
     if not pool_type and num_classes > 0:
@@ -63,7 +63,8 @@ class GCPHead(nn.Module):
         self.in_features = in_features
         self.num_classes = num_classes
         self.pool_type = pool_type
-        self.global_pool = GCPPool(in_features, device=device, dtype=dtype, **pool_kwargs) if pool_type else nn.Identity()
+        pool = GCPPool(in_features, device=device, dtype=dtype, **pool_kwargs) if pool_type else nn.Identity()
+        self.global_pool = pool
         self.num_features = self.global_pool.out_features if pool_type else in_features
         self.drop = nn.Dropout(drop_rate)
         self.fc = self._make_fc(num_classes, device=device, dtype=dtype)

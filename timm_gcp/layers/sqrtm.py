@@ -123,8 +123,9 @@ def isqrt(
     whatever the autocast state. Five iterations are what every published model uses; the result is
     then deliberately approximate (0.06 relative to the exact root at C = 16, 0.35 at C = 128:
     docs/methods.md, "iSQRT-COV"). `eig_backward` picks the eigenbasis gradient or autograd
-    through the products. By default it is used on CPU from 5 iterations up: autograd's backward costs about 6 (iters - 1) matrix products there, one eigh
-    about 15 to 20, and on GPUs batched products always win.
+    through the products. By default it is used on CPU from 5 iterations up: autograd's backward
+    costs about 6 (iters - 1) matrix products there, one eigh about 15 to 20, and on GPUs batched
+    products always win.
     """
     check_square(cov, 'cov')
     check_int(iters, 'iters', 1)

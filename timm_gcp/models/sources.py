@@ -16,7 +16,7 @@ __all__ = ['PAPERS', 'PUBLISHED_RESULTS', 'REPOS', 'PublishedResult', 'Repo', 'p
 class Repo:
     """A source repository of code, weights or published numbers."""
     url: str
-    license: str  # the repository's license ('unknown' without a license file); no repository licenses its weights apart
+    license: str  # the repository's ('unknown' without a license file); none licenses its weights apart
 
 
 # repository -> URL and license (the GCP_Optimization, DropCov and MindSpore repositories carry no license file)

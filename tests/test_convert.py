@@ -404,7 +404,7 @@ def test_reduction_size_is_inferred_and_checked(tmp_path):
 
 
 @pytest.mark.parametrize('fmt', ['PyTorch', 'safetensors'])
-@pytest.mark.parametrize('model', ['ms_resnet18_isqrt.tpami_in1k', 'ms_resnet18_isqrt'])
+@pytest.mark.parametrize('model', ['ms_resnet18_isqrt.tpami_in1k', 'ms_resnet18_isqrt', 'resnet18_isqrt.tpami_in1k'])
 def test_pytorch_checkpoint_refused_for_an_ms_architecture(tmp_path, fmt, model):
     """PyTorch weights were trained with PyTorch's numerics: not for an ms_ architecture, whose namesake is named."""
     sd = timm.create_model('resnet18_isqrt', gcp_dim=16).state_dict()

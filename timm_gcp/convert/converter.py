@@ -27,7 +27,7 @@ from timm.utils import ParseKwargs
 from torch import nn
 
 from ..hub.export import export_for_hub
-from ..models.gcp_resnet import MINDSPORE_PREFIX, GCPResNet
+from ..models.gcp_resnet import DEPRECATED_NAMES, MINDSPORE_PREFIX, GCPResNet
 from .layouts import MINDSPORE_TRAINING_STATE, RESNET_RENAMES, mindspore_key, rename_key
 from .mindspore import MindSporeCheckpointError, is_mindspore_checkpoint, load_mindspore_checkpoint
 
@@ -293,6 +293,7 @@ def convert_checkpoint(
     nothing is written then.
     """
     path = Path(src)
+    model_name = DEPRECATED_NAMES.get(model_name, model_name)  # the numerics check needs the current name
     model_kwargs = dict(model_kwargs or {})
     if out_dir is not None and Path(out_dir).exists() and not overwrite:
         raise ConversionError(f'{out_dir}: already exists (pass --overwrite to replace it)')

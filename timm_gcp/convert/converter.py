@@ -27,7 +27,7 @@ from timm.utils import ParseKwargs
 from torch import nn
 
 from ..hub.export import export_for_hub
-from ..models.gcp_resnet import DEPRECATED_NAMES, MINDSPORE_PREFIX, GCPResNet
+from ..models.gcp_resnet import DEPRECATED_NAMES, MINDSPORE_PREFIX, REDUCE_CONV_WEIGHT, GCPResNet
 from .layouts import MINDSPORE_TRAINING_STATE, RESNET_RENAMES, mindspore_key, rename_key
 from .mindspore import MindSporeCheckpointError, is_mindspore_checkpoint, load_mindspore_checkpoint
 
@@ -198,12 +198,9 @@ def _from_mindspore(
     return out, origin, dropped
 
 
-_REDUCE_CONV = 'head.global_pool.reduce.conv.weight'
-
-
 def _reduction_dim(sd: Dict[str, Any]) -> Optional[Tuple[int, str]]:
     for name, value in sd.items():
-        if rename_key(name, RESNET_RENAMES) == _REDUCE_CONV and isinstance(value, torch.Tensor) and value.dim() == 4:
+        if rename_key(name, RESNET_RENAMES) == REDUCE_CONV_WEIGHT and isinstance(value, torch.Tensor) and value.dim() == 4:
             return value.shape[0], f'{name} {tuple(value.shape)}'
     return None
 

@@ -26,14 +26,18 @@ import torch
 from torch import nn
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import create_conv2d, create_pool2d, get_device_dtype
-from timm.models import build_model_with_cfg, generate_default_cfgs, register_model, split_model_name_tag
+from timm.models import build_model_with_cfg, generate_default_cfgs, model_entrypoint, register_model, \
+    split_model_name_tag
 from timm.models.resnet import BasicBlock, Bottleneck, ResNet
 
 from ..convert.layouts import RESNET_RENAMES, rename_key
 from ..layers import GCPHead, check_pool_type, reset_pool_type
 from .sources import pretrained_fields
 
-__all__ = ['GCPResNet', 'checkpoint_filter_fn', 'DEPRECATED_NAMES', 'MINDSPORE_NUMERICS', 'MINDSPORE_PREFIX']
+__all__ = [
+    'GCPResNet', 'checkpoint_filter_fn', 'DEPRECATED_NAMES', 'MINDSPORE_NUMERICS', 'MINDSPORE_PREFIX',
+    'REDUCE_CONV_WEIGHT',
+]
 
 
 def _remove_stride(stage: nn.Sequential) -> None:
@@ -187,11 +191,11 @@ class GCPResNet(ResNet):
         return self.forward_head(self.forward_features(x))
 
 
-_REDUCE_CONV = 'head.global_pool.reduce.conv.weight'
+REDUCE_CONV_WEIGHT = 'head.global_pool.reduce.conv.weight'  # the key that tells a checkpoint's d
 
 
 def _describe_reduction(state_dict: Dict[str, torch.Tensor]) -> str:
-    conv = state_dict.get(_REDUCE_CONV)
+    conv = state_dict.get(REDUCE_CONV_WEIGHT)
     fc = state_dict.get('head.fc.weight')
     parts = []
     if conv is not None:
@@ -219,7 +223,7 @@ def checkpoint_filter_fn(state_dict: Dict[str, Any], model: GCPResNet) -> Dict[s
         f'{k}: checkpoint {tuple(v.shape)} vs model {tuple(model_sd[k].shape)}'
         for k, v in out.items() if k in model_sd and k not in adaptable and v.shape != model_sd[k].shape
     ]
-    if _REDUCE_CONV in out and _REDUCE_CONV in model_sd:
+    if REDUCE_CONV_WEIGHT in out and REDUCE_CONV_WEIGHT in model_sd:
         ckpt_fc, model_fc = out.get('head.fc.weight'), model_sd.get('head.fc.weight')
         if ckpt_fc is not None and model_fc is not None and ckpt_fc.shape[1] != model_fc.shape[1]:
             mismatched.append(f'head.fc.weight: checkpoint {tuple(ckpt_fc.shape)} vs model {tuple(model_fc.shape)}')
@@ -264,8 +268,8 @@ def _create_gcp_resnet(variant: str, pretrained: bool = False, **kwargs: Any) ->
         current, tag = split_model_name_tag(DEPRECATED_NAMES[deprecated])
         warnings.warn(f'{deprecated} is now {current}.{tag}: the MindSpore numerics are an architecture of '
                       f'their own', FutureWarning, stacklevel=4)
-        numerics = MINDSPORE_NUMERICS['basic' if kwargs['block'] is BasicBlock else 'bottleneck']
-        return _create_gcp_resnet(current, pretrained, **dict(numerics, **dict(kwargs, pretrained_cfg=tag)))
+        # the ms_ entrypoint adds its numerics to the architecture args these kwargs already hold
+        return model_entrypoint(current)(pretrained, **dict(kwargs, pretrained_cfg=tag))
     return build_model_with_cfg(
         GCPResNet,
         variant,

@@ -435,9 +435,14 @@ def test_mindspore_checkpoint_refused_for_a_plain_architecture(tmp_path, fixture
     _assert_nothing_written(tmp_path / 'out')
 
 
-@pytest.mark.parametrize('prefer_ema', [True, False])
-def test_dropcov_vit_checkpoint_prefers_ema(tmp_path, prefer_ema):
-    """The authors' timm CheckpointSaver files: EMA weights by default, 'state_dict' with --no-ema."""
+@pytest.mark.parametrize('model_name,use_ema,expect_ema', [
+    ('vit_dropcov_small.dc_in1k', None, True),  # the release's authors evaluate the EMA weights
+    ('vit_dropcov_small.dc_in1k', False, False),  # --no-ema
+    ('vit_dropcov_small', None, False),  # other weights: 'state_dict', as timm's validate.py
+    ('vit_dropcov_small', True, True),  # --use-ema
+])
+def test_dropcov_vit_checkpoint_ema(tmp_path, model_name, use_ema, expect_ema):
+    """The authors' timm CheckpointSaver files: EMA weights for their release tag or --use-ema, else 'state_dict'."""
     torch.manual_seed(0)
     source = timm.create_model('vit_dropcov_small', depth=1, num_classes=10).eval()
     ema = vit_original(source.state_dict())
@@ -446,18 +451,17 @@ def test_dropcov_vit_checkpoint_prefers_ema(tmp_path, prefer_ema):
     torch.save({'epoch': 309, 'arch': 'Deit_drop_Small', 'state_dict': raw, 'state_dict_ema': ema,
                 'optimizer': {'state': {}}, 'version': 2, 'args': Namespace(model_ema=True), 'metric': 82.4}, path)
     out = tmp_path / 'converted'
-    report = convert_checkpoint(path, 'vit_dropcov_small', out, model_kwargs=dict(depth=1, num_classes=10),
-                                prefer_ema=prefer_ema)
+    report = convert_checkpoint(path, model_name, out, model_kwargs=dict(depth=1, num_classes=10), use_ema=use_ema)
     converted = timm.create_model(f'local-dir:{out}', pretrained=True)
-    expected = ema if prefer_ema else raw
+    expected = ema if expect_ema else raw
     torch.testing.assert_close(converted.head.visual_fc.weight, expected['classifier.visual_fc.weight'])
     torch.testing.assert_close(converted.blocks[0].attn.qkv.weight, expected['blocks.0.attn.qkv.weight'])
-    assert report.weights_from == ("'state_dict_ema' (EMA weights)" if prefer_ema else "'state_dict'")
+    assert report.weights_from == ("'state_dict_ema' (EMA weights)" if expect_ema else "'state_dict'")
     dropped = dict(report.dropped)
-    if prefer_ema:
-        assert dropped['state_dict'] == 'weights without EMA, used with --no-ema'
+    if expect_ema:
+        assert dropped['state_dict'] == 'weights without EMA, used without --use-ema'
     else:
-        assert dropped['state_dict_ema'] == 'EMA weights, not used with --no-ema'
+        assert dropped['state_dict_ema'] == 'EMA weights, used with --use-ema'
     assert dropped['args'] == dropped['optimizer'] == 'training state'
     assert ('classifier.cls_fc.weight', 'head.cls_fc.weight') in report.mapped
     assert ("(the model's own buffer)", 'pos_embed') in report.mapped  # the fixed sinusoid table

@@ -26,7 +26,7 @@ from timm_gcp.hub import export
 from timm_gcp.hub.cards import render_card
 from timm_gcp.hub.export import HUB_FILES, export_for_hub
 from timm_gcp.hub.publish import PublishError, publish
-from timm_gcp.models.registry import published_names
+from timm_gcp.models.registry import release_names
 
 from tests.helpers import REPO
 from tests.helpers.layouts import mindspore_layout, write_mindspore_checkpoint
@@ -64,7 +64,7 @@ def hub_cache(tmp_path_factory):
     root = tmp_path_factory.mktemp('hub')
     cache, exports = root / 'cache', {}
     weights = {}
-    for name in published_names():
+    for name in release_names():
         arch = name.split('.')[0]
         repo_id = timm.models.get_pretrained_cfg(name).hf_hub_id
         if name in EXPORTED:
@@ -187,7 +187,7 @@ def test_missing_cache_entry_fails_offline(offline):
 def _features_tags():
     """timm's features test skips its non-standard names; once per architecture (the numerics are the arch's)."""
     seen, names = set(), []
-    for name in published_names():
+    for name in release_names():
         arch = name.split('.')[0]
         if arch not in seen:
             seen.add(arch)
@@ -198,7 +198,7 @@ def _features_tags():
 FEATURES_TAGS = frozenset(_features_tags())
 
 
-@pytest.mark.parametrize('name', published_names())
+@pytest.mark.parametrize('name', release_names())
 def test_timm_load_pretrained(offline, timm_tm, name):
     timm_tm.test_model_load_pretrained(name, 1)
     if name in FEATURES_TAGS and not is_non_std(timm_tm, name):

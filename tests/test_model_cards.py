@@ -7,8 +7,9 @@ import yaml
 
 import timm_gcp  # noqa: F401  (registers the models)
 from timm_gcp.hub.cards import TABLE_END, TABLE_START, model_stats, render_card, render_model_table
-from timm_gcp.models.registry import published_names, registered_names
-from timm_gcp.models.sources import PAPERS, PUBLISHED_RESULTS, REPOS
+from timm_gcp.models.registry import release_names, registered_names
+from timm_gcp.models.releases import RELEASES
+from timm_gcp.models.sources import PAPERS, REPOS
 
 from tests.helpers import REPO
 
@@ -26,18 +27,18 @@ def _front_matter(text: str) -> dict:
 
 
 def test_one_card_per_published_tag():
-    assert sorted(p.name for p in CARDS.glob('*.md')) == sorted(f'{n}.md' for n in published_names())
-    assert published_names(), 'the registry lists no published weights'
+    assert sorted(p.name for p in CARDS.glob('*.md')) == sorted(f'{n}.md' for n in release_names())
+    assert release_names(), 'the registry lists no published weights'
 
 
 def test_published_results_cover_exactly_the_published_tags():
-    assert set(PUBLISHED_RESULTS) == set(published_names())
-    for name, result in PUBLISHED_RESULTS.items():
+    assert set(RELEASES) == set(release_names())
+    for name, result in RELEASES.items():
         assert result.source in REPOS and set(result.papers) <= set(PAPERS), name
         assert 0 < result.top1 < 100 and (result.top5 is None or result.top1 < result.top5 < 100), name
 
 
-@pytest.mark.parametrize('name', published_names())
+@pytest.mark.parametrize('name', release_names())
 def test_card_matches_registry(name):
     text = (CARDS / f'{name}.md').read_text(encoding='utf-8')
     assert text == render_card(name), f'{name}.md is out of date: run timm-gcp cards'
@@ -51,7 +52,7 @@ def test_card_matches_registry(name):
     # counted here, independently of the card generator
     params = float(re.search(r'Params \(M\): ([\d.]+)', text).group(1))
     assert params == round(_params(name) / 1e6, 2)
-    result = PUBLISHED_RESULTS[name]
+    result = RELEASES[name]
     assert f'top-1 {result.top1:.2f} %' in text and REPOS[result.source].url in text
     assert f'**Original:** {cfg.origin_url}' in text
     for key in result.papers:
@@ -75,8 +76,13 @@ def test_readme_model_table_is_current():
     assert table == render_model_table(), 'README model table is out of date: run timm-gcp cards'
     rows = {line.split('|')[1].strip().strip('`'): line for line in table.splitlines()[2:]}
     assert list(rows) == registered_names()
-    for name, result in PUBLISHED_RESULTS.items():
-        assert f'| {result.top1:.2f} |' in rows[name] and f'huggingface.co/timm-gcp/{name}' in rows[name]
+    for name, result in RELEASES.items():
+        assert f'| {result.top1:.2f} |' in rows[name], name
+        if result.published:
+            assert f'huggingface.co/{result.hub_id}' in rows[name], name
+        else:  # no Hub link for weights that are not there; the authors' page and the converter instead
+            assert 'huggingface.co' not in rows[name] and 'not uploaded' in rows[name], name
+            assert result.page in rows[name] and 'timm-gcp convert' in rows[name], name
     assert '| - | - |' in rows['resnet152_isqrt']  # no weights, no published number
 
 

@@ -4,8 +4,9 @@ import timm
 from timm.models import get_pretrained_cfg, split_model_name_tag
 
 import timm_gcp  # noqa: F401  (registers the models)
-from timm_gcp.models.registry import GCP_MODULES, is_gcp_model, published_names, registered_names
-from timm_gcp.models.sources import PAPERS, PUBLISHED_RESULTS, REPOS, pretrained_fields
+from timm_gcp.models.registry import GCP_MODULES, is_gcp_model, release_names, registered_names
+from timm_gcp.models.releases import RELEASES
+from timm_gcp.models.sources import PAPERS, REPOS, pretrained_fields
 
 # the weights timm-gcp publishes on the Hub (README, "Models"), written out here
 PUBLISHED = sorted([
@@ -47,12 +48,12 @@ def test_registered_names():
     assert not {'resnet18_isqrt.tpami_in1k', 'resnet50_dropcov.tpami_in1k'} & set(names)
 
 
-def test_published_names_have_hub_repos():
-    published = published_names()
-    assert sorted(published) == PUBLISHED
-    assert set(PUBLISHED_RESULTS) == set(published)  # a published accuracy for each, and only for those
-    for name in published:
-        assert get_pretrained_cfg(name).hf_hub_id == f'timm-gcp/{name}', name
+def test_release_names_have_hub_repos():
+    names = release_names()
+    assert sorted(names) == PUBLISHED
+    assert set(RELEASES) == set(names)  # a release record (links, accuracy) for each, and only for those
+    for name in names:
+        assert get_pretrained_cfg(name).hf_hub_id == RELEASES[name].hub_id == f'timm-gcp/{name}', name
     for name in UNTAGGED:
         cfg = get_pretrained_cfg(name)
         assert cfg.hf_hub_id is None and cfg.url is None and cfg.file is None, name
@@ -123,5 +124,5 @@ def test_every_cfg_names_a_known_repository():
         cfg = get_pretrained_cfg(name)
         if cfg.origin_url is not None:
             assert licenses.get(cfg.origin_url) == cfg.license, name
-    for name, result in PUBLISHED_RESULTS.items():
+    for name, result in RELEASES.items():
         assert result.source in REPOS and set(result.papers) <= set(PAPERS), name

@@ -13,8 +13,9 @@ SUBCOMMANDS = {
     'demo': ('timm_gcp.demo.side_by_side', 'train a GCP model and its average-pooling twin on Fashion-MNIST (CPU)'),
     'bench': ('timm_gcp.bench.models', 'model throughput, memory and FLOPs against timm baselines'),
     'bench-layers': ('timm_gcp.bench.layers', 'time the GCP layers against the straightforward formulation'),
-    'convert': ('timm_gcp.convert.converter', "convert an authors' GCP checkpoint to a timm-gcp export"),
-    'publish': ('timm_gcp.hub.publish', 'export a model with its card and upload it to the Hugging Face Hub'),
+    'convert': ('timm_gcp.convert.converter', "convert an authors' checkpoint or a train.py one to a timm-gcp export"),
+    'publish': ('timm_gcp.hub.publish', 'upload a converted model with an honest card to any Hugging Face Hub repo'),
+    'release': ('timm_gcp.hub.release', "convert, measure and publish every authors' file found in a folder"),
     'cards': ('timm_gcp.hub.cards', 'write the model cards and the README model table from the registry'),
     'launch': ('timm_gcp.launch', "run timm's train.py / validate.py / ... with the GCP models registered"),
 }

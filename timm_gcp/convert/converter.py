@@ -1,9 +1,12 @@
-"""`timm-gcp convert`: an authors' checkpoint to a timm-gcp export (model.safetensors + config.json).
+"""`timm-gcp convert`: a checkpoint to a timm-gcp export (model.safetensors, config.json, provenance.json).
 
 Sources (docs/checkpoints.md; key layouts in `timm_gcp.convert.layouts`):
     * fast-MPN-COV: plain state dicts and its training checkpoints (under 'state_dict');
     * the CVPR'20 GCP ResNets and the DropCov ResNets: `module.`-prefixed, under 'state_dict';
-    * the DropCov-ViT timm-style checkpoints: 'state_dict_ema' preferred over 'state_dict';
+    * the DropCov-ViT timm-style checkpoints: 'state_dict_ema' (how the authors evaluate) or 'state_dict';
+    * timm `train.py` checkpoints of any timm-gcp model (`model_best.pth.tar`, `last.pth.tar`,
+      `checkpoint-N.pth.tar`): the architecture, `num_classes` and `model_kwargs` come from the
+      checkpoint, and the run's `args.yaml` / `summary.csv` are copied into the export;
     * the TPAMI'23 MindSpore `.ckpt` files (read by `timm_gcp.convert.mindspore`), into the `ms_`
       architectures that have their numerics: MindSpore names, a 1001-way fc whose unused last row
       is dropped, Conv1d kernels stored 4-D.
@@ -13,6 +16,8 @@ converter then loads them strictly, so every tensor of the model is accounted fo
 written unless all of that succeeds, and the output folder appears whole or not at all.
 """
 import argparse
+import hashlib
+import json
 import re
 import sys
 from dataclasses import dataclass, field
@@ -22,18 +27,27 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 import safetensors.torch
 import timm
 import torch
+import yaml
 from timm.models import split_model_name_tag
 from timm.utils import ParseKwargs
 from torch import nn
 
-from ..hub.export import export_for_hub
+import timm_gcp
+from ..hub.export import PROVENANCE_FILE, export_for_hub, own_weights
+from ..models.releases import RELEASES, Release
 from ..models.gcp_resnet import DEPRECATED_NAMES, MINDSPORE_PREFIX, REDUCE_CONV_WEIGHT, GCPResNet
 from .layouts import MINDSPORE_TRAINING_STATE, RESNET_RENAMES, mindspore_key, rename_key
 from .mindspore import MindSporeCheckpointError, is_mindspore_checkpoint, load_mindspore_checkpoint
 
-__all__ = ['ConversionError', 'ConversionReport', 'convert_checkpoint', 'read_checkpoint', 'add_arguments', 'run']
+__all__ = [
+    'RUN_FILES', 'ConversionError', 'ConversionReport', 'TrainingRun', 'convert_checkpoint', 'read_checkpoint',
+    'read_training_run', 'add_arguments', 'run',
+]
 
 _WRAPPERS = ('state_dict', 'model', 'module')
+_EMA = ('state_dict_ema', 'model_ema')
+# what timm's train.py writes into a run folder beside its checkpoints
+RUN_FILES = ('args.yaml', 'summary.csv')
 
 
 class ConversionError(ValueError):
@@ -54,6 +68,8 @@ class ConversionReport:
     mapped: List[Tuple[str, str]] = field(default_factory=list)
     dropped: List[Tuple[str, str]] = field(default_factory=list)
     filled: List[str] = field(default_factory=list)
+    authors_release: Optional[str] = None  # the release tag whose authors' file this is
+    run_files: List[str] = field(default_factory=list)  # the training run's files beside the checkpoint
     out_dir: Optional[Path] = None
 
     def load_snippet(self) -> str:
@@ -90,8 +106,15 @@ class ConversionReport:
         if self.filled:
             lines.append(f'filled      {len(self.filled)} BatchNorm num_batches_tracked counters the source lacks')
         lines.append('not placed  none')
+        if self.authors_release:
+            lines.append(f"origin      the authors' weights of {self.authors_release}")
+        else:
+            lines.append("origin      not an authors' release: the export keeps no paper or origin of the authors")
+        if self.run_files:
+            lines.append(f'run         {", ".join(self.run_files)} (copied into the export)')
         if self.out_dir is not None:
-            lines.append(f'wrote       {self.out_dir / "model.safetensors"}, {self.out_dir / "config.json"}')
+            lines.append(f'wrote       {self.out_dir}: model.safetensors, config.json, {PROVENANCE_FILE}'
+                         + ''.join(f', {name}' for name in self.run_files))
             lines.append(f'load with   {self.load_snippet()}')
             lines.append(f"            timm.create_model('local-dir:{self.out_dir}', pretrained=True)")
         return '\n'.join(lines)
@@ -150,26 +173,28 @@ def read_checkpoint(path: Union[str, Path]) -> Tuple[Any, str]:
 def _select_weights(
         obj: Any,
         path: Path,
-        prefer_ema: bool,
+        use_ema: bool,
 ) -> Tuple[Dict[str, Any], str, List[Tuple[str, str]]]:
     """The state dict inside a checkpoint, where it came from, and the top-level entries left out."""
     if not isinstance(obj, dict):
         raise ConversionError(f'{path}: holds a {type(obj).__name__}, not a dict of tensors')
-    keys = [k for k in ('state_dict_ema', 'model_ema') if prefer_ema and isinstance(obj.get(k), dict)]
-    keys += [k for k in _WRAPPERS if isinstance(obj.get(k), dict)]
+    ema = [k for k in _EMA if isinstance(obj.get(k), dict)]
+    if use_ema and not ema:
+        raise ConversionError(f'{path}: --use-ema, but the checkpoint has no EMA weights ({", ".join(_EMA)})')
+    keys = ema[:1] if use_ema else [k for k in _WRAPPERS if isinstance(obj.get(k), dict)]
     if keys:
         chosen = keys[0]
-        label = f"'{chosen}'" + (' (EMA weights)' if 'ema' in chosen else '')
-        dropped = [(k, _unchosen(k, chosen)) for k in obj if k != chosen]
+        label = f"'{chosen}'" + (' (EMA weights)' if use_ema else '')
+        dropped = [(k, _unchosen(k, use_ema)) for k in obj if k != chosen]
         return obj[chosen], label, dropped
     return obj, 'top level', []
 
 
-def _unchosen(key: str, chosen: str) -> str:
-    if key in ('state_dict_ema', 'model_ema'):
-        return 'EMA weights, not used with --no-ema'
-    if key in _WRAPPERS and 'ema' in chosen:
-        return 'weights without EMA, used with --no-ema'
+def _unchosen(key: str, use_ema: bool) -> str:
+    if key in _EMA:
+        return 'EMA weights, used with --use-ema'
+    if key in _WRAPPERS and use_ema:
+        return 'weights without EMA, used without --use-ema'
     return 'training state'
 
 
@@ -276,34 +301,126 @@ def _check_numerics(path: Path, fmt: str, model_name: str) -> None:
             f'convert with --model {arch[len(MINDSPORE_PREFIX):]}')
 
 
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 20), b''):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass
+class TrainingRun:
+    """What a timm `train.py` checkpoint tells of its run: arguments, epoch, metric, and the run's files beside it."""
+    args: Dict[str, Any]
+    epoch: Optional[int] = None
+    metric: Optional[float] = None
+    files: Dict[str, str] = field(default_factory=dict)  # args.yaml / summary.csv of the run folder: name -> text
+
+
+def read_training_run(path: Path, obj: Any) -> Optional[TrainingRun]:
+    """The run a checkpoint comes from: its saved `args`, `epoch` and `metric`, and `RUN_FILES` beside it.
+
+    timm's `CheckpointSaver` writes `model_best.pth.tar`, `last.pth.tar` and `checkpoint-N.pth.tar`
+    into the run folder where `train.py` keeps `args.yaml` and `summary.csv`. None when the file
+    shows no sign of a run.
+    """
+    files = {name: (path.parent / name).read_text(encoding='utf-8')
+             for name in RUN_FILES if (path.parent / name).is_file()}
+    saved = obj.get('args') if isinstance(obj, dict) else None
+    args = vars(saved) if isinstance(saved, argparse.Namespace) else dict(saved) if isinstance(saved, dict) else {}
+    if 'args.yaml' in files:
+        args = yaml.safe_load(files['args.yaml']) or {}
+    if not args and not files:
+        return None
+    epoch, metric = (obj.get('epoch'), obj.get('metric')) if isinstance(obj, dict) else (None, None)
+    return TrainingRun(
+        args=args,
+        epoch=epoch if isinstance(epoch, int) else None,
+        metric=float(metric) if isinstance(metric, (int, float)) else None,
+        files=files,
+    )
+
+
+def _checkpoint_num_classes(sd: Dict[str, Any], model: nn.Module) -> Optional[int]:
+    """Rows of the classifier weights in a checkpoint in timm-gcp's own layout (a train.py checkpoint)."""
+    classifiers = model.pretrained_cfg.get('classifier') or ()
+    for name in (classifiers,) if isinstance(classifiers, str) else classifiers:
+        weight = sd.get(f'{name}.weight')
+        if isinstance(weight, torch.Tensor) and weight.dim() == 2:
+            return weight.shape[0]
+    return None
+
+
+def _provenance(path: Path, fmt: str, weights_from: str, report: 'ConversionReport', release: Optional[Release],
+                run: Optional[TrainingRun]) -> Dict[str, Any]:
+    return {
+        'source': {'file': path.name, 'sha256': _sha256(path), 'bytes': path.stat().st_size, 'format': fmt,
+                   'weights': weights_from},
+        'model': report.model_name,
+        'model_args': report.model_args,
+        'authors_release': release.name if release is not None else None,
+        'training_run': None if run is None else {
+            'epoch': run.epoch, 'metric': run.metric, 'files': sorted(run.files),
+            'model': run.args.get('model'), 'data': run.args.get('dataset') or run.args.get('data_dir') or None,
+        },
+        'converted_by': f'timm-gcp {timm_gcp.__version__}',
+    }
+
+
 def convert_checkpoint(
         src: Union[str, Path],
-        model_name: str,
+        model_name: Optional[str] = None,
         out_dir: Optional[Union[str, Path]] = None,
         model_kwargs: Optional[Dict[str, Any]] = None,
-        prefer_ema: bool = True,
+        use_ema: Optional[bool] = None,
         overwrite: bool = False,
 ) -> ConversionReport:
     """Convert `src` into a `model_name` (`arch` or `arch.tag`) export in `out_dir` (None: check only).
+
+    `model_name` defaults to the architecture a timm `train.py` checkpoint names; `num_classes` and
+    the run's `model_kwargs` come from the checkpoint unless given. `use_ema` defaults to how the
+    authors evaluate a release tag's file (`Release.use_ema`), else False, as timm's `validate.py`.
+    Only a release tag (`timm_gcp.models.releases`) keeps the authors' origin and paper in the
+    export's config; the export records the source file and its sha256 in `provenance.json`, with
+    the run's `args.yaml` / `summary.csv` when they sit beside the checkpoint.
 
     Raises ConversionError, naming the file, for anything that cannot be read, mapped or placed;
     nothing is written then.
     """
     path = Path(src)
-    model_name = DEPRECATED_NAMES.get(model_name, model_name)  # the numerics check needs the current name
     model_kwargs = dict(model_kwargs or {})
     if out_dir is not None and Path(out_dir).exists() and not overwrite:
         raise ConversionError(f'{out_dir}: already exists (pass --overwrite to replace it)')
     obj, fmt = read_checkpoint(path)
-    sd, weights_from, dropped = _select_weights(obj, path, prefer_ema)
+    run = read_training_run(path, obj)
+    if model_name is None:
+        model_name = obj.get('arch') if isinstance(obj, dict) and isinstance(obj.get('arch'), str) else None
+        if model_name is None:
+            raise ConversionError(f'{path}: names no architecture (no \'arch\' entry): pass --model')
+    model_name = DEPRECATED_NAMES.get(model_name, model_name)  # the numerics check needs the current name
+    release = RELEASES.get(model_name)
+    if release is not None and run is not None and run.files:
+        raise ConversionError(
+            f'{path}: a training run ({", ".join(sorted(run.files))} beside it), not the authors\' file of '
+            f'{model_name}: convert it with --model {split_model_name_tag(model_name)[0]}')
+    if use_ema is None:
+        use_ema = release is not None and release.use_ema
+    sd, weights_from, dropped = _select_weights(obj, path, use_ema)
     if not any(isinstance(v, torch.Tensor) for v in sd.values()):
         raise ConversionError(f'{path}: holds no tensors under {weights_from}: not a model checkpoint')
+    if release is None and run is not None and isinstance(run.args.get('model_kwargs'), dict):
+        model_kwargs = {**run.args['model_kwargs'], **model_kwargs}
 
     try:
         probe = timm.create_model(model_name, device='meta', **model_kwargs)
     except (RuntimeError, TypeError, ValueError) as e:
         raise ConversionError(f'--model {model_name}: {e}') from None
     _check_numerics(path, fmt, model_name)
+    num_classes = _checkpoint_num_classes(sd, probe)
+    if 'num_classes' not in model_kwargs and num_classes is not None and num_classes != probe.num_classes:
+        model_kwargs['num_classes'] = num_classes
+        probe = timm.create_model(model_name, device='meta', **model_kwargs)
     if fmt == 'MindSpore':
         sd, origin, ms_dropped = _from_mindspore(sd, probe)
         dropped += ms_dropped
@@ -326,11 +443,17 @@ def convert_checkpoint(
         mapped=mapped,
         dropped=dropped,
         filled=filled,
+        authors_release=release.name if release is not None else None,
+        run_files=sorted(run.files) if run is not None else [],
     )
     if out_dir is not None:
+        if release is None:
+            own_weights(model)
+        provenance = _provenance(path, fmt, weights_from, report, release, run)
+        files = {PROVENANCE_FILE: json.dumps(provenance, indent=2) + '\n', **(run.files if run else {})}
         report.out_dir = Path(out_dir)
         try:
-            export_for_hub(model, report.out_dir, overwrite=overwrite)
+            export_for_hub(model, report.out_dir, files=files, overwrite=overwrite)
         except FileExistsError as e:
             raise ConversionError(f'{e} (pass --overwrite to replace it)') from None
     return report
@@ -338,25 +461,34 @@ def convert_checkpoint(
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        'src', help='original checkpoint: PyTorch (.pth, .pth.tar, .bin), safetensors or MindSpore (.ckpt)')
-    parser.add_argument('--model', required=True,
-                        help='registered architecture, with the tag the weights belong to '
-                             "(e.g. 'ms_resnet50_isqrt.tpami_in1k')")
+        'src', help='checkpoint: the authors\' PyTorch (.pth, .pth.tar, .bin), safetensors or MindSpore (.ckpt) '
+                    'file, or a timm train.py checkpoint (model_best.pth.tar, last.pth.tar, checkpoint-N.pth.tar)')
+    parser.add_argument('--model', default=None,
+                        help='registered architecture, with the tag of the authors\' weights '
+                             "(e.g. 'ms_resnet50_isqrt.tpami_in1k'); default: the train.py checkpoint's arch")
     parser.add_argument('--out', default=None,
-                        help='output folder for model.safetensors and config.json (default: ./<model>)')
+                        help='output folder for model.safetensors, config.json and provenance.json '
+                             '(default: ./<model>)')
     parser.add_argument('--model-kwargs', nargs='*', default={}, action=ParseKwargs,
                         help='extra model settings, key=value (e.g. gcp_dim=256)')
-    parser.add_argument('--no-ema', action='store_true', help="use 'state_dict' even if the file has EMA weights")
+    ema = parser.add_mutually_exclusive_group()
+    ema.add_argument('--use-ema', action='store_true', default=None,
+                     help="take the EMA weights ('state_dict_ema'); default for the tags whose authors evaluate them")
+    ema.add_argument('--no-ema', dest='use_ema', action='store_false', help="take 'state_dict' even for those tags")
     parser.add_argument('--overwrite', action='store_true', help='replace an existing output folder')
     parser.add_argument('--check', action='store_true', help='map and check only, write nothing')
     parser.add_argument('--verbose', action='store_true', help='list every tensor in the report')
 
 
 def run(args: argparse.Namespace) -> int:
+    if not args.check and args.out is None and args.model is None:
+        print('timm-gcp convert: error: pass --out (its default is ./<model>, and no --model is given)',
+              file=sys.stderr)
+        return 2
     out_dir = None if args.check else Path(args.out or args.model)
     try:
         report = convert_checkpoint(
-            args.src, args.model, out_dir, model_kwargs=args.model_kwargs, prefer_ema=not args.no_ema,
+            args.src, args.model, out_dir, model_kwargs=args.model_kwargs, use_ema=args.use_ema,
             overwrite=args.overwrite)
     except ConversionError as e:
         print(f'timm-gcp convert: error: {e}', file=sys.stderr)

@@ -1,8 +1,9 @@
-"""`timm-gcp cards`: model cards and the README model table, from timm's registry and `timm_gcp.models.sources`.
+"""`timm-gcp cards`: model cards of the authors' weights and the README model table, from the registry.
 
-Every published `arch.tag` (a registered cfg with `hf_hub_id`) gets `<arch>.<tag>.md` from one template
-in timm's Hub card format; a README's `<!-- model-table -->` section holds a table of every registered
-model. Parameters and GMACs are measured here, on the meta device, so they follow the code.
+Every release `arch.tag` (`timm_gcp.models.releases`: the authors' weights, converted) gets
+`<arch>.<tag>.md` from one template in timm's Hub card format; a README's `<!-- model-table -->`
+section holds a table of every registered model and says where its weights stand. Parameters and
+GMACs are measured here, on the meta device, so they follow the code.
 `timm-gcp cards` rewrites the cards folder and the README given (by default `model_cards/` and
 `README.md` of the working directory, as in a checkout of timm-gcp); `--check` only reports drift.
 """
@@ -19,12 +20,14 @@ import torch
 
 from ..bench.measure import count_flops
 from ..models.gcp_resnet import GCPResNet
-from ..models.registry import published_names, registered_names
-from ..models.sources import PAPERS, PUBLISHED_RESULTS, REPOS
+from ..models.registry import registered_names, release_names
+from ..models.releases import RELEASES
+from ..models.sources import PAPERS, REPOS
+from .evaluate import Accuracy
 
 __all__ = [
-    'ModelStats', 'model_stats', 'render_card', 'render_model_table', 'write_cards', 'update_readme',
-    'add_arguments', 'run',
+    'ModelStats', 'measure_model', 'model_stats', 'papers_lines', 'render_card', 'render_model_table', 'write_cards',
+    'update_readme', 'add_arguments', 'run',
 ]
 
 TABLE_START, TABLE_END = '<!-- model-table -->', '<!-- /model-table -->'
@@ -54,7 +57,12 @@ def model_stats(arch: str) -> ModelStats:
 
     Tags of one architecture share these: their settings (padding, BN eps) change neither count.
     """
-    model = timm.create_model(arch, device='meta').eval()
+    return measure_model(timm.create_model(arch, device='meta'), arch)
+
+
+def measure_model(model: torch.nn.Module, arch: str) -> ModelStats:
+    """`ModelStats` of a model of the registered architecture `arch`, built on the meta device."""
+    model.eval()
     in_chans, height, width = model.pretrained_cfg['input_size']
     flops = count_flops(model, torch.empty(1, in_chans, height, width, device='meta'))
     channels = reductions = None
@@ -84,7 +92,7 @@ def _description(arch: str, model: torch.nn.Module, feature_size: int) -> str:
     return f'{lead}. {doc[0].rstrip(".")}' if doc else lead
 
 
-def _papers_lines(keys: Tuple[str, ...]) -> str:
+def papers_lines(keys: Tuple[str, ...]) -> str:
     lines = []
     for key in keys:
         paper = PAPERS[key]
@@ -93,12 +101,29 @@ def _papers_lines(keys: Tuple[str, ...]) -> str:
     return '\n'.join(lines)
 
 
-def render_card(name: str) -> str:
-    """The Hub README of a published `arch.tag`."""
+def _measured(result, measured: Optional[Accuracy]) -> str:
+    if measured is None:
+        return ('These are the authors\' numbers for the original weights, not a re-evaluation of this '
+                'conversion.')
+    gap = measured.top1 - result.top1
+    return (f'Measured on this conversion by `timm-gcp release`: top-1 {measured.top1:.2f} %, top-5 '
+            f'{measured.top5:.2f} % on the {measured.images} images of `{measured.data}` (timm\'s validation '
+            f'transform with this model\'s pretrained cfg), {gap:+.2f} points from the authors\' top-1.')
+
+
+def render_card(name: str, measured: Optional[Accuracy] = None, repo_id: Optional[str] = None) -> str:
+    """The Hub README of the authors' weights of a release `arch.tag`, converted.
+
+    `measured`: what `timm-gcp release` measured on this conversion, written next to the authors'
+    numbers. `repo_id`: the Hub repo the card goes to, if not the release's own (the usage code
+    then loads `hf-hub:<repo_id>`).
+    """
     arch, tag = name.split('.')
     cfg = timm.models.get_pretrained_cfg(name)
     stats = model_stats(arch)
-    result = PUBLISHED_RESULTS[name]
+    result = RELEASES[name]
+    ref = name if repo_id in (None, result.hub_id) else f'hf-hub:{repo_id}'
+    
     papers = tuple(dict.fromkeys(result.papers))
     height, width = stats.image_size
     top5 = f', top-5 {result.top5:.2f} %' if result.top5 is not None else ''
@@ -118,7 +143,7 @@ import timm_gcp  # registers the timm-gcp models in timm
 import timm
 import torch
 
-model = timm.create_model('{name}', pretrained=True, features_only=True).eval()
+model = timm.create_model('{ref}', pretrained=True, features_only=True).eval()
 data_config = timm.data.resolve_model_data_config(model)
 transforms = timm.data.create_transform(**data_config, is_training=False)
 
@@ -152,7 +177,7 @@ datasets:
   - Image size: {height} x {width}
   - Pooled feature size: {stats.feature_size}
 - **Papers:**
-{_papers_lines(papers)}
+{papers_lines(papers)}
 - **Original:** {cfg.origin_url}
 - **Dataset:** ImageNet-1k
 
@@ -172,7 +197,7 @@ from PIL import Image
 img = Image.open(urlopen(
     'https://huggingface.co/datasets/huggingface/documentation-images/resolve/main/beignets-task-guide.png'))
 
-model = timm.create_model('{name}', pretrained=True).eval()
+model = timm.create_model('{ref}', pretrained=True).eval()
 data_config = timm.data.resolve_model_data_config(model)
 transforms = timm.data.create_transform(**data_config, is_training=False)
 
@@ -188,7 +213,7 @@ import timm_gcp  # registers the timm-gcp models in timm
 import timm
 import torch
 
-model = timm.create_model('{name}', pretrained=True, num_classes=0).eval()
+model = timm.create_model('{ref}', pretrained=True, num_classes=0).eval()
 data_config = timm.data.resolve_model_data_config(model)
 transforms = timm.data.create_transform(**data_config, is_training=False)
 
@@ -199,8 +224,8 @@ with torch.no_grad():
 ## Published Results
 
 ImageNet-1k validation, {height} px, single centre crop: top-1 {result.top1:.2f} %{top5}, as reported
-by the authors in the [{result.source}]({REPOS[result.source].url}) README (row "{result.row}"). These
-are the authors' numbers for the original weights, not a re-evaluation of this conversion.{note}
+by the authors in the [{result.source}]({REPOS[result.source].url}) README (row "{result.row}").
+{_measured(result, measured)}{note}
 
 ## Citation
 ```bibtex
@@ -209,20 +234,27 @@ are the authors' numbers for the original weights, not a re-evaluation of this c
 '''
 
 
+def _weights_cell(name: str) -> str:
+    release = RELEASES.get(name)
+    if release is None:
+        return '-'
+    if release.published:
+        return f'[{release.hub_id}](https://huggingface.co/{release.hub_id})'
+    return f"not uploaded; [authors' file]({release.page}) + `timm-gcp convert`"
+
+
 def render_model_table() -> str:
     """Markdown table of every registered model (between the README's model-table markers)."""
     rows = [
-        '| Model | Params (M) | GMACs | Feature size | Top-1 (%) | Hub weights |',
+        "| Model | Params (M) | GMACs | Feature size | Authors' top-1 (%) | Weights |",
         '|---|---:|---:|---:|---:|---|',
     ]
     for name in registered_names():
         stats = model_stats(name.split('.')[0])
-        cfg = timm.models.get_pretrained_cfg(name)
-        result = PUBLISHED_RESULTS.get(name)
+        result = RELEASES.get(name)
         top1 = f'{result.top1:.2f}' if result else '-'
-        hub = f'[{cfg.hf_hub_id}](https://huggingface.co/{cfg.hf_hub_id})' if cfg.hf_hub_id else '-'
-        rows.append(
-            f'| `{name}` | {stats.params / 1e6:.2f} | {stats.gmacs:.2f} | {stats.feature_size} | {top1} | {hub} |')
+        rows.append(f'| `{name}` | {stats.params / 1e6:.2f} | {stats.gmacs:.2f} | {stats.feature_size} | {top1} '
+                    f'| {_weights_cell(name)} |')
     return '\n'.join(rows)
 
 
@@ -236,7 +268,7 @@ def _readme_with_table(text: str) -> str:
 def write_cards(card_dir: Path, check: bool = False) -> List[str]:
     """Write every card (or, with `check`, only compare); returns the names whose card changed or is missing."""
     drift = []
-    expected = {f'{name}.md': render_card(name) for name in published_names()}
+    expected = {f'{name}.md': render_card(name) for name in release_names()}
     for file_name, text in expected.items():
         path = card_dir / file_name
         if not path.is_file() or path.read_text(encoding='utf-8') != text:

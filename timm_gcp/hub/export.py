@@ -1,24 +1,29 @@
-"""Hugging Face Hub export and upload: timm's `save_for_hf` plus a model card, written atomically.
+"""Hugging Face Hub export and upload: timm's `save_for_hf` plus a model card and provenance, written atomically.
 
 timm's `push_to_hf_hub` writes a README only when the repo has none and generates it from a dict;
 timm-gcp publishes its own cards (`timm_gcp.hub.cards`), so the export is `save_for_hf` (model.safetensors
-and config.json with the registered architecture and the model args) plus README.md, and the
-upload is the same `HfApi.create_repo` + `upload_folder` that `push_to_hf_hub` performs.
+and config.json with the registered architecture and the model args) plus README.md and the files
+that say where the weights come from (provenance.json, and a training run's args.yaml / summary.csv).
+The upload is the same `HfApi.create_repo` + `upload_folder` that `push_to_hf_hub` performs.
 """
 import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable, Dict, Optional, Union
 
 import timm
 from huggingface_hub import HfApi
 from timm.models import save_for_hf
 from torch import nn
 
-__all__ = ['HUB_FILES', 'write_dir_atomic', 'export_for_hub', 'upload_folder']
+__all__ = ['AUTHORS_FIELDS', 'HUB_FILES', 'PROVENANCE_FILE', 'write_dir_atomic', 'own_weights', 'export_for_hub',
+           'upload_folder']
 
-HUB_FILES = ('config.json', 'model.safetensors', 'README.md')
+PROVENANCE_FILE = 'provenance.json'
+HUB_FILES = ('config.json', 'model.safetensors', 'README.md', PROVENANCE_FILE)
+# pretrained-cfg fields that describe the authors' weights of a tag (their paper, code, license)
+AUTHORS_FIELDS = ('tag', 'origin_url', 'paper_ids', 'paper_name', 'license', 'notes')
 
 
 def write_dir_atomic(out_dir: Union[str, Path], write: Callable[[Path], None], overwrite: bool = False) -> Path:
@@ -47,17 +52,34 @@ def write_dir_atomic(out_dir: Union[str, Path], write: Callable[[Path], None], o
     return out_dir
 
 
+def own_weights(model: nn.Module) -> nn.Module:
+    """Drop the authors' paper, origin, license and tag from the model's pretrained cfg.
+
+    The registered cfg of an architecture describes the authors' weights; an export of other
+    weights (a user's training run) must not carry those claims into its config.json.
+    """
+    model.pretrained_cfg = {k: v for k, v in model.pretrained_cfg.items() if k not in AUTHORS_FIELDS}
+    model.default_cfg = model.pretrained_cfg
+    return model
+
+
 def export_for_hub(
         model: nn.Module,
         out_dir: Union[str, Path],
         card: Optional[str] = None,
+        files: Optional[Dict[str, str]] = None,
         overwrite: bool = False,
 ) -> Path:
-    """Write the Hub folder of `model`: model.safetensors, config.json and, given a card, README.md."""
+    """Write the Hub folder of `model`: model.safetensors, config.json, README.md given a card, and `files`.
+
+    `files` maps a file name to its text (provenance.json, a training run's args.yaml ...).
+    """
     def write(tmp: Path) -> None:
         save_for_hf(model, tmp, safe_serialization=True)
         if card is not None:
             (tmp / 'README.md').write_text(card, encoding='utf-8')
+        for name, text in (files or {}).items():
+            (tmp / name).write_text(text, encoding='utf-8')
 
     return write_dir_atomic(out_dir, write, overwrite=overwrite)
 

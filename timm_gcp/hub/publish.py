@@ -1,12 +1,19 @@
-"""`timm-gcp publish`: upload a converted checkpoint to its Hub repo with its model card.
+"""`timm-gcp publish`: upload a converted checkpoint of any timm-gcp model to any Hub repo, with an honest card.
 
-DIR is a `timm-gcp convert` output (model.safetensors + config.json). The repo name must be a
-published `arch.tag` of the registry; the weights are loaded strictly as that registered model,
-which must need no settings of its own (otherwise `create_model('arch.tag')` would compute
-something else with them), and the card is rendered from the registry (`timm_gcp.hub.cards`, the
-same text as the repository's `model_cards/<arch>.<tag>.md`). The export (config.json,
-model.safetensors, README.md) is written whole or not at all; `--dry-run --out DIR` writes exactly
-the folder that would be uploaded and uploads nothing.
+SRC is a `timm-gcp convert` output (model.safetensors, config.json, provenance.json and, for a
+training run, args.yaml / summary.csv). It must load as the timm-gcp architecture its config
+names (`local-dir:`), and the card says what is known of the weights:
+
+* an authors' release (provenance.json names the release tag, and the repo carries its name):
+  the release's card (`timm_gcp.hub.cards`), with the accuracy `timm-gcp release` measured if
+  given; publishing to the release's own repo (timm-gcp/<arch>.<tag>) also requires the settings
+  that `timm.create_model('<arch>.<tag>')` uses;
+* anything else: `timm_gcp.hub.run_card`, from the model, the provenance and the training run
+  (`--train-dir`, or the run files in SRC): dataset, epochs, best top-1 / top-5. It never claims
+  the method's authors trained the weights.
+
+The folder (SRC's files plus README.md) is staged whole or not at all; `--dry-run --out DIR` writes
+exactly the folder that would be uploaded and uploads nothing.
 """
 import argparse
 import json
@@ -19,12 +26,17 @@ from typing import Any, Dict, Optional, Union
 
 import timm
 
-from ..models.registry import published_names
-from .cards import render_card
-from .export import export_for_hub, upload_folder
+from ..models.registry import is_gcp_model
+from ..models.releases import RELEASES
+from .cards import measure_model, render_card
+from .evaluate import Accuracy
+from .export import PROVENANCE_FILE, upload_folder, write_dir_atomic
+from .run_card import read_run, render_run_card
 
 __all__ = ['PublishError', 'PublishResult', 'publish', 'add_arguments', 'run']
 
+# what a `timm-gcp convert` folder may hold besides the weights and config; uploaded as they are
+_SOURCE_FILES = ('config.json', 'model.safetensors', PROVENANCE_FILE, 'args.yaml', 'summary.csv')
 # model args every export records; any other one is a setting that the registered arch.tag lacks
 _EXPORT_ARGS = ('in_chans', 'num_classes', 'global_pool', 'img_size')
 
@@ -39,20 +51,18 @@ class PublishResult:
     repo_id: str
     folder: Path  # what was (or, in a dry run, would be) uploaded; gone after a real upload without --out
     uploaded: Any  # the Hub client's answer, None in a dry run
+    authors_release: Optional[str] = None  # the release tag, when the weights are the authors'
 
 
-def _check_source(src: Path, name: str) -> Path:
-    config_path, weights = src / 'config.json', src / 'model.safetensors'
-    for path in (config_path, weights):
-        if not path.is_file():
-            raise PublishError(f'{src}: no {path.name} (expected a `timm-gcp convert` output folder)')
+def _read_json(path: Path) -> Dict[str, Any]:
     try:
-        config = json.loads(config_path.read_text(encoding='utf-8'))
+        return json.loads(path.read_text(encoding='utf-8'))
     except json.JSONDecodeError as e:
-        raise PublishError(f'{config_path}: not valid JSON ({e})') from None
-    arch = name.split('.')[0]
-    if config.get('architecture') != arch:
-        raise PublishError(f'{config_path}: architecture {config.get("architecture")!r}, but the repo is for {arch}')
+        raise PublishError(f'{path}: not valid JSON ({e})') from None
+
+
+def _check_release_settings(config: Dict[str, Any], name: str, config_path: Path) -> None:
+    """Weights for the release's own repo must be what `timm.create_model(name, pretrained=True)` computes."""
     cfg = timm.models.get_pretrained_cfg(name)
     args: Dict[str, Any] = config.get('model_args', {})
     expected = dict(in_chans=cfg.input_size[0], num_classes=cfg.num_classes)
@@ -64,12 +74,50 @@ def _check_source(src: Path, name: str) -> Path:
         raise PublishError(
             f'{config_path}: these weights were converted with other model settings than '
             f'timm.create_model({name!r}) uses: ' + '; '.join(problems))
-    return weights
+
+
+def _authors_release(src: Path, config: Dict[str, Any], provenance: Dict[str, Any], repo_id: str) -> Optional[str]:
+    """The release tag of the weights when they are the authors' and go to a repo of that name, else None."""
+    name = repo_id.rsplit('/', 1)[-1]
+    tag = provenance.get('authors_release')
+    own_repo = {r.hub_id: r.name for r in RELEASES.values()}.get(repo_id)
+    if own_repo is not None and tag != own_repo:
+        held = f"the authors' weights of {tag}" if tag else 'weights that are not theirs'
+        raise PublishError(f"{repo_id} is the Hub repo of the authors' weights of {own_repo}; {src} holds {held} "
+                           f'(provenance.json): publish it under another name')
+    if tag is None or name != tag:
+        return None
+    if own_repo is not None:
+        _check_release_settings(config, tag, src / 'config.json')
+    return tag
+
+
+def _card(src: Path, repo_id: str, config: Dict[str, Any], provenance: Dict[str, Any], release: Optional[str],
+          train_dir: Optional[Path], measured: Optional[Accuracy], license: str) -> str:
+    if release is not None:
+        return render_card(release, measured=measured, repo_id=repo_id)
+    run_dir = train_dir or src
+    run = None
+    if (run_dir / 'args.yaml').is_file():
+        summary = run_dir / 'summary.csv'
+        try:
+            run = read_run((run_dir / 'args.yaml').read_text(encoding='utf-8'),
+                           summary.read_text(encoding='utf-8') if summary.is_file() else '')
+        except (ValueError, KeyError) as e:
+            raise PublishError(f'{run_dir}: cannot read the training run: {e}') from None
+    elif train_dir is not None:
+        raise PublishError(f'{train_dir}: no args.yaml (expected a timm train.py output folder)')
+    arch, model_args = config['architecture'], config.get('model_args', {})
+    stats = measure_model(timm.create_model(arch, device='meta', **model_args), arch)
+    return render_run_card(repo_id, arch, model_args, stats, provenance=provenance, run=run, license=license)
 
 
 def publish(
         src: Union[str, Path],
         repo_id: str,
+        train_dir: Optional[Union[str, Path]] = None,
+        measured: Optional[Accuracy] = None,
+        license: str = 'unknown',
         dry_run: bool = False,
         out: Optional[Union[str, Path]] = None,
         token: Optional[str] = None,
@@ -77,24 +125,42 @@ def publish(
         revision: Optional[str] = None,
         overwrite: bool = False,
 ) -> PublishResult:
-    """Export `src` as the registered `arch.tag` named by `repo_id` with its card, and upload it unless `dry_run`."""
+    """Stage `src` with its card as the Hub repo `repo_id` (ORG/NAME), and upload it unless `dry_run`."""
     src = Path(src)
-    name = repo_id.rsplit('/', 1)[-1]
-    if name not in published_names():
-        raise PublishError(f'{repo_id}: {name!r} is not a published arch.tag of timm-gcp '
-                           f'(one with hf_hub_id in the registry)')
+    if repo_id.count('/') != 1 or not all(repo_id.split('/')):
+        raise PublishError(f'{repo_id!r}: not a Hub repo id (ORG/NAME)')
     if dry_run and out is None:
         raise PublishError('--dry-run needs --out DIR for the folder that would be uploaded')
-    card = render_card(name)
-    weights = _check_source(src, name)
+    for required in ('config.json', 'model.safetensors'):
+        if not (src / required).is_file():
+            raise PublishError(f'{src}: no {required} (expected a `timm-gcp convert` output folder)')
+    config = _read_json(src / 'config.json')
+    arch = config.get('architecture')
+    if not isinstance(arch, str) or not timm.is_model(arch) or not is_gcp_model(arch):
+        raise PublishError(f'{src / "config.json"}: architecture {arch!r} is not a timm-gcp model')
+    provenance = _read_json(src / PROVENANCE_FILE) if (src / PROVENANCE_FILE).is_file() else {}
+    release = _authors_release(src, config, provenance, repo_id)
     try:
-        model = timm.create_model(name, pretrained=True, pretrained_cfg_overlay=dict(file=str(weights))).eval()
-    except (RuntimeError, ValueError) as e:
-        raise PublishError(f'{weights}: does not load as {name}: {e}') from None
+        timm.create_model(f'local-dir:{src}', pretrained=True)
+    except (RuntimeError, ValueError, OSError) as e:
+        raise PublishError(f'{src}: does not load as {arch}: {e}') from None
+    card = _card(src, repo_id, config, provenance, release, Path(train_dir) if train_dir else None, measured,
+                 license)
 
+    def write(tmp: Path) -> None:
+        for name in _SOURCE_FILES:
+            if (src / name).is_file():
+                shutil.copyfile(src / name, tmp / name)
+        if train_dir is not None:
+            for name in ('args.yaml', 'summary.csv'):
+                if (Path(train_dir) / name).is_file():
+                    shutil.copyfile(Path(train_dir) / name, tmp / name)
+        (tmp / 'README.md').write_text(card, encoding='utf-8')
+
+    name = repo_id.split('/')[1]
     staging = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix=f'timm-gcp-{name}.')) / name
     try:
-        export_for_hub(model, staging, card=card, overwrite=overwrite)
+        write_dir_atomic(staging, write, overwrite=overwrite)
     except FileExistsError as e:
         raise PublishError(f'{e} (pass --overwrite to replace it)') from None
     uploaded = None
@@ -107,12 +173,17 @@ def publish(
     finally:
         if out is None:
             shutil.rmtree(staging.parent, ignore_errors=True)
-    return PublishResult(name=name, repo_id=repo_id, folder=staging, uploaded=uploaded)
+    return PublishResult(name=name, repo_id=repo_id, folder=staging, uploaded=uploaded, authors_release=release)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument('src', help='a `timm-gcp convert` output folder (model.safetensors, config.json)')
-    parser.add_argument('--repo-id', required=True, help='ORG/ARCH.TAG, e.g. timm-gcp/ms_resnet50_isqrt.tpami_in1k')
+    parser.add_argument('src', help='a `timm-gcp convert` output folder (model.safetensors, config.json, ...)')
+    parser.add_argument('--repo-id', required=True,
+                        help='ORG/NAME on the Hub, e.g. someone/resnet50_isqrt.mydata; an authors\' release under '
+                             'its own name (ORG/ms_resnet50_isqrt.tpami_in1k) gets the release\'s card')
+    parser.add_argument('--train-dir', default=None,
+                        help='the train.py output folder of the run (args.yaml, summary.csv), if SRC lacks them')
+    parser.add_argument('--license', default='unknown', help='license of the weights for the card (default: unknown)')
     parser.add_argument('--dry-run', action='store_true', help='write the folder to --out, upload nothing')
     parser.add_argument('--out', default=None, help='where to write the export (kept after the upload)')
     parser.add_argument('--overwrite', action='store_true', help='replace an existing --out folder')
@@ -124,15 +195,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         result = publish(
-            args.src, args.repo_id, dry_run=args.dry_run, out=args.out, token=args.token, private=args.private,
-            revision=args.revision, overwrite=args.overwrite)
+            args.src, args.repo_id, train_dir=args.train_dir, license=args.license, dry_run=args.dry_run,
+            out=args.out, token=args.token, private=args.private, revision=args.revision, overwrite=args.overwrite)
     except PublishError as e:
         print(f'timm-gcp publish: error: {e}', file=sys.stderr)
         return 1
     files = ', '.join(sorted(p.name for p in result.folder.iterdir())) if result.folder.exists() else ''
+    kind = f"the authors' weights of {result.authors_release}" if result.authors_release else 'not an authors\' release'
     if args.dry_run:
-        print(f'dry run: {result.folder} holds what would be uploaded to {result.repo_id}: {files}')
+        print(f'dry run: {result.folder} holds what would be uploaded to {result.repo_id} ({kind}): {files}')
     else:
         kept = f' (export kept in {result.folder})' if files else ''
-        print(f'uploaded {result.name} to https://huggingface.co/{result.repo_id}{kept}')
+        print(f'uploaded {result.name} ({kind}) to https://huggingface.co/{result.repo_id}{kept}')
     return 0

@@ -32,6 +32,7 @@ from timm.models.resnet import BasicBlock, Bottleneck, ResNet
 
 from ..convert.layouts import RESNET_RENAMES, rename_key
 from ..layers import GCPHead, check_pool_type, reset_pool_type
+from .releases import RELEASES, check_pretrained_source
 from .sources import pretrained_fields
 
 __all__ = [
@@ -270,6 +271,8 @@ def _create_gcp_resnet(variant: str, pretrained: bool = False, **kwargs: Any) ->
                       f'their own', FutureWarning, stacklevel=4)
         # the ms_ entrypoint adds its numerics to the architecture args these kwargs already hold
         return model_entrypoint(current)(pretrained, **dict(kwargs, pretrained_cfg=tag))
+    if pretrained:
+        check_pretrained_source(variant, kwargs)
     return build_model_with_cfg(
         GCPResNet,
         variant,
@@ -290,8 +293,8 @@ def _cfg(**kwargs: Any) -> Dict[str, Any]:
 
 
 def _hub(name: str, paper: str, repo: str) -> Dict[str, Any]:
-    """The cfg of weights published as timm-gcp/<name>, converted from `repo`'s."""
-    return _cfg(hf_hub_id=f'timm-gcp/{name}', **pretrained_fields(paper, repo))
+    """The cfg of the authors' weights for `name`, converted from `repo`'s, in their Hub repo (`RELEASES`)."""
+    return _cfg(hf_hub_id=RELEASES[name].hub_id, **pretrained_fields(paper, repo))
 
 
 _FMPN = ('isqrt', 'jiangtaoxie/fast-MPN-COV')

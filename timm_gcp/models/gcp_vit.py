@@ -48,6 +48,7 @@ from timm.models.vision_transformer import checkpoint_filter_fn as vit_checkpoin
 
 from ..convert.layouts import VIT_RENAMES, rename_key
 from ..layers import TokenGCPHead, check_pool_type, reset_pool_type
+from .releases import RELEASES, check_pretrained_source
 from .sources import pretrained_fields
 
 __all__ = ['GCPVisionTransformer', 'DenseTokenEmbed', 'sinusoid_pos_embed', 'checkpoint_filter_fn']
@@ -439,6 +440,8 @@ def checkpoint_filter_fn(state_dict: Dict[str, Any], model: GCPVisionTransformer
 
 def _create_gcp_vit(variant: str, pretrained: bool = False, **kwargs: Any) -> GCPVisionTransformer:
     out_indices = kwargs.pop('out_indices', 3)
+    if pretrained:
+        check_pretrained_source(variant, kwargs)
     return build_model_with_cfg(
         GCPVisionTransformer,
         variant,
@@ -483,8 +486,8 @@ default_cfgs = generate_default_cfgs({
     'vit_sot_base': _dense_cfg(**_SOT),
 
     # the published DropCov-ViT models (ImageNet-1k top-1 82.4 and 82.7 as published)
-    'vit_dropcov_small.dc_in1k': _dense_cfg(hf_hub_id='timm-gcp/vit_dropcov_small.dc_in1k', **_DC),
-    'vit_dropcov_t2t_14.dc_in1k': _dense_cfg(hf_hub_id='timm-gcp/vit_dropcov_t2t_14.dc_in1k', **_DC),
+    'vit_dropcov_small.dc_in1k': _dense_cfg(hf_hub_id=RELEASES['vit_dropcov_small.dc_in1k'].hub_id, **_DC),
+    'vit_dropcov_t2t_14.dc_in1k': _dense_cfg(hf_hub_id=RELEASES['vit_dropcov_t2t_14.dc_in1k'].hub_id, **_DC),
 })
 
 _ISQRT = dict(gcp_pool='cov', gcp_dim=128, gcp_norm='isqrt', gcp_iters=5)

@@ -6,7 +6,7 @@ from timm.models import model_entrypoint, split_model_name_tag
 
 from .gcp_resnet import MINDSPORE_PREFIX
 
-__all__ = ['GCP_MODULES', 'baseline_name', 'is_gcp_model', 'published_names', 'registered_names']
+__all__ = ['GCP_MODULES', 'baseline_name', 'is_gcp_model', 'registered_names', 'release_names']
 
 # the model family modules; timm keys its module listing on the last part of the module name
 GCP_MODULES = ('gcp_resnet', 'gcp_vit')
@@ -17,8 +17,11 @@ def registered_names() -> List[str]:
     return [n for module in GCP_MODULES for n in timm.list_models(module=module, include_tags=True)]
 
 
-def published_names() -> List[str]:
-    """`arch.tag` names whose cfg points at Hub weights: one card and one Hub repo each."""
+def release_names() -> List[str]:
+    """`arch.tag` names of the authors' weights (`releases.RELEASES`), whose cfgs name their Hub repo.
+
+    One card and one Hub repo each; whether the weights are uploaded is `RELEASES[name].published`.
+    """
     return [n for module in GCP_MODULES for n in timm.list_models(module=module, pretrained=True, include_tags=True)]
 
 

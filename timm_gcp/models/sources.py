@@ -1,15 +1,13 @@
-"""Where every model and weight comes from: papers, source repositories, licenses, published results.
+"""Where every model comes from: papers, source repositories and their licenses.
 
 One place for the facts that the pretrained cfgs (`paper_ids`, `paper_name`, `origin_url`,
-`license`), the model cards, the README model table and the tests cite. Published accuracies are
-quoted from the source repositories' READMEs (docs/checkpoints.md, "Published results"): 224 px,
-single centre crop, ImageNet-1k validation; top-5 where the source gives it. They are the authors'
-claims for the original weights, not measurements of the converted ones.
+`license`), the model cards and the tests cite. What the authors released per `arch.tag` (weights,
+links, accuracies) is in `timm_gcp.models.releases`.
 """
 from dataclasses import dataclass
-from typing import Dict, Optional, Tuple
+from typing import Dict
 
-__all__ = ['PAPERS', 'PUBLISHED_RESULTS', 'REPOS', 'PublishedResult', 'Repo', 'pretrained_fields']
+__all__ = ['PAPERS', 'REPOS', 'Repo', 'pretrained_fields']
 
 
 @dataclass(frozen=True)
@@ -118,73 +116,3 @@ def pretrained_fields(paper: str, repo: str) -> Dict[str, str]:
         origin_url=REPOS[repo].url,
         license=REPOS[repo].license,
     )
-
-
-@dataclass(frozen=True)
-class PublishedResult:
-    top1: float
-    top5: Optional[float]
-    source: str  # key of REPOS: the repository whose README reports the numbers
-    row: str  # the row of that README's table
-    papers: Tuple[str, ...]  # keys of PAPERS, the method's paper first
-    note: str = ''
-
-
-_FMPN = 'jiangtaoxie/fast-MPN-COV'
-_GCPO = 'ZhangLi-CS/GCP_Optimization'
-_DC = 'mingzeG/DropCov'
-_OPT = 'Sherry1945/GCP_OPT'
-_DC_LINKS = ("the DropCov README's own checkpoint links; the PyTorch DropCov links of the TPAMI'23 README "
-             "(Sherry1945/GCP_OPT) for ResNet-34/50 point to GCP_Optimization iSQRT files instead")
-
-
-def _fmpn(top1: float, top5: float, row: str) -> PublishedResult:
-    return PublishedResult(top1, top5, _FMPN, row, ('isqrt',))
-
-
-def _gcpo(top1: float, top5: float, row: str) -> PublishedResult:
-    return PublishedResult(top1, top5, _GCPO, row, ('gcp_opt', 'isqrt'))
-
-
-def _tpami(top1: float, row: str, method: str) -> PublishedResult:
-    return PublishedResult(top1, None, _OPT, row, ('tpami', method))
-
-
-def _dc(top1: float, row: str, note: str = '') -> PublishedResult:
-    return PublishedResult(top1, None, _DC, row, ('dropcov',), note)
-
-
-PUBLISHED_RESULTS: Dict[str, PublishedResult] = {
-    # fast-MPN-COV README, "reproduce" column (error rates converted to accuracy)
-    'resnet50_isqrt_d256.fmpn_in1k': _fmpn(78.29, 93.87, 'fast MPN-COV-ResNet50, reproduce'),
-    'resnet101_isqrt_d256.fmpn_in1k': _fmpn(79.01, 94.44, 'fast MPN-COV-ResNet101, reproduce'),
-    # GCP_Optimization README (CVPR'20): 256-d, and the two 128-d ResNet-50s (_128)
-    'resnet18_isqrt_d256.gcp_in1k': _gcpo(75.48, 92.23, 'ResNet18_GCP_LRnorm'),
-    'resnet18_isqrt_d256.gcp_lradju_in1k': _gcpo(74.86, 91.81, 'ResNet18_GCP_LRadju'),
-    'resnet18_isqrt_d256.gcp_lrfast_in1k': _gcpo(72.02, 89.97, 'ResNet18_GCP_LRfast'),
-    'resnet34_isqrt_d256.gcp_in1k': _gcpo(77.11, 93.33, 'ResNet34_GCP_LRnorm'),
-    'resnet34_isqrt_d256.gcp_lradju_in1k': _gcpo(76.81, 93.04, 'ResNet34_GCP_LRadju'),
-    'resnet34_isqrt_d256.gcp_lrfast_in1k': _gcpo(73.88, 91.42, 'ResNet34_GCP_LRfast'),
-    'resnet50_isqrt_d256.gcp_in1k': _gcpo(78.56, 94.09, 'ResNet50_GCP_LRnorm'),
-    'resnet50_isqrt_d256.gcp_lradju_in1k': _gcpo(78.03, 93.95, 'ResNet50_GCP_LRadju'),
-    'resnet50_isqrt_d256.gcp_lrfast_in1k': _gcpo(75.31, 92.11, 'ResNet50_GCP_LRfast'),
-    'resnet101_isqrt_d256.gcp_in1k': _gcpo(79.47, 94.71, 'ResNet101_GCP_LRnorm'),
-    'resnet101_isqrt_d256.gcp_lradju_in1k': _gcpo(79.18, 94.47, 'ResNet101_GCP_LRadju'),
-    'resnet101_isqrt_d256.gcp_lrfast_in1k': _gcpo(76.38, 92.82, 'ResNet101_GCP_LRfast'),
-    'resnet50_isqrt.gcp_in1k': _gcpo(78.02, 94.02, 'ResNet50_GCP_LRnorm_128'),
-    'resnet50_isqrt.gcp_lradju_in1k': _gcpo(77.72, 93.73, 'ResNet50_GCP_LRadju_128'),
-    # TPAMI'23 project page, "Results with Mindspore" (the same numbers as Terror03/GCP-OPT's README)
-    'ms_resnet18_isqrt.tpami_in1k': _tpami(74.64, 'ResNet-18+Fast-MPN(Ours)', 'isqrt'),
-    'ms_resnet34_isqrt.tpami_in1k': _tpami(76.27, 'ResNet-34+Fast-MPN(Ours)', 'isqrt'),
-    'ms_resnet50_isqrt.tpami_in1k': _tpami(77.71, 'ResNet-50+Fast-MPN(Ours)', 'isqrt'),
-    'ms_resnet18_dropcov.tpami_in1k': _tpami(73.8, 'ResNet-18+Drop-COV(Ours)', 'dropcov'),
-    'ms_resnet34_dropcov.tpami_in1k': _tpami(76.13, 'ResNet-34+Drop-COV(Ours)', 'dropcov'),
-    'ms_resnet50_dropcov.tpami_in1k': _tpami(77.77, 'ResNet-50+Drop-COV(Ours)', 'dropcov'),
-    # DropCov README (NeurIPS'22), PyTorch ResNets
-    'resnet34_dropcov.dc_in1k': _dc(76.81, 'ResNet-34+DropCov(Ours)', _DC_LINKS),
-    'resnet50_dropcov.dc_in1k': _dc(78.19, 'ResNet-50+DropCov(Ours)', _DC_LINKS),
-    'resnet101_dropcov.dc_in1k': _dc(79.51, 'ResNet-101+DropCov(Ours)'),
-    # DropCov README, vision transformers (its "DeiT-S" and "T2T-ViT-14" use the SoT DenseNet tokenizer)
-    'vit_dropcov_small.dc_in1k': _dc(82.4, 'DeiT-S+DropCov(Ours)'),
-    'vit_dropcov_t2t_14.dc_in1k': _dc(82.7, 'T2T-ViT-14-S+DropCov(Ours)'),
-}

@@ -232,7 +232,7 @@ def test_mindspore_conversion_matches_mindspore_logits(tmp_path, ms_reference, f
     out = tmp_path / 'converted'
     report = convert_checkpoint(FIXTURES / f'{fixture}.ckpt', f'{arch}.tpami_in1k', out,
                                 model_kwargs=_ms_model_kwargs(spec))
-    assert sorted(p.name for p in out.iterdir()) == ['config.json', 'model.safetensors']
+    assert sorted(p.name for p in out.iterdir()) == ['config.json', 'model.safetensors', 'provenance.json']
     config = json.loads((out / 'config.json').read_text())
     # the numerics come with the architecture: the converter adds no settings of its own
     assert config['architecture'] == arch and config['pretrained_cfg']['tag'] == 'tpami_in1k'
@@ -568,7 +568,7 @@ def test_existing_output_is_kept_unless_overwrite(tmp_path):
         convert_checkpoint(src, 'ms_resnet18_isqrt.tpami_in1k', out, model_kwargs=kwargs)
     assert (out / 'keep.txt').read_text() == 'mine'
     convert_checkpoint(src, 'ms_resnet18_isqrt.tpami_in1k', out, model_kwargs=kwargs, overwrite=True)
-    assert sorted(p.name for p in out.iterdir()) == ['config.json', 'model.safetensors']
+    assert sorted(p.name for p in out.iterdir()) == ['config.json', 'model.safetensors', 'provenance.json']
     assert [p.name for p in tmp_path.iterdir()] == ['converted']
 
 

@@ -29,13 +29,13 @@ from timm_gcp.hub.publish import PublishError, publish
 from timm_gcp.models.registry import release_names
 
 from tests.helpers import REPO
+from tests.helpers.fake_hub import SHA, FakeHfApi
 from tests.helpers.layouts import mindspore_layout, write_mindspore_checkpoint
 from tests.helpers.timm_sources import is_non_std
 from tests.helpers.weights import randomize
 
 pytestmark = pytest.mark.filterwarnings('ignore::pytest.PytestUnknownMarkWarning')  # timm's test module's marks
 
-SHA = '0123456789abcdef0123456789abcdef01234567'
 # tags whose weights the loading tests export for real (small, and both kinds of MindSpore numerics)
 EXPORTED = ('ms_resnet18_isqrt.tpami_in1k', 'ms_resnet50_isqrt.tpami_in1k')
 
@@ -106,7 +106,7 @@ def _same_weights(a: nn.Module, b: nn.Module, skip=()) -> None:
 
 def test_export_then_local_dir(tmp_path):
     source = _random_model('resnet18_dropcov', gcp_dim=16, num_classes=7)
-    out = export_for_hub(source, tmp_path / 'export', card='# card\n')
+    out = export_for_hub(source, tmp_path / 'export', card='# card\n', files={'provenance.json': '{}'})
     assert sorted(p.name for p in out.iterdir()) == sorted(HUB_FILES)
     config = json.loads((out / 'config.json').read_text())
     assert config['architecture'] == 'resnet18_dropcov' and config['num_classes'] == 7
@@ -207,31 +207,6 @@ def test_timm_load_pretrained(offline, timm_tm, name):
 
 # --- publish ----------------------------------------------------------------------------------------------
 
-class FakeHfApi:
-    """Stands in for huggingface_hub.HfApi: records the calls and keeps a copy of every uploaded file."""
-    calls = []
-    uploads = {}
-
-    def __init__(self, token=None, library_name=None, library_version=None):
-        self.calls.append(('init', dict(token=token, library_name=library_name)))
-
-    def create_repo(self, repo_id, private=False, exist_ok=False, **kwargs):
-        self.calls.append(('create_repo', dict(repo_id=repo_id, private=private, exist_ok=exist_ok)))
-        return type('RepoUrl', (), {'repo_id': repo_id})()
-
-    def upload_folder(self, repo_id, folder_path, revision=None, commit_message=None, **kwargs):
-        self.calls.append(('upload_folder', dict(repo_id=repo_id, revision=revision, commit_message=commit_message)))
-        self.uploads[repo_id] = {p.name: p.read_bytes() for p in Path(folder_path).iterdir()}
-        return f'https://huggingface.co/{repo_id}/commit/{SHA}'
-
-
-@pytest.fixture
-def fake_hub(monkeypatch):
-    FakeHfApi.calls, FakeHfApi.uploads = [], {}
-    monkeypatch.setattr(export, 'HfApi', FakeHfApi)
-    return FakeHfApi
-
-
 PUBLISHED = 'ms_resnet18_isqrt.tpami_in1k'
 REPO_ID = f'timm-gcp/{PUBLISHED}'
 
@@ -285,36 +260,46 @@ def test_publish_uploads_export_and_card(tmp_path, fake_hub, converted_r18):
 
 def test_publish_refusals(tmp_path, fake_hub, converted_r18):
     src, _ = converted_r18
-    with pytest.raises(PublishError, match=r"'resnet18_isqrt\.in1k' is not a published arch\.tag"):
-        publish(src, 'timm-gcp/resnet18_isqrt.in1k')
-    # the names before the ms_ architectures are no Hub repos of their own
-    with pytest.raises(PublishError, match=r"'resnet18_isqrt\.tpami_in1k' is not a published arch\.tag"):
-        publish(src, 'timm-gcp/resnet18_isqrt.tpami_in1k')
-    with pytest.raises(PublishError, match=r"config\.json: architecture 'ms_resnet18_isqrt', but the repo is for "
-                                           r"ms_resnet50_isqrt"):
+    for bad in ('ms_resnet18_isqrt.tpami_in1k', 'a/b/c', '/name'):
+        with pytest.raises(PublishError, match=r'not a Hub repo id \(ORG/NAME\)'):
+            publish(src, bad)
+    # a release's own repo takes only that release's weights
+    with pytest.raises(PublishError, match=r"timm-gcp/ms_resnet50_isqrt\.tpami_in1k is the Hub repo of the authors' "
+                                           r"weights of ms_resnet50_isqrt\.tpami_in1k; .* holds the authors' weights "
+                                           r"of ms_resnet18_isqrt\.tpami_in1k"):
         publish(src, 'timm-gcp/ms_resnet50_isqrt.tpami_in1k')
+    plain = tmp_path / 'plain'  # no provenance: not the authors' weights
+    export_for_hub(_random_model('ms_resnet18_isqrt'), plain)
+    with pytest.raises(PublishError, match=r"holds weights that are not theirs"):
+        publish(plain, REPO_ID)
     with pytest.raises(PublishError, match='--dry-run needs --out'):
         publish(src, REPO_ID, dry_run=True)
-
-    plain = tmp_path / 'plain'  # PyTorch numerics: not the architecture of the MindSpore weights
-    export_for_hub(_random_model('resnet18_isqrt'), plain)
-    with pytest.raises(PublishError, match=r"config\.json: architecture 'resnet18_isqrt', but the repo is for "
-                                           r"ms_resnet18_isqrt"):
-        publish(plain, REPO_ID)
-    other_eps = tmp_path / 'other_eps'  # the ms_ architecture with one of its numerics overridden
-    export_for_hub(_random_model('ms_resnet18_isqrt', bn_eps=1e-5), other_eps)
+    # the release's weights with one of the ms_ numerics overridden: not what create_model(tag) computes
+    other_eps = tmp_path / 'other_eps'
+    export_for_hub(_random_model('ms_resnet18_isqrt', bn_eps=1e-5), other_eps,
+                   files={'provenance.json': json.dumps({'authors_release': PUBLISHED})})
     with pytest.raises(PublishError, match=r'config\.json: these weights were converted with other model settings .*'
                                            r'bn_eps=1e-05, which ms_resnet18_isqrt\.tpami_in1k does not set'):
         publish(other_eps, REPO_ID)
-    small = tmp_path / 'small'
-    export_for_hub(_random_model('resnet18_isqrt_d256', gcp_dim=16), small)
-    with pytest.raises(PublishError, match=r'gcp_dim=16, which resnet18_isqrt_d256\.gcp_in1k does not set'):
-        publish(small, 'timm-gcp/resnet18_isqrt_d256.gcp_in1k')
+    foreign = tmp_path / 'foreign'  # a timm model, not one of ours
+    export_for_hub(timm.create_model('resnet18', num_classes=3), foreign)
+    with pytest.raises(PublishError, match=r"architecture 'resnet18' is not a timm-gcp model"):
+        publish(foreign, 'someone/resnet18.mine')
     empty = tmp_path / 'empty'
     empty.mkdir()
     with pytest.raises(PublishError, match=r'empty: no config\.json \(expected a `timm-gcp convert` output folder\)'):
-        publish(empty, REPO_ID)
+        publish(empty, 'someone/x')
     assert fake_hub.uploads == {}
+
+
+def test_publish_authors_weights_elsewhere(tmp_path, fake_hub, converted_r18):
+    """The authors' weights under another org keep the release's card, loading from that repo."""
+    src, _ = converted_r18
+    publish(src, f'someone/{PUBLISHED}')
+    card = fake_hub.uploads[f'someone/{PUBLISHED}']['README.md'].decode()
+    assert card == render_card(PUBLISHED, repo_id=f'someone/{PUBLISHED}')
+    assert f"timm.create_model('hf-hub:someone/{PUBLISHED}', pretrained=True)" in card
+    assert 'Trained on ImageNet-1k by the paper authors' in card
 
 
 def test_publish_reports_upload_failure(fake_hub, converted_r18, monkeypatch):

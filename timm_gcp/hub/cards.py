@@ -21,7 +21,7 @@ import torch
 from ..bench.measure import count_flops
 from ..models.gcp_resnet import GCPResNet
 from ..models.registry import registered_names, release_names
-from ..models.releases import RELEASES
+from ..models.releases import RELEASES, Release
 from ..models.sources import PAPERS, REPOS
 from .evaluate import Accuracy
 
@@ -101,7 +101,7 @@ def papers_lines(keys: Tuple[str, ...]) -> str:
     return '\n'.join(lines)
 
 
-def _measured(result, measured: Optional[Accuracy]) -> str:
+def _measured(result: Release, measured: Optional[Accuracy]) -> str:
     if measured is None:
         return ('These are the authors\' numbers for the original weights, not a re-evaluation of this '
                 'conversion.')
@@ -123,7 +123,6 @@ def render_card(name: str, measured: Optional[Accuracy] = None, repo_id: Optiona
     stats = model_stats(arch)
     result = RELEASES[name]
     ref = name if repo_id in (None, result.hub_id) else f'hf-hub:{repo_id}'
-    
     papers = tuple(dict.fromkeys(result.papers))
     height, width = stats.image_size
     top5 = f', top-5 {result.top5:.2f} %' if result.top5 is not None else ''

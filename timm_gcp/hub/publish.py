@@ -4,10 +4,10 @@ SRC is a `timm-gcp convert` output (model.safetensors, config.json, provenance.j
 training run, args.yaml / summary.csv). It must load as the timm-gcp architecture its config
 names (`local-dir:`), and the card says what is known of the weights:
 
-* an authors' release (provenance.json names the release tag, and the repo carries its name):
-  the release's card (`timm_gcp.hub.cards`), with the accuracy `timm-gcp release` measured if
-  given; publishing to the release's own repo (timm-gcp/<arch>.<tag>) also requires the settings
-  that `timm.create_model('<arch>.<tag>')` uses;
+* an authors' release (provenance.json names the release tag, as `timm-gcp convert --model
+  <arch>.<tag>` writes it): the release's card (`timm_gcp.hub.cards`), with the accuracy
+  `timm-gcp release` measured if given; the release's own repo (timm-gcp/<arch>.<tag>) takes
+  nothing else, and only with the settings that `timm.create_model('<arch>.<tag>')` uses;
 * anything else: `timm_gcp.hub.run_card`, from the model, the provenance and the training run
   (`--train-dir`, or the run files in SRC): dataset, epochs, best top-1 / top-5. It never claims
   the method's authors trained the weights.
@@ -77,16 +77,19 @@ def _check_release_settings(config: Dict[str, Any], name: str, config_path: Path
 
 
 def _authors_release(src: Path, config: Dict[str, Any], provenance: Dict[str, Any], repo_id: str) -> Optional[str]:
-    """The release tag of the weights when they are the authors' and go to a repo of that name, else None."""
-    name = repo_id.rsplit('/', 1)[-1]
+    """The release tag when provenance.json says the weights are the authors', else None.
+
+    A release's own repo (timm-gcp/<arch>.<tag>) takes only that release's weights, converted with
+    the settings `timm.create_model('<arch>.<tag>')` uses.
+    """
     tag = provenance.get('authors_release')
     own_repo = {r.hub_id: r.name for r in RELEASES.values()}.get(repo_id)
     if own_repo is not None and tag != own_repo:
         held = f"the authors' weights of {tag}" if tag else 'weights that are not theirs'
         raise PublishError(f"{repo_id} is the Hub repo of the authors' weights of {own_repo}; {src} holds {held} "
                            f'(provenance.json): publish it under another name')
-    if tag is None or name != tag:
-        return None
+    if tag is not None and tag not in RELEASES:
+        raise PublishError(f'{src / PROVENANCE_FILE}: names {tag!r}, which is no release of timm-gcp')
     if own_repo is not None:
         _check_release_settings(config, tag, src / 'config.json')
     return tag
@@ -179,8 +182,7 @@ def publish(
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('src', help='a `timm-gcp convert` output folder (model.safetensors, config.json, ...)')
     parser.add_argument('--repo-id', required=True,
-                        help='ORG/NAME on the Hub, e.g. someone/resnet50_isqrt.mydata; an authors\' release under '
-                             'its own name (ORG/ms_resnet50_isqrt.tpami_in1k) gets the release\'s card')
+                        help='ORG/NAME on the Hub, e.g. someone/resnet50_isqrt.mydata')
     parser.add_argument('--train-dir', default=None,
                         help='the train.py output folder of the run (args.yaml, summary.csv), if SRC lacks them')
     parser.add_argument('--license', default='unknown', help='license of the weights for the card (default: unknown)')

@@ -67,8 +67,8 @@ def _origin(provenance: Optional[Dict[str, Any]], run: Optional[RunSummary]) -> 
         data = f' on `{run.dataset}`' if run.dataset else ''
         return (f"Trained with timm's `train.py`{data} by the uploader, not by the method's authors; converted"
                 f'{file} by `timm-gcp convert`.')
-    return (f'Converted{file} by `timm-gcp convert`. timm-gcp has no record of how these weights were trained; '
-            f"they are not the method's authors' weights.")
+    return (f'Converted{file} by `timm-gcp convert`. timm-gcp has no record of how or by whom these weights '
+            f'were trained.')
 
 
 def _training(run: RunSummary) -> str:

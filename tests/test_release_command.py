@@ -1,0 +1,104 @@
+"""`timm-gcp release`: the authors' files of a folder converted, measured, refused or staged / uploaded, re-run safely.
+
+The authors' files are MindSpore checkpoints in the TPAMI'23 layout (tests/helpers/layouts.py) of
+two real release architectures; their classifier bias makes every image class 0 (the isqrt file)
+or class 1 (the dropcov file), so on a validation folder whose one class is ImageNet's class 0
+the first measures 100 % and the second 0 %, below its published top-1.
+"""
+from pathlib import Path
+
+import pytest
+import timm
+import torch
+
+import timm_gcp  # noqa: F401  (registers the models)
+from timm_gcp import cli
+from timm_gcp.hub import release as release_module
+from timm_gcp.hub.release import UPLOADED, find_release_files, release
+from timm_gcp.models.releases import RELEASES
+
+from tests.helpers.images import write_images
+from tests.helpers.layouts import mindspore_layout, write_mindspore_checkpoint
+from tests.helpers.weights import randomize
+
+GOOD, BAD = 'ms_resnet18_isqrt.tpami_in1k', 'ms_resnet18_dropcov.tpami_in1k'
+
+
+@pytest.fixture(scope='module')
+def authors_files(tmp_path_factory):
+    root = tmp_path_factory.mktemp('release')
+    src = root / 'downloads'
+    src.mkdir()
+    for name, predicted in ((GOOD, 0), (BAD, 1)):
+        model = randomize(timm.create_model(name.split('.')[0]))
+        with torch.no_grad():
+            model.head.fc.bias.zero_()
+            model.head.fc.bias[predicted] = 1e4
+        write_mindspore_checkpoint(src / f'{name}.ckpt', mindspore_layout(model.state_dict(), basic_block=True))
+    (src / 'notes.txt').write_text('not a checkpoint')
+    val = write_images(root / 'val' / 'n01440764', count=3, size=32).parent  # ImageNet's class 0
+    return src, val
+
+
+def _hidden(folder: Path) -> list:
+    return [p.name for p in folder.iterdir() if p.name.startswith('.')]
+
+
+def test_release_dry_run_measures_refuses_and_reruns(tmp_path, capsys, fake_hub, authors_files):
+    src, val = authors_files
+    assert find_release_files(src) == {GOOD: src / f'{GOOD}.ckpt', BAD: src / f'{BAD}.ckpt'}
+    out = tmp_path / 'staged'
+    args = ['release', str(src), '--org', 'someone', '--data-dir', str(val), '--dry-run', '--out', str(out),
+            '--workers', '0']
+    assert cli.main(args) == 1  # a refused tag fails the run
+    table = capsys.readouterr().out
+    assert f'| {GOOD} | {GOOD}.ckpt | 74.64 | 100.00 | 100.00 | staged |' in table
+    assert f'| {BAD} | {BAD}.ckpt | 73.80 | 0.00 | 0.00 | refused | 73.80 points below' in table
+    assert sorted(p.name for p in out.iterdir()) == [GOOD] and fake_hub.calls == []
+    card = (out / GOOD / 'README.md').read_text()
+    assert 'top-1 74.64 %' in card and 'Measured on this conversion by `timm-gcp release`: top-1 100.00 %' in card
+    assert "timm.create_model('hf-hub:someone/ms_resnet18_isqrt.tpami_in1k', pretrained=True)" in card
+
+    assert cli.main(args) == 1  # the staged tag is skipped, the refused one tried again
+    table = capsys.readouterr().out
+    assert f'| {GOOD} | {GOOD}.ckpt | 74.64 | - | - | skipped |' in table and '| refused |' in table
+
+    assert cli.main(args + ['--force']) == 0
+    assert sorted(p.name for p in out.iterdir()) == [BAD, GOOD] and not _hidden(out)
+
+
+def test_release_uploads_and_records(tmp_path, fake_hub, authors_files):
+    src, _ = authors_files
+    out = tmp_path / 'out'
+    rows = release(src, 'someone', out=out, workers=0)  # no --data-dir: nothing measured, nothing refused
+    assert [(r.name, r.status, r.measured) for r in rows] == [(GOOD, 'uploaded', None), (BAD, 'uploaded', None)]
+    assert set(fake_hub.uploads) == {f'someone/{GOOD}', f'someone/{BAD}'}
+    card = fake_hub.uploads[f'someone/{GOOD}']['README.md'].decode()
+    assert "These are the authors' numbers for the original weights, not a re-evaluation" in card
+    assert (out / UPLOADED).is_file()
+    fake_hub.calls.clear()
+    assert [r.status for r in release(src, 'someone', out=out, workers=0)] == ['skipped', 'skipped']
+    assert fake_hub.calls == []
+    # another org is another release
+    assert [r.status for r in release(src, 'other', out=out, workers=0)] == ['uploaded', 'uploaded']
+
+
+def test_interrupted_release_leaves_no_partial_folder(tmp_path, fake_hub, authors_files, monkeypatch):
+    src, val = authors_files
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(release_module, 'evaluate', interrupt)
+    out = tmp_path / 'out'
+    with pytest.raises(KeyboardInterrupt):
+        release(src, 'someone', data_dir=val, dry_run=True, out=out, workers=0)
+    assert list(out.iterdir()) == []
+
+
+def test_release_of_a_folder_without_authors_files(tmp_path, capsys):
+    (tmp_path / 'model.pth').write_bytes(b'x')
+    assert cli.main(['release', str(tmp_path), '--org', 'someone', '--dry-run']) == 2
+    err = capsys.readouterr().err
+    assert "holds no authors' file of any release tag" in err
+    assert RELEASES['resnet50_isqrt_d256.fmpn_in1k'].file in err

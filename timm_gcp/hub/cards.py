@@ -26,7 +26,7 @@ from ..models.sources import PAPERS, REPOS
 from .evaluate import Accuracy
 
 __all__ = [
-    'ModelStats', 'measure_model', 'model_stats', 'papers_lines', 'render_card', 'render_model_table', 'write_cards',
+    'ModelStats', 'front_matter', 'measure_model', 'model_stats', 'papers_lines', 'render_card', 'render_model_table', 'write_cards',
     'update_readme', 'add_arguments', 'run',
 ]
 
@@ -101,6 +101,13 @@ def papers_lines(keys: Tuple[str, ...]) -> str:
     return '\n'.join(lines)
 
 
+def front_matter(license: str, dataset: str = '') -> str:
+    """The YAML header of a timm-gcp card on the Hub (timm's tags, the license, the training dataset if known)."""
+    datasets = f'datasets:\n- {dataset}\n' if dataset else ''
+    return ('---\ntags:\n- image-classification\n- timm\n- timm_gcp\nlibrary_name: timm\n'
+            f'license: {license}\n{datasets}---')
+
+
 def _measured(result: Release, measured: Optional[Accuracy]) -> str:
     if measured is None:
         return ('These are the authors\' numbers for the original weights, not a re-evaluation of this '
@@ -153,16 +160,7 @@ for f in feature_maps:
 ```
 '''
     citations = '\n'.join(PAPERS[key]['bibtex'] for key in papers)
-    return f'''---
-tags:
-- image-classification
-- timm
-- timm_gcp
-library_name: timm
-license: {cfg.license or 'unknown'}
-datasets:
-- imagenet-1k
----
+    return f'''{front_matter(cfg.license or 'unknown', 'imagenet-1k')}
 # Model card for {name}
 
 {stats.description}. Trained on ImageNet-1k by the paper authors; weights converted from

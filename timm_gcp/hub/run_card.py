@@ -14,7 +14,7 @@ from typing import Any, Dict, Optional, Tuple
 import yaml
 
 from ..models.sources import PAPERS
-from .cards import ModelStats, papers_lines
+from .cards import ModelStats, front_matter, papers_lines
 
 __all__ = ['RunSummary', 'method_papers', 'read_run', 'render_run_card']
 
@@ -102,14 +102,7 @@ def render_run_card(
     citations = '\n'.join(PAPERS[key]['bibtex'] for key in papers if PAPERS[key]['bibtex'])
     dataset = f'`{run.dataset}`' if run is not None and run.dataset else 'not recorded'
     training = f'\n{_training(run)}' if run is not None else ''
-    return f'''---
-tags:
-- image-classification
-- timm
-- timm_gcp
-library_name: timm
-license: {license}
----
+    return f'''{front_matter(license)}
 # Model card for {name}
 
 The timm-gcp architecture `{arch}` with {settings} ({stats.feature_size} pooled features).

@@ -101,6 +101,11 @@ def papers_lines(keys: Tuple[str, ...]) -> str:
     return '\n'.join(lines)
 
 
+def _code_license(origin_url: str) -> str:
+    license = next(repo.license for repo in REPOS.values() if repo.url == origin_url)
+    return 'their code has no license file' if license == 'unknown' else f'their code is under the {license.upper()} license'
+
+
 def front_matter(license: str, dataset: str = '') -> str:
     """The YAML header of a timm-gcp card on the Hub (timm's tags, the license, the training dataset if known)."""
     datasets = f'datasets:\n- {dataset}\n' if dataset else ''
@@ -176,6 +181,7 @@ for f in feature_maps:
 - **Papers:**
 {papers_lines(papers)}
 - **Original:** {cfg.origin_url}
+- **License:** the authors state none for these weights; {_code_license(cfg.origin_url)}
 - **Dataset:** ImageNet-1k
 
 GMACs count convolutions, linear layers and the head's matrix products (covariance, Newton-Schulz) at

@@ -14,7 +14,7 @@ __all__ = ['PAPERS', 'REPOS', 'Repo', 'pretrained_fields']
 class Repo:
     """A source repository of code, weights or published numbers."""
     url: str
-    license: str  # the repository's ('unknown' without a license file); none licenses its weights apart
+    license: str  # of the repository's code ('unknown' without a license file); no repository licenses its weights
 
 
 # repository -> URL and license (the GCP_Optimization, DropCov and MindSpore repositories carry no license file)
@@ -109,10 +109,14 @@ PAPERS: Dict[str, Dict[str, str]] = {
 
 
 def pretrained_fields(paper: str, repo: str) -> Dict[str, str]:
-    """The pretrained-cfg fields naming a model's paper and the repository its code (and weights) come from."""
+    """The pretrained-cfg fields naming a model's paper and the repository its code (and weights) come from.
+
+    `license` is the weights' license, which none of the authors states: 'unknown' (docs/checkpoints.md,
+    "Pitfalls"). The repository's code license (`Repo.license`) is not theirs to claim for the weights.
+    """
     return dict(
         paper_ids=PAPERS[paper]['paper_id'] or None,
         paper_name=PAPERS[paper]['title'],
         origin_url=REPOS[repo].url,
-        license=REPOS[repo].license,
+        license='unknown',
     )

@@ -73,9 +73,10 @@ def test_torchscript_equals_eager(models, key):
 # --- ONNX ---------------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize('key', list(FAMILIES))
-def test_onnx_matches_pytorch_with_dynamic_batch(models, tmp_path, key):
+def test_onnx_matches_pytorch_with_dynamic_batch(models, programs, tmp_path, key):
     model = models[key]
-    report = export_onnx(model, tmp_path / 'model.onnx', img_size=FAMILIES[key][2], dynamic_batch=True)
+    report = export_onnx(model, tmp_path / 'model.onnx', img_size=FAMILIES[key][2], dynamic_batch=True,
+                         program=programs[key])
     assert report.input_size == (3, FAMILIES[key][2], FAMILIES[key][2])
     assert (report.export_batch, report.check_batch) == (2, 3) and report.max_rel_error <= 1e-4
     # matrix products, standard operators only, and no data-dependent control flow
@@ -90,9 +91,9 @@ def test_onnx_matches_pytorch_with_dynamic_batch(models, tmp_path, key):
     assert sorted(p.name for p in tmp_path.iterdir()) == ['model.onnx']
 
 
-def test_onnx_refuses_eigendecomposition_before_writing(models, tmp_path):
+def test_onnx_refuses_eigendecomposition_before_writing(models, programs, tmp_path):
     with pytest.raises(OnnxExportError, match=r'eigendecomposition \(aten.linalg_eigh.default\).*no operator'):
-        export_onnx(models['mpn'], tmp_path / 'mpn.onnx', img_size=MPN[2])
+        export_onnx(models['mpn'], tmp_path / 'mpn.onnx', img_size=MPN[2], dynamic_batch=True, program=programs['mpn'])
     assert not list(tmp_path.iterdir())
 
 
@@ -124,15 +125,16 @@ def test_transformers_loads_export_and_pipeline_gives_timm_logits(tmp_path, monk
 
     loaded = timm.create_model(f'local-dir:{folder}', pretrained=True).eval()
     assert loaded.num_classes == 7
-    wrapped = transformers.AutoModelForImageClassification.from_pretrained(str(folder)).eval()
-    assert wrapped.config.num_labels == 7
+    # the pipeline loads the folder with AutoModelForImageClassification and its TimmWrapperImageProcessor
+    classify = transformers.pipeline('image-classification', model=str(folder))
+    wrapped = classify.model
+    assert type(wrapped) is transformers.TimmWrapperForImageClassification and wrapped.config.num_labels == 7
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
         torch.testing.assert_close(wrapped(pixel_values=x).logits, source(x), rtol=0, atol=0)
         torch.testing.assert_close(loaded(x), source(x), rtol=0, atol=0)
 
     image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (70, 90, 3), dtype=np.uint8))
-    classify = transformers.pipeline('image-classification', model=str(folder))
     scores = classify(image, top_k=7, function_to_apply='none')
     logits = torch.tensor([s['score'] for s in sorted(scores, key=lambda s: int(s['label'].split('_')[1]))])
     transform = timm.data.create_transform(**timm.data.resolve_data_config(model=loaded))

@@ -105,13 +105,15 @@ def export_onnx(
         opset: Optional[int] = None,
         rtol: float = 1e-4,
         overwrite: bool = False,
+        program: Optional[torch.export.ExportedProgram] = None,
 ) -> OnnxReport:
     """Export `model` in eval mode to the ONNX file `out` and check it with onnxruntime.
 
     Traced at batch 1, or at batch 2 with a dynamic batch dimension (torch.export specializes sizes
     0 and 1) and then checked at batch 3. Raises OnnxExportError, writing nothing, when the model
     computes an eigendecomposition, when the exporter fails, or when onnxruntime's logits are more
-    than `rtol` (relative to the largest logit) from PyTorch's.
+    than `rtol` (relative to the largest logit) from PyTorch's. `program`, a `torch.export` trace of
+    `model` at that batch size (and dynamic batch dimension), saves tracing it again.
     """
     require('onnxscript', 'onnx')
     ort = require('onnxruntime', 'onnx')
@@ -124,7 +126,8 @@ def export_onnx(
     generator = torch.Generator().manual_seed(0)
     example = torch.randn(export_batch, *size, generator=generator)
     dynamic_shapes = ({0: torch.export.Dim('batch', min=1)},) if dynamic_batch else None
-    program = torch.export.export(model, (example,), dynamic_shapes=dynamic_shapes)
+    if program is None:
+        program = torch.export.export(model, (example,), dynamic_shapes=dynamic_shapes)
     found = eigen_ops(program)
     if found:
         raise OnnxExportError(

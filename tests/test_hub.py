@@ -110,8 +110,10 @@ def test_export_then_local_dir(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == sorted(HUB_FILES)
     config = json.loads((out / 'config.json').read_text())
     assert config['architecture'] == 'resnet18_dropcov' and config['num_classes'] == 7
-    assert config['model_args'] == {'gcp_dim': 16, 'num_classes': 7, 'in_chans': 3, 'global_pool': 'gcp'}
+    # num_classes at the root only: transformers' TimmWrapper passes it and then **model_args
+    assert config['model_args'] == {'gcp_dim': 16, 'in_chans': 3, 'global_pool': 'gcp'}
     loaded = timm.create_model(f'local-dir:{out}', pretrained=True).eval()
+    assert loaded.num_classes == 7
     _same_weights(loaded, source)
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
@@ -236,7 +238,7 @@ def test_publish_uploads_export_and_card(tmp_path, fake_hub, converted_r18):
     config = json.loads(files['config.json'])
     assert config['architecture'] == 'ms_resnet18_isqrt' and config['pretrained_cfg']['tag'] == 'tpami_in1k'
     # the numerics are the architecture's defaults: no settings to record
-    assert config['model_args'] == dict(in_chans=3, num_classes=1000, global_pool='gcp')
+    assert config['model_args'] == dict(in_chans=3, global_pool='gcp') and config['num_classes'] == 1000
     assert 'file' not in config['pretrained_cfg'] and 'hf_hub_id' not in config['pretrained_cfg']
     assert not result.folder.exists()  # the temporary export is gone
 

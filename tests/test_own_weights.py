@@ -59,7 +59,7 @@ def test_train_checkpoint_converts_publishes_and_loads_back(tmp_path, fake_hub, 
     assert cli.main(args) == 0  # no --model: the checkpoint names it; num_classes and gcp_dim come with it
     config = json.loads((converted / 'config.json').read_text())
     assert config['architecture'] == 'resnet18_isqrt'
-    assert config['model_args']['num_classes'] == 10 and config['model_args']['gcp_dim'] == 16
+    assert config['num_classes'] == 10 and config['model_args']['gcp_dim'] == 16
     assert not set(AUTHORS_FIELDS) & set(config['pretrained_cfg'])  # no paper, origin or license of the authors
     provenance = json.loads((converted / 'provenance.json').read_text())
     assert provenance['authors_release'] is None

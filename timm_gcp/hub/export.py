@@ -5,7 +5,12 @@ timm-gcp publishes its own cards (`timm_gcp.hub.cards`), so the export is `save_
 and config.json with the registered architecture and the model args) plus README.md and the files
 that say where the weights come from (provenance.json, and a training run's args.yaml / summary.csv).
 The upload is the same `HfApi.create_repo` + `upload_folder` that `push_to_hf_hub` performs.
+
+`num_classes` stays at the root of config.json only: timm 1.0.31's `save_for_hf` also writes it into
+`model_args`, and transformers' `TimmWrapper` passes `num_classes` and then `**model_args` to
+`timm.create_model`, which fails with the keyword given twice. timm's own loader reads the root value.
 """
+import json
 import os
 import shutil
 import tempfile
@@ -18,7 +23,7 @@ from timm.models import save_for_hf
 from torch import nn
 
 __all__ = ['AUTHORS_FIELDS', 'HUB_FILES', 'PROVENANCE_FILE', 'write_dir_atomic', 'own_weights', 'export_for_hub',
-           'upload_folder']
+           'export_model_args', 'upload_folder']
 
 PROVENANCE_FILE = 'provenance.json'
 HUB_FILES = ('config.json', 'model.safetensors', 'README.md', PROVENANCE_FILE)
@@ -63,6 +68,27 @@ def own_weights(model: nn.Module) -> nn.Module:
     return model
 
 
+def export_model_args(config: Dict[str, Any]) -> Dict[str, Any]:
+    """The `timm.create_model` keyword arguments of an export's config.json: `model_args` and the root `num_classes`.
+
+    Reads exports written before `num_classes` left `model_args` too.
+    """
+    args = dict(config.get('model_args') or {})
+    if 'num_classes' in config:
+        args.setdefault('num_classes', config['num_classes'])
+    return args
+
+
+def _drop_repeated_num_classes(config_path: Path) -> None:
+    """Keep `num_classes` at the root of config.json only, where timm and transformers both read it."""
+    config = json.loads(config_path.read_text(encoding='utf-8'))
+    args = config.get('model_args') or {}
+    if args.get('num_classes', config['num_classes']) != config['num_classes']:
+        raise ValueError(f'config.json: num_classes {config["num_classes"]} disagrees with model_args {args}')
+    args.pop('num_classes', None)
+    config_path.write_text(json.dumps(config, indent=2), encoding='utf-8')
+
+
 def export_for_hub(
         model: nn.Module,
         out_dir: Union[str, Path],
@@ -72,10 +98,13 @@ def export_for_hub(
 ) -> Path:
     """Write the Hub folder of `model`: model.safetensors, config.json, README.md given a card, and `files`.
 
-    `files` maps a file name to its text (provenance.json, a training run's args.yaml ...).
+    `files` maps a file name to its text (provenance.json, a training run's args.yaml ...). The folder
+    loads with `timm.create_model('local-dir:...', pretrained=True)` and, once `timm_gcp` is imported,
+    with transformers' `AutoModelForImageClassification` and `pipeline('image-classification')`.
     """
     def write(tmp: Path) -> None:
         save_for_hf(model, tmp, safe_serialization=True)
+        _drop_repeated_num_classes(tmp / 'config.json')
         if card is not None:
             (tmp / 'README.md').write_text(card, encoding='utf-8')
         for name, text in (files or {}).items():

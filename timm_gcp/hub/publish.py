@@ -30,7 +30,7 @@ from ..models.registry import is_gcp_model
 from ..models.releases import RELEASES
 from .cards import measure_model, render_card
 from .evaluate import Accuracy
-from .export import PROVENANCE_FILE, upload_folder, write_dir_atomic
+from .export import PROVENANCE_FILE, export_model_args, upload_folder, write_dir_atomic
 from .run_card import read_run, render_run_card
 
 __all__ = ['PublishError', 'PublishResult', 'publish', 'add_arguments', 'run']
@@ -64,7 +64,7 @@ def _read_json(path: Path) -> Dict[str, Any]:
 def _check_release_settings(config: Dict[str, Any], name: str, config_path: Path) -> None:
     """Weights for the release's own repo must be what `timm.create_model(name, pretrained=True)` computes."""
     cfg = timm.models.get_pretrained_cfg(name)
-    args: Dict[str, Any] = config.get('model_args', {})
+    args = export_model_args(config)
     expected = dict(in_chans=cfg.input_size[0], num_classes=cfg.num_classes)
     wrong = {k: (args.get(k), v) for k, v in expected.items() if args.get(k, v) != v}
     extra = {k: v for k, v in args.items() if k not in expected and k not in _EXPORT_ARGS}
@@ -110,7 +110,7 @@ def _card(src: Path, repo_id: str, config: Dict[str, Any], provenance: Dict[str,
             raise PublishError(f'{run_dir}: cannot read the training run: {e}') from None
     elif train_dir is not None:
         raise PublishError(f'{train_dir}: no args.yaml (expected a timm train.py output folder)')
-    arch, model_args = config['architecture'], config.get('model_args', {})
+    arch, model_args = config['architecture'], export_model_args(config)
     stats = measure_model(timm.create_model(arch, device='meta', **model_args), arch)
     return render_run_card(repo_id, arch, model_args, stats, provenance=provenance, run=run, license=license)
 

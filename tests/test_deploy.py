@@ -1,0 +1,143 @@
+"""Deployment and interoperation for every model family: ONNX (onnxruntime against PyTorch),
+torch.export, TorchScript, and transformers' TimmWrapper loading a Hub export. Small models and
+inputs keep it fast; no network.
+"""
+import numpy as np
+import huggingface_hub
+import onnxruntime as ort
+import pytest
+import timm
+import torch
+from PIL import Image
+
+from timm_gcp import cli  # importing timm_gcp registers the architectures TimmWrapper asks timm for
+from timm_gcp.deploy import OnnxExportError, export_onnx
+from timm_gcp.hub.export import export_for_hub
+from tests.helpers.weights import randomize
+
+# one model of every family, small: (registered name, settings, input size)
+FAMILIES = {
+    'resnet18_isqrt': ('resnet18_isqrt', dict(gcp_dim=16), 64),
+    'resnet18_dropcov': ('resnet18_dropcov', dict(gcp_dim=16), 64),
+    'deit_isqrt': ('deit_tiny_patch16_224_isqrt', dict(depth=1, gcp_dim=16, img_size=32), 32),
+    'sot': ('vit_sot_tiny', dict(depth=1, img_size=32), 32),
+    'dropcov_vit': ('vit_dropcov_small', dict(depth=1, img_size=32), 32),
+}
+MPN = ('resnet18_isqrt', dict(gcp_dim=16, gcp_norm='mpn'), 64)
+
+
+def _build(name: str, kwargs: dict) -> torch.nn.Module:
+    return randomize(timm.create_model(name, **kwargs), tensors='bn', seed=1).eval()
+
+
+@pytest.fixture(scope='module')
+def models():
+    torch.manual_seed(0)
+    built = {key: _build(name, kwargs) for key, (name, kwargs, _) in FAMILIES.items()}
+    built['mpn'] = _build(*MPN[:2])
+    return built
+
+
+@pytest.fixture(scope='module')
+def programs(models):
+    """torch.export with a dynamic batch, traced at batch 2."""
+    sizes = {**{k: v[2] for k, v in FAMILIES.items()}, 'mpn': MPN[2]}
+    return {
+        key: torch.export.export(model, (torch.randn(2, 3, sizes[key], sizes[key]),),
+                                 dynamic_shapes=({0: torch.export.Dim('batch', min=1)},))
+        for key, model in models.items()
+    }
+
+
+def _input(key: str, batch: int) -> torch.Tensor:
+    size = MPN[2] if key == 'mpn' else FAMILIES[key][2]
+    return torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(batch))
+
+
+# --- torch.export and TorchScript ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize('key', [*FAMILIES, 'mpn'])
+def test_torch_export_equals_eager(models, programs, key):
+    x = _input(key, 3)  # another batch size than the trace's
+    with torch.no_grad():
+        torch.testing.assert_close(programs[key].module()(x), models[key](x), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize('key', list(FAMILIES))
+def test_torchscript_equals_eager(models, key):
+    x = _input(key, 2)
+    with torch.no_grad():
+        torch.testing.assert_close(torch.jit.script(models[key])(x), models[key](x), rtol=1e-6, atol=1e-6)
+
+
+# --- ONNX ---------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize('key', list(FAMILIES))
+def test_onnx_matches_pytorch_with_dynamic_batch(models, programs, tmp_path, key):
+    model = models[key]
+    report = export_onnx(model, tmp_path / 'model.onnx', img_size=FAMILIES[key][2], dynamic_batch=True,
+                         program=programs[key])
+    assert report.input_size == (3, FAMILIES[key][2], FAMILIES[key][2])
+    assert (report.export_batch, report.check_batch) == (2, 3) and report.max_rel_error <= 1e-4
+    # matrix products, standard operators only, and no data-dependent control flow
+    assert 'MatMul' in report.ops and not any('.' in op or op in ('Loop', 'If', 'Scan') for op in report.ops)
+    session = ort.InferenceSession(str(report.path), providers=['CPUExecutionProvider'])
+    x = _input(key, 4)
+    with torch.no_grad():
+        ref = model(x)
+    out = torch.from_numpy(session.run(None, {session.get_inputs()[0].name: x.numpy()})[0])
+    assert out.shape == ref.shape
+    assert (out - ref).abs().max() <= 1e-4 * ref.abs().max()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['model.onnx']
+
+
+def test_onnx_refuses_eigendecomposition_before_writing(models, programs, tmp_path):
+    with pytest.raises(OnnxExportError, match=r'eigendecomposition \(aten.linalg_eigh.default\).*no operator'):
+        export_onnx(models['mpn'], tmp_path / 'mpn.onnx', img_size=MPN[2], dynamic_batch=True, program=programs['mpn'])
+    assert not list(tmp_path.iterdir())
+
+
+def test_cli_writes_no_file_on_failure(tmp_path, monkeypatch, capsys):
+    class Unloadable:  # what the exporter hands back, but onnxruntime cannot read what it saves
+        model = None
+
+        def save(self, path, **kwargs):
+            open(path, 'wb').write(b'not onnx')
+
+    monkeypatch.setattr(torch.onnx, 'export', lambda *args, **kwargs: Unloadable())
+    args = ['export-onnx', 'resnet18_isqrt', '--out', str(tmp_path / 'r18.onnx'), '--img-size', '32',
+            '--model-kwargs', 'gcp_dim=8']
+    assert cli.main(args) == 1
+    assert 'onnxruntime cannot run' in capsys.readouterr().err and not list(tmp_path.iterdir())
+    assert cli.main(args + ['gcp_norm=mpn']) == 1
+    assert 'eigendecomposition' in capsys.readouterr().err and not list(tmp_path.iterdir())
+
+
+# --- transformers ---------------------------------------------------------------------------------------------
+
+def test_transformers_loads_export_and_pipeline_gives_timm_logits(tmp_path, monkeypatch):
+    import transformers  # slow to import: only here
+
+    monkeypatch.setenv('HF_HUB_OFFLINE', '1')
+    monkeypatch.setattr(huggingface_hub.constants, 'HF_HUB_OFFLINE', True)
+    source = randomize(timm.create_model('resnet18_isqrt', gcp_dim=16, num_classes=7), tensors='bn', seed=2).eval()
+    folder = export_for_hub(source, tmp_path / 'export')
+
+    loaded = timm.create_model(f'local-dir:{folder}', pretrained=True).eval()
+    assert loaded.num_classes == 7
+    # the pipeline loads the folder with AutoModelForImageClassification and its TimmWrapperImageProcessor
+    classify = transformers.pipeline('image-classification', model=str(folder))
+    wrapped = classify.model
+    assert type(wrapped) is transformers.TimmWrapperForImageClassification and wrapped.config.num_labels == 7
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(wrapped(pixel_values=x).logits, source(x), rtol=0, atol=0)
+        torch.testing.assert_close(loaded(x), source(x), rtol=0, atol=0)
+
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (70, 90, 3), dtype=np.uint8))
+    scores = classify(image, top_k=7, function_to_apply='none')
+    logits = torch.tensor([s['score'] for s in sorted(scores, key=lambda s: int(s['label'].split('_')[1]))])
+    transform = timm.data.create_transform(**timm.data.resolve_data_config(model=loaded))
+    with torch.no_grad():
+        expected = loaded(transform(image).unsqueeze(0))[0]
+    torch.testing.assert_close(logits, expected, rtol=1e-5, atol=1e-5)

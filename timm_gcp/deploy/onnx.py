@@ -1,0 +1,204 @@
+"""`timm-gcp export-onnx`: a timm-gcp model to an ONNX file, checked against PyTorch with onnxruntime.
+
+torch's dynamo exporter (`torch.onnx.export(..., dynamo=True)`) traces the model with
+`torch.export` and translates each ATen op with onnxscript. The iSQRT, DropCov (at inference a
+plain covariance) and token heads are matrix products and translate; MPN-COV's eigendecomposition
+(`torch.linalg.eigh`) has no ONNX operator, so a model that computes one is refused after tracing,
+before anything is written. The file is written to a temporary sibling, run with onnxruntime on the
+CPU against the model's own logits, and renamed into place only if they agree.
+"""
+import argparse
+import os
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import List, Optional, Tuple, Union
+
+import timm
+import torch
+from timm.models import get_model_input_config
+from timm.utils import ParseKwargs
+from torch import nn
+
+from .._extras import require
+
+__all__ = ['EIGEN_OPS', 'OnnxExportError', 'OnnxReport', 'input_size', 'eigen_ops', 'export_onnx', 'add_arguments',
+           'run']
+
+# ATen ops of an eigen- or singular value decomposition: ONNX has no operator for any of them
+EIGEN_OPS = ('_linalg_eigh', 'linalg_eigh', 'linalg_eig', '_linalg_svd', 'linalg_svd', 'svd', 'symeig')
+
+
+class OnnxExportError(RuntimeError):
+    """A model that cannot be exported or whose ONNX logits differ from PyTorch's; nothing was written."""
+
+
+@dataclass
+class OnnxReport:
+    """What `export_onnx` wrote and how well onnxruntime reproduces the model."""
+    path: Path
+    input_size: Tuple[int, int, int]
+    dynamic_batch: bool
+    opset: int
+    export_batch: int
+    check_batch: int
+    max_rel_error: float  # max |onnxruntime - torch| / max |torch| over the check batch's logits
+    ops: List[str]  # the graph's operator types, domain-qualified outside the default ONNX domain
+
+    def format(self) -> str:
+        batch = f'dynamic (traced at {self.export_batch}, checked at {self.check_batch})' if self.dynamic_batch \
+            else str(self.export_batch)
+        return '\n'.join([
+            f'wrote       {self.path} (opset {self.opset}, input {"x".join(map(str, self.input_size))}, batch {batch})',
+            f'checked     onnxruntime (CPU) logits vs PyTorch: max relative error {self.max_rel_error:.2e}',
+            f'operators   {", ".join(self.ops)}',
+        ])
+
+
+def input_size(model: nn.Module, img_size: Optional[int] = None) -> Tuple[int, int, int]:
+    """C x H x W the model is exported at: `img_size` square, else its pretrained cfg's input size.
+
+    A fixed-size model (a ViT) is resized to `img_size` with its own `set_input_size` (the position
+    embedding is resampled), as timm's scripts do.
+    """
+    size = tuple(get_model_input_config(model)['input_size'])  # a ViT's current img_size, else its cfg's
+    if img_size is None or tuple(size[1:]) == (img_size, img_size):
+        return size
+    if model.pretrained_cfg.get('fixed_input_size'):
+        if not hasattr(model, 'set_input_size'):
+            raise OnnxExportError(f'{type(model).__name__} takes {size[1]}x{size[2]} inputs only')
+        model.set_input_size(img_size=(img_size, img_size))
+    return size[0], img_size, img_size
+
+
+def eigen_ops(program: torch.export.ExportedProgram) -> List[str]:
+    """The eigen- / singular value decompositions an exported program computes (ONNX has none)."""
+    found = set()
+    for module in program.graph_module.modules():  # higher-order ops (autocast regions) hold subgraphs
+        if isinstance(module, torch.fx.GraphModule):
+            for node in module.graph.nodes:
+                if node.op == 'call_function' and getattr(node.target, '__name__', '').split('.')[0] in EIGEN_OPS:
+                    found.add(str(node.target))
+    return sorted(found)
+
+
+def _rel_error(out: torch.Tensor, ref: torch.Tensor) -> float:
+    return ((out - ref).abs().max() / ref.abs().max().clamp_min(torch.finfo(ref.dtype).tiny)).item()
+
+
+def _run_onnxruntime(ort, path: Path, x: torch.Tensor) -> torch.Tensor:
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # errors only: its graph optimizer warns about ops it cannot fold
+    try:
+        session = ort.InferenceSession(str(path), options, providers=['CPUExecutionProvider'])
+        return torch.from_numpy(session.run(None, {session.get_inputs()[0].name: x.numpy()})[0])
+    except Exception as e:  # onnxruntime raises its own pybind error types
+        raise OnnxExportError(f'onnxruntime cannot run the exported file: {e}') from e
+
+
+def export_onnx(
+        model: nn.Module,
+        out: Union[str, Path],
+        img_size: Optional[int] = None,
+        dynamic_batch: bool = False,
+        opset: Optional[int] = None,
+        rtol: float = 1e-4,
+        overwrite: bool = False,
+        program: Optional[torch.export.ExportedProgram] = None,
+) -> OnnxReport:
+    """Export `model` in eval mode to the ONNX file `out` and check it with onnxruntime.
+
+    Traced at batch 1, or at batch 2 with a dynamic batch dimension (torch.export specializes sizes
+    0 and 1) and then checked at batch 3. Raises OnnxExportError, writing nothing, when the model
+    computes an eigendecomposition, when the exporter fails, or when onnxruntime's logits are more
+    than `rtol` (relative to the largest logit) from PyTorch's. `program`, a `torch.export` trace of
+    `model` at that batch size (and dynamic batch dimension), saves tracing it again.
+    """
+    require('onnxscript', 'onnx')
+    ort = require('onnxruntime', 'onnx')
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise FileExistsError(f'{out}: already exists')
+    model = model.eval()
+    size = input_size(model, img_size)
+    export_batch, check_batch = (2, 3) if dynamic_batch else (1, 1)
+    generator = torch.Generator().manual_seed(0)
+    example = torch.randn(export_batch, *size, generator=generator)
+    dynamic_shapes = ({0: torch.export.Dim('batch', min=1)},) if dynamic_batch else None
+    if program is None:
+        program = torch.export.export(model, (example,), dynamic_shapes=dynamic_shapes)
+    found = eigen_ops(program)
+    if found:
+        raise OnnxExportError(
+            f'{type(model).__name__} computes an eigendecomposition ({", ".join(found)}), which ONNX has no '
+            "operator for: MPN-COV (gcp_norm='mpn') cannot be exported; iSQRT (gcp_norm='isqrt') approximates "
+            'the same square root with matrix products, and torch.export / TorchScript run MPN-COV as it is')
+    try:
+        onnx_program = torch.onnx.export(program, (example,), dynamo=True, opset_version=opset, verbose=False)
+    except Exception as e:  # the exporter wraps every failure in its own error types
+        raise OnnxExportError(f'the ONNX exporter failed: {str(e).splitlines()[0]}') from e
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f'.{out.name}.', suffix='.partial', dir=out.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        onnx_program.save(tmp, external_data=False)
+        x = torch.randn(check_batch, *size, generator=generator)
+        with torch.no_grad():
+            ref = model(x)
+        logits = _run_onnxruntime(ort, tmp, x)
+        if logits.shape != ref.shape:
+            raise OnnxExportError(f'onnxruntime gives logits of shape {tuple(logits.shape)}, PyTorch {tuple(ref.shape)}')
+        error = _rel_error(logits, ref)
+        if not error <= rtol:
+            raise OnnxExportError(f'onnxruntime logits differ from PyTorch by {error:.2e} relative (limit {rtol:g})')
+        os.replace(tmp, out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    graph = onnx_program.model.graph
+    ops = sorted({n.op_type if n.domain in ('', 'ai.onnx') else f'{n.domain}.{n.op_type}' for n in graph})
+    return OnnxReport(
+        path=out,
+        input_size=size,
+        dynamic_batch=dynamic_batch,
+        opset=onnx_program.model.opset_imports[''],
+        export_batch=export_batch,
+        check_batch=check_batch,
+        max_rel_error=error,
+        ops=ops,
+    )
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('model', help="registered model, optionally with a tag ('resnet50_isqrt', 'arch.tag', "
+                                      "'local-dir:FOLDER', 'hf-hub:org/repo')")
+    parser.add_argument('--out', required=True, help='the ONNX file to write')
+    parser.add_argument('--img-size', type=int, default=None,
+                        help="square input size (default: the model's pretrained cfg; a ViT is resized to it)")
+    parser.add_argument('--dynamic-batch', action='store_true', help='a dynamic batch dimension (default: batch 1)')
+    weights = parser.add_mutually_exclusive_group()
+    weights.add_argument('--checkpoint', default='', help='weights to load (a state dict or a train.py checkpoint)')
+    weights.add_argument('--pretrained', action='store_true', help="the tag's pretrained weights")
+    parser.add_argument('--model-kwargs', nargs='*', default={}, action=ParseKwargs,
+                        help='model settings, key=value (e.g. gcp_dim=256 num_classes=10)')
+    parser.add_argument('--opset', type=int, default=None, help="ONNX opset (default: the exporter's)")
+    parser.add_argument('--rtol', type=float, default=1e-4,
+                        help='largest onnxruntime-vs-PyTorch logit error accepted, relative to the largest logit')
+    parser.add_argument('--overwrite', action='store_true', help='replace an existing file')
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        model = timm.create_model(
+            args.model, pretrained=args.pretrained, checkpoint_path=args.checkpoint, exportable=True,
+            **args.model_kwargs)
+        report = export_onnx(model, args.out, img_size=args.img_size, dynamic_batch=args.dynamic_batch,
+                             opset=args.opset, rtol=args.rtol, overwrite=args.overwrite)
+    except (OnnxExportError, FileExistsError, RuntimeError, ValueError, TypeError) as e:
+        print(f'timm-gcp export-onnx: error: {e}', file=sys.stderr)
+        return 1
+    print(report.format())
+    return 0

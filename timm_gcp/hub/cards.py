@@ -21,6 +21,7 @@ from ..bench.measure import count_flops
 from ..models.gcp_resnet import GCPResNet
 from ..models.registry import published_names, registered_names
 from ..models.sources import PAPERS, PUBLISHED_RESULTS, REPOS
+from .export import write_text_atomic
 
 __all__ = [
     'ModelStats', 'model_stats', 'render_card', 'render_model_table', 'write_cards', 'update_readme',
@@ -243,7 +244,7 @@ def write_cards(card_dir: Path, check: bool = False) -> List[str]:
             drift.append(file_name)
             if not check:
                 card_dir.mkdir(parents=True, exist_ok=True)
-                path.write_text(text, encoding='utf-8')
+                write_text_atomic(path, text)
     for path in sorted(card_dir.glob('*.md')) if card_dir.is_dir() else []:
         if path.name not in expected:
             drift.append(path.name)
@@ -257,7 +258,7 @@ def update_readme(readme: Path, check: bool = False) -> bool:
     text = readme.read_text(encoding='utf-8')
     new = _readme_with_table(text)
     if new != text and not check:
-        readme.write_text(new, encoding='utf-8')
+        write_text_atomic(readme, new)
     return new != text
 
 

@@ -16,7 +16,7 @@ from huggingface_hub import HfApi
 from timm.models import save_for_hf
 from torch import nn
 
-__all__ = ['HUB_FILES', 'write_dir_atomic', 'export_for_hub', 'upload_folder']
+__all__ = ['HUB_FILES', 'write_dir_atomic', 'write_text_atomic', 'export_for_hub', 'upload_folder']
 
 HUB_FILES = ('config.json', 'model.safetensors', 'README.md')
 
@@ -45,6 +45,20 @@ def write_dir_atomic(out_dir: Union[str, Path], write: Callable[[Path], None], o
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out_dir
+
+
+def write_text_atomic(path: Union[str, Path], text: str) -> None:
+    """Write `text` to `path` through a temporary sibling renamed over it: the old file or the new one, never a part."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.partial', dir=path.parent)
+    try:
+        with os.fdopen(fd, 'w', encoding='utf-8') as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)  # mkstemp's 0o600 would make a card or README private
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
 
 
 def export_for_hub(

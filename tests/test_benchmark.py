@@ -5,6 +5,8 @@ No timing assertions: the machine is shared and timings are noisy.
 import contextlib
 import io
 import json
+import os
+import subprocess
 from typing import Dict, List
 
 import pytest
@@ -18,6 +20,8 @@ from timm_gcp.bench import measure
 from timm_gcp.bench.measure import count_flops, saved_tensor_bytes
 from timm_gcp.bench.models import head_error, head_graph_breaks
 from timm_gcp.models.registry import baseline_name
+
+from tests.helpers import REPO
 
 TINY = ['--batch-size', '2', '--img-size', '64', '--rounds', '1']
 
@@ -120,6 +124,38 @@ def test_compile_runs_the_compiled_parts_and_counts_head_graph_breaks():
     assert 'torch.compile (aot_eager)' in text
     _, split = _tables(text)
     assert [(row['model'], row['head graph breaks']) for row in split] == [('resnet18', '0'), ('resnet18_dropcov', '0')]
+
+
+@pytest.mark.parametrize('amp_dtype', ['bfloat16', 'float16'])
+def test_amp_runs_and_counts_the_same_flops_as_float32(amp_dtype, tiny_run):
+    # the options of tools/gpu_bench.sh's eager runs; the head's FLOPs are counted outside autocast
+    text = _run_cli(['bench', '--models', 'resnet18_isqrt', '--batch-size', '2', '--img-size', '64', '--rounds', '1',
+                     '--amp-dtype', amp_dtype, '--channels-last', '--iters', '1', '--json'])
+    rows = {row['name']: row for row in json.loads(text)['models']}
+    float32 = {row['name']: row for row in tiny_run[1]['models']}
+    for name in ('resnet18', 'resnet18_isqrt'):
+        assert rows[name]['flops'] == float32[name]['flops']
+        assert rows[name]['head_flops'] == float32[name]['head_flops']
+        # half-precision autocast costs the head precision, but the GCP math stays float32: far from 1
+        assert 1e-5 < rows[name]['head_error'] < 0.05
+
+
+@pytest.mark.slow
+def test_gpu_bench_script_runs_on_the_cpu(tmp_path):
+    # every run of tools/gpu_bench.sh with its options (bf16, channels_last, compile), on a small model
+    env = dict(os.environ, BENCH_DEVICE='cpu', BENCH_COMPILE='aot_eager', BENCH_OUT=str(tmp_path))
+    proc = subprocess.run(
+        ['bash', str(REPO / 'tools' / 'gpu_bench.sh'), '--models', 'resnet18_isqrt', '--batch-size', '2',
+         '--img-size', '32', '--rounds', '1', '--iters', '1'],
+        env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    runs = {p.name: json.loads(p.read_text()) for p in tmp_path.glob('*.json')}
+    assert sorted(runs) == ['gpu_bench_compile.json', 'gpu_bench_eager.json', 'gpu_bench_eager_tf32.json']
+    for data in runs.values():
+        assert data['config']['amp_dtype'] == 'bfloat16' and data['config']['channels_last']
+        assert [row['name'] for row in data['models']] == ['resnet18', 'resnet18_isqrt']
+    assert runs['gpu_bench_compile.json']['config']['compile'] == 'aot_eager'
+    assert [row['head_graph_breaks'] for row in runs['gpu_bench_compile.json']['models']] == [0, 0]
 
 
 def test_tf32_on_cpu_is_refused(capsys):

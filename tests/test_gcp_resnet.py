@@ -217,7 +217,7 @@ def test_bad_settings():
 
 
 @pytest.mark.parametrize('name', ['resnet18_isqrt', 'resnet18_dropcov', 'resnet50_mpncov'])
-@pytest.mark.parametrize('size', [64, 32, 16])
+@pytest.mark.parametrize('size', [64, 32, 17])  # 17 px: the smallest input (a 2x2 map); 16 px is refused
 def test_small_inputs_finite(name, size):
     model = timm.create_model(name, num_classes=10, gcp_dim=32).train()
     x = torch.randn(2, 3, size, size)
@@ -421,3 +421,25 @@ def test_deprecated_names_warn_and_build_the_ms_model(old, new):
     with pytest.warns(FutureWarning):
         overridden = timm.create_model(old, pad_type='', bn_eps=1e-5, device='meta')
     assert overridden.layer1[0].bn1.eps == 1e-5 and type(overridden.conv1).__name__ == 'Conv2d'
+
+
+@pytest.mark.parametrize('name', ['resnet18_isqrt', 'resnet18_dropcov'])
+def test_an_input_with_a_one_position_map_is_refused(name):
+    # the last map is the input / 16: at 16 px it is 1x1 and the covariance (so the output) constant
+    model = timm.create_model(name, gcp_dim=16, num_classes=4).eval()
+    with pytest.raises(ValueError, match=r'1x1 feature map .* a side of at least 17 px \(e.g. 17x17\)'):
+        model(torch.randn(2, 3, 16, 16))
+    with torch.no_grad():
+        out = model(torch.randn(3, 3, 17, 17))
+    assert out.std(dim=0).min() > 0
+
+
+def test_head_settings_that_mean_nothing_are_refused():
+    with pytest.raises(ValueError, match=r"power=0.5 is the matrix power of norm='mpn' .*\(iSQRT-COV computes"):
+        timm.create_model('resnet18_isqrt', gcp_power=0.5, device='meta')
+    with pytest.raises(ValueError, match=r"iters=3 .* norm='mpn'"):
+        timm.create_model('resnet50_mpncov', gcp_iters=3, device='meta')
+    with pytest.raises(ValueError, match='must be > 0, got -1.0'):
+        timm.create_model('resnet18_dropcov', gcp_dropcov_scale=-1.0, device='meta')
+    with pytest.raises(ValueError, match='needs dropcov=True'):
+        timm.create_model('resnet18_isqrt', gcp_dropcov_scale=5.0, device='meta')

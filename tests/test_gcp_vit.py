@@ -250,7 +250,8 @@ def test_token_head_float32_under_autocast_and_finite_on_degenerate_tokens(kwarg
     # the projections (reduction conv, wr) run in bf16 under autocast: close to float32, not equal
     torch.testing.assert_close(out.float(), ref, rtol=0.05, atol=0.05)
     head.train()
-    for patches in (torch.zeros(2, 30, 16), torch.randn(2, 1, 16), torch.full((2, 4, 16), 1e-20)):
+    # all tokens zero, two equal tokens (zero covariance), tiny tokens
+    for patches in (torch.zeros(2, 30, 16), torch.randn(2, 1, 16).repeat(1, 2, 1), torch.full((2, 4, 16), 1e-20)):
         patches.requires_grad_(True)
         out = head(cls, patches)
         out.sum().backward()
@@ -275,8 +276,9 @@ def test_token_head_torchscript(kwargs):
 
 def test_token_head_bad_input_and_settings():
     head = TokenGCPHead(12, num_classes=3, pool='crosscov', dim=4)
-    with pytest.raises(ValueError, match='at least one patch token'):
-        head(torch.randn(2, 12), torch.randn(2, 0, 12))
+    for num_tokens in (0, 1):
+        with pytest.raises(ValueError, match=f'at least 2 patch tokens, got {num_tokens}'):
+            head(torch.randn(2, 12), torch.randn(2, num_tokens, 12))
     with pytest.raises(ValueError, match='tokens of width 12, got 10'):
         head(torch.randn(2, 12), torch.randn(2, 5, 10))
     with pytest.raises(ValueError, match='class token must be B x 12'):
@@ -596,7 +598,27 @@ def test_model_bad_settings_and_tokens():
     with pytest.raises(ValueError, match='fixed stride of 16'):
         timm.create_model('vit_sot_tiny', patch_size=8, depth=1)
     model = timm.create_model('deit_tiny_patch16_224_dropcov', depth=1).eval()
-    with pytest.raises(ValueError, match='at least one patch token'):
+    with pytest.raises(ValueError, match='at least 2 patch tokens, got 0'):
         model.forward_head([torch.randn(2, 1, 192), torch.randn(2, 0, 192)])
     with pytest.raises(ValueError, match='tokens of width 192, got 96'):
         model.forward_head([torch.randn(2, 1, 96), torch.randn(2, 196, 96)])
+
+
+@pytest.mark.parametrize('name', ['deit_tiny_patch16_224_isqrt', 'deit_tiny_patch16_224_dropcov'])
+def test_an_image_of_one_patch_is_refused(name):
+    # one patch token: a covariance over it would give every image the same pooled vector
+    model = timm.create_model(name, img_size=16, depth=1).eval()
+    with pytest.raises(ValueError, match=r'at least 2 patch tokens, got 1 .*img_size=32 at patch size 16'):
+        model(torch.randn(2, 3, 16, 16))
+    model = timm.create_model(name, img_size=(16, 32), depth=1).eval()
+    assert model(torch.randn(2, 3, 16, 32)).shape == (2, 1000)
+
+
+def test_iters_without_newton_schulz_is_refused():
+    with pytest.raises(ValueError, match=r"iters=3 is the Newton-Schulz iteration count .* pool='crosscov'"):
+        timm.create_model('deit_tiny_patch16_224_dropcov', gcp_iters=3, depth=1)
+    with pytest.raises(ValueError, match=r"iters=3 .* means nothing for norm='mpn'"):
+        timm.create_model('deit_tiny_patch16_224_isqrt', gcp_norm='mpn', gcp_iters=3, depth=1)
+    # not given: the defaults of every norm build
+    assert timm.create_model('deit_tiny_patch16_224_isqrt', gcp_norm='mpn', depth=1, device='meta')
+    assert timm.create_model('deit_tiny_patch16_224_isqrt', gcp_iters=3, depth=1).head.representation.norm.iters == 3

@@ -340,3 +340,59 @@ def test_real_train_rejects_an_unknown_recipe_key(image_folder, tmp_path):
     assert proc.returncode == 2
     assert "unknown key 'warmup_epoch' (did you mean 'warmup_epochs'?)" in proc.stderr
 
+
+
+# checks against the parsers of timm's real scripts (--check-only: nothing runs)
+
+def _check_only(capsys, script: str, *args: str) -> tuple:
+    """launch.main --check-only on timm's `script`: exit code and the launcher's stderr."""
+    code = _run_main(['--check-only', os.path.join(SCRIPTS_DIR, script), *args])
+    return code, capsys.readouterr().err
+
+
+@needs_scripts
+@pytest.mark.parametrize('script, flag', [
+    ('validate.py', '--checkpoint'), ('inference.py', '--checkpoint'), ('train.py', '--resume'),
+    ('train.py', '--initial-checkpoint'),
+])
+def test_a_missing_checkpoint_is_named_before_the_script_runs(script, flag, data, tmp_path, capsys):
+    args = ['--model', 'resnet18_isqrt', '--data-dir', str(data), '--device', 'cpu']
+    missing = tmp_path / 'missing.pth.tar'
+    assert _check_only(capsys, script, *args, flag, str(missing)) == (
+        2, f"timm_gcp.launch: error: {flag} '{missing}': not found\n")
+    assert _check_only(capsys, script, *args, flag, str(tmp_path))[1].endswith('is a folder, not a file\n')
+    (tmp_path / 'present.pth.tar').write_bytes(b'')
+    assert _check_only(capsys, script, *args, flag, str(tmp_path / 'present.pth.tar')) == (0, '')
+
+
+@needs_scripts
+@pytest.mark.parametrize('script', ['validate.py', 'inference.py'])
+def test_test_pool_is_refused_for_gcp_models_only(script, data, capsys):
+    args = ['--data-dir', str(data), '--device', 'cpu', '--test-pool']
+    code, err = _check_only(capsys, script, '--model', 'resnet18_isqrt', *args)
+    assert code == 2 and "--test-pool does not work with the GCP model 'resnet18_isqrt'" in err
+    assert 'TestTimePoolHead' in err and 'leave --test-pool out' in err
+    assert _check_only(capsys, script, '--model', 'resnet18', *args) == (0, '')
+
+
+@needs_scripts
+def test_a_flag_the_script_lacks_is_named_not_taken_for_the_data_folder(data, tmp_path, capsys):
+    # inference.py has a positional data folder: '--output-dir OUT' used to be reported as a missing folder OUT
+    code, err = _check_only(capsys, 'inference.py', '--model', 'resnet18_isqrt', '--data-dir', str(data),
+                            '--device', 'cpu', '--output-dir', str(tmp_path / 'out'))
+    assert code == 2
+    assert err.startswith("timm_gcp.launch: error: inference.py has no argument '--output-dir'")
+    assert 'data folder' not in err
+
+
+@needs_scripts
+@pytest.mark.parametrize('script', ['train.py', 'validate.py', 'inference.py', 'benchmark.py'])
+def test_cuda_default_without_cuda_says_pass_device_cpu(script, data, capsys, monkeypatch):
+    monkeypatch.setattr(launch.torch.cuda, 'is_available', lambda: False)
+    args = ['--model', 'resnet18_isqrt'] + ([] if script == 'benchmark.py' else ['--data-dir', str(data)])
+    assert _check_only(capsys, script, *args) == (
+        2, "timm_gcp.launch: error: --device is 'cuda' (the script's default), but CUDA is not available here: "
+           "pass --device cpu\n")
+    code, err = _check_only(capsys, script, *args, '--device', 'cuda:1')
+    assert code == 2 and "--device is 'cuda:1', but CUDA" in err
+    assert _check_only(capsys, script, *args, '--device', 'cpu') == (0, '')

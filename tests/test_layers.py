@@ -306,7 +306,7 @@ def test_dropcov_training_rate_without_host_sync():
 # --- degenerate input -----------------------------------------------------------------------------
 
 @pytest.mark.parametrize('norm,dropcov', [('isqrt', False), ('mpn', False), ('none', True)])
-@pytest.mark.parametrize('shape', [(2, 8, 1, 1), (2, 8, 2, 2), (2, 8, 5, 5)])
+@pytest.mark.parametrize('shape', [(2, 8, 1, 2), (2, 8, 2, 2), (2, 8, 5, 5)])  # 1x1 is refused (test below)
 @pytest.mark.parametrize('scale', [0.0, 1e-20, 1.0])
 def test_degenerate_inputs_finite(norm, dropcov, shape, scale):
     head = GCPHead(8, num_classes=3, reduce_dim=None, norm=norm, dropcov=dropcov).train()
@@ -497,3 +497,35 @@ def test_head_bad_settings_and_input():
         head(torch.randn(2, 16, 5))
     with pytest.raises(ValueError, match='expects 8 channels, got 6'):
         AdaptiveChannelDrop(8).train()(torch.randn(2, 6, 3, 3))
+
+
+@pytest.mark.parametrize('fmt, shape', [('NCHW', (2, 8, 1, 1)), ('NHWC', (2, 1, 1, 8))])
+def test_a_map_of_one_position_is_refused(fmt, shape):
+    # the centred covariance of one position is zero: the output would be the same for every input
+    with pytest.raises(ValueError, match=r'1x1 feature map .* covariance of one position is zero'):
+        GCPPool(8, reduce_dim=4, input_fmt=fmt)(torch.randn(shape))
+    with pytest.raises(ValueError, match=r'reduced 16x, so an input image needs a side of at least 17 px'):
+        GCPHead(8, num_classes=3, reduce_dim=4, input_fmt=fmt, feat_stride=16)(torch.randn(shape))
+    with pytest.raises(ValueError, match='at least 2 tokens, got 1'):
+        GCPPool(8, reduce_dim=4, input_fmt='NLC')(torch.randn(2, 1, 8))
+    # two positions are enough for an output that depends on the input
+    out = GCPPool(8, reduce_dim=4).eval()(torch.randn(3, 8, 1, 2))
+    assert out.std(dim=0).min() > 0
+
+
+def test_settings_that_mean_nothing_are_refused():
+    with pytest.raises(ValueError, match=r"power=0.25 is the matrix power of norm='mpn' .* norm='isqrt'"):
+        GCPPool(8, norm='isqrt', power=0.25)
+    with pytest.raises(ValueError, match=r"iters=3 is the Newton-Schulz iteration count .* norm='mpn'"):
+        GCPHead(8, norm='mpn', iters=3)
+    with pytest.raises(ValueError, match=r"iters=3 .* norm='none'"):
+        GCPPool(8, norm='none', dropcov=True, iters=3)
+    with pytest.raises(ValueError, match='dropcov_scale=5.0 is the rate constant of DropCov and needs dropcov=True'):
+        GCPPool(8, dropcov_scale=5.0)
+    for scale in (-1.0, 0.0):
+        with pytest.raises(ValueError, match=r'scale \(the DropCov rate constant\) must be > 0'):
+            GCPPool(8, norm='none', dropcov=True, dropcov_scale=scale)
+    # not given: each norm builds with its own default
+    assert GCPPool(8, norm='isqrt').norm.iters == 5
+    assert GCPPool(8, norm='mpn').norm.power == 0.5
+    assert GCPPool(8, norm='none', dropcov=True).dropcov.scale == 10.0

@@ -12,7 +12,11 @@ torchrun runs the launcher in every rank. The checks, each with a message that n
 
 * `--config` YAML keys that the script's parser does not know (train.py would keep them silently);
 * a model name that is not registered (nor `arch.tag` with a known tag);
-* a folder dataset whose data folder does not exist or holds no images for the split.
+* a folder dataset whose data folder does not exist or holds no images for the split;
+* arguments the script does not have (an unknown flag's value would pass for the positional data folder);
+* a `--checkpoint`, `--resume`, `--initial-checkpoint` or `--pretrained-path` that is not a file;
+* `--test-pool` with a GCP model (timm's test-time pooling assumes an average-pooling head);
+* `--device cuda` (the scripts' default) on a machine without CUDA: pass `--device cpu`.
 
 They need the script's argument parser: the launcher executes the script once under another
 module name (its `if __name__ == '__main__'` guard keeps it from running) and takes its
@@ -34,11 +38,13 @@ import sys
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import timm
+import torch
 import yaml
 from timm.data import get_img_extensions
 from timm.models import get_arch_pretrained_cfgs, split_model_name_tag
 
 from .models.gcp_resnet import DEPRECATED_NAMES  # importing timm_gcp registers the models
+from .models.registry import is_gcp_model
 
 __all__ = ['LaunchError', 'TRAIN_ARGS', 'add_arguments', 'check_script_args', 'main', 'run', 'run_script']
 
@@ -237,6 +243,59 @@ def check_data(root: Optional[str], dataset: Optional[str] = '', splits: Sequenc
                 f"{', '.join(get_img_extensions())}")
 
 
+def check_unknown_args(extras: Sequence[str], parser: argparse.ArgumentParser, script: str) -> None:
+    """LaunchError naming the arguments the script's parser does not know (with close matches)."""
+    if not extras:
+        return
+    flags = [opt for action in parser._actions for opt in action.option_strings]
+    hints = []
+    for arg in extras:
+        close = difflib.get_close_matches(arg.split('=')[0], flags, n=1) if arg.startswith('-') else []
+        hints.append(f"'{arg}'" + (f" (did you mean '{close[0]}'?)" if close else ''))
+    raise LaunchError(f"{os.path.basename(script)} has no argument{'s' if len(extras) > 1 else ''} {', '.join(hints)}")
+
+
+# the scripts' arguments that name a checkpoint file, by dest
+_FILE_ARGS = ('checkpoint', 'resume', 'initial_checkpoint', 'pretrained_path')
+
+
+def check_files(ns: argparse.Namespace) -> None:
+    """LaunchError naming a checkpoint (`--checkpoint`, `--resume`, ...) that is not a file."""
+    for dest in _FILE_ARGS:
+        path = getattr(ns, dest, None)
+        if isinstance(path, str) and path and not os.path.isfile(path):
+            what = 'is a folder, not a file' if os.path.isdir(path) else 'not found'
+            raise LaunchError(f"--{dest.replace('_', '-')} '{path}': {what}")
+
+
+def check_test_pool(ns: argparse.Namespace) -> None:
+    """LaunchError for `--test-pool` with a GCP model: timm's test-time pooling assumes average pooling."""
+    name = getattr(ns, 'model', None)
+    if not getattr(ns, 'test_pool', False) or not isinstance(name, str) or not timm.is_model(name):
+        return
+    if is_gcp_model(name):
+        raise LaunchError(
+            f"--test-pool does not work with the GCP model '{name}': above the model's input size it wraps the "
+            f"model in timm's TestTimePoolHead, which average-pools the features and runs the classifier as a 1x1 "
+            f"conv, while a GCP classifier takes the covariance vector; the GCP head pools any input size itself, "
+            f"so leave --test-pool out")
+
+
+def check_device(
+        ns: argparse.Namespace,
+        parser: argparse.ArgumentParser,
+        args: Sequence[str],
+        cfg: Dict[str, Any],
+) -> None:
+    """LaunchError if the script would run on CUDA where there is none, with the flag that fixes it."""
+    device = getattr(ns, 'device', None)
+    if not isinstance(device, str) or not device.startswith('cuda') or torch.cuda.is_available():
+        return
+    given = 'device' in cfg or any(a == '--device' or a.startswith('--device=') for a in args)
+    source = '' if given else " (the script's default)"
+    raise LaunchError(f"--device is '{device}'{source}, but CUDA is not available here: pass --device cpu")
+
+
 def _config_path(args: Sequence[str], config_parser: Optional[argparse.ArgumentParser]) -> Tuple[str, List[str]]:
     """The `-c/--config` value and the other arguments, split as train.py's config parser splits them."""
     if config_parser is None:
@@ -289,12 +348,17 @@ def check_script_args(script: str, args: Sequence[str]) -> None:
         parser.set_defaults(**cfg)
     with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
         try:
-            ns = parser.parse_known_args(remaining)[0]
+            ns, extras = parser.parse_known_args(remaining)
         except SystemExit:
             return
+    # before anything reads the namespace: an unknown flag's value lands in the positional data folder
+    check_unknown_args(extras, parser, script)
     check_model(getattr(ns, 'model', None))
     if getattr(ns, 'kd_model_name', None):
         check_model(ns.kd_model_name, '--kd-model-name')
+    check_files(ns)
+    check_test_pool(ns)
+    check_device(ns, parser, remaining, cfg)
     if not (hasattr(ns, 'data_dir') or hasattr(ns, 'data')):
         return
     if hasattr(ns, 'train_split'):

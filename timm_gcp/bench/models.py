@@ -102,7 +102,8 @@ class ModelBench:
         with torch.no_grad(), self._autocast():
             self.features = self.model.forward_features(self.x)
         self.features_grad = _like(self.features, lambda t: torch.randn_like(t) * 1e-3)
-        self.head_flops = count_flops(self.model.forward_head, _like(self.features, lambda t: t[:1]))
+        # counted in float32 like the whole model's: outside autocast, the head cannot take AMP features
+        self.head_flops = count_flops(self.model.forward_head, _like(self.features, lambda t: t[:1].float()))
         self.head_error = head_error(self.model, self.features, self._autocast)
         self.head_graph_breaks = None
         if args.compile:

@@ -24,10 +24,11 @@ from ..models.registry import registered_names, release_names
 from ..models.releases import RELEASES, Release
 from ..models.sources import PAPERS, REPOS
 from .evaluate import Accuracy
+from .export import write_text_atomic
 
 __all__ = [
-    'ModelStats', 'front_matter', 'measure_model', 'model_stats', 'papers_lines', 'render_card', 'render_model_table', 'write_cards',
-    'update_readme', 'add_arguments', 'run',
+    'ModelStats', 'front_matter', 'measure_model', 'model_stats', 'papers_lines', 'render_card', 'render_model_table',
+    'write_cards', 'update_readme', 'add_arguments', 'run',
 ]
 
 TABLE_START, TABLE_END = '<!-- model-table -->', '<!-- /model-table -->'
@@ -278,7 +279,7 @@ def write_cards(card_dir: Path, check: bool = False) -> List[str]:
             drift.append(file_name)
             if not check:
                 card_dir.mkdir(parents=True, exist_ok=True)
-                path.write_text(text, encoding='utf-8')
+                write_text_atomic(path, text)
     for path in sorted(card_dir.glob('*.md')) if card_dir.is_dir() else []:
         if path.name not in expected:
             drift.append(path.name)
@@ -292,7 +293,7 @@ def update_readme(readme: Path, check: bool = False) -> bool:
     text = readme.read_text(encoding='utf-8')
     new = _readme_with_table(text)
     if new != text and not check:
-        readme.write_text(new, encoding='utf-8')
+        write_text_atomic(readme, new)
     return new != text
 
 

@@ -22,8 +22,8 @@ from huggingface_hub import HfApi
 from timm.models import save_for_hf
 from torch import nn
 
-__all__ = ['AUTHORS_FIELDS', 'HUB_FILES', 'PROVENANCE_FILE', 'write_dir_atomic', 'own_weights', 'export_for_hub',
-           'export_model_args', 'upload_folder']
+__all__ = ['AUTHORS_FIELDS', 'HUB_FILES', 'PROVENANCE_FILE', 'write_dir_atomic', 'write_text_atomic', 'own_weights',
+           'export_for_hub', 'export_model_args', 'upload_folder']
 
 PROVENANCE_FILE = 'provenance.json'
 HUB_FILES = ('config.json', 'model.safetensors', 'README.md', PROVENANCE_FILE)
@@ -87,6 +87,20 @@ def _drop_repeated_num_classes(config_path: Path) -> None:
         raise ValueError(f'config.json: num_classes {config["num_classes"]} disagrees with model_args {args}')
     args.pop('num_classes', None)
     config_path.write_text(json.dumps(config, indent=2), encoding='utf-8')
+
+
+def write_text_atomic(path: Union[str, Path], text: str) -> None:
+    """Write `text` to `path` through a temporary sibling renamed over it: the old file or the new one, never a part."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.partial', dir=path.parent)
+    try:
+        with os.fdopen(fd, 'w', encoding='utf-8') as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)  # mkstemp's 0o600 would make a card or README private
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
 
 
 def export_for_hub(

@@ -54,6 +54,9 @@ class AdaptiveChannelDrop(nn.Module):
         super().__init__()
         if dim < 2:
             raise ValueError(f'dim must be >= 2 for DropCov (log2 dim is a divisor), got {dim}')
+        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale > 0:
+            # p = 1 - (scale / log2 dim) * cos: a scale <= 0 gives p >= 1, every channel dropped
+            raise ValueError(f'scale (the DropCov rate constant) must be > 0, got {scale!r}')
         self.dim = dim
         self.scale = scale
         self.conv = nn.Conv1d(1, 1, kernel_size, padding=kernel_size // 2, bias=False, device=device, dtype=dtype)

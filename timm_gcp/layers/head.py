@@ -54,7 +54,7 @@ class GCPHead(nn.Module):
             num_classes: Classifier outputs; 0 returns the pooled vector.
             pool_type: 'gcp', or '' to return the features unpooled (requires num_classes=0).
             drop_rate: Dropout on the pooled vector before the classifier.
-            **pool_kwargs: `GCPPool` settings (reduce_dim, norm, iters, power, dropcov, dropcov_scale,
+            **pool_kwargs: `GCPPool` settings (reduce_dim, norm, iters, power, dropcov, dropcov_scale, feat_stride,
                 bn_eps, input_fmt).
         """
         super().__init__()

@@ -25,9 +25,18 @@ for _leaf in (CovPool, ISqrt, MatrixPower, AdaptiveChannelDrop, TriuVec):
     register_notrace_module(_leaf)
 
 
+def min_input_side(feat_stride: int) -> int:
+    """The smallest image side whose features at `feat_stride` have 2 positions along it (ceil(side / stride) = 2)."""
+    return feat_stride + 1
+
+
 @register_notrace_function
-def check_pool_input(x: torch.Tensor, in_features: int, input_fmt: str) -> None:
-    """Raise a ValueError naming the expected layout and width unless `x` fits the pooling."""
+def check_pool_input(x: torch.Tensor, in_features: int, input_fmt: str, feat_stride: Optional[int] = None) -> None:
+    """Raise a ValueError naming the expected layout and width unless `x` fits the pooling.
+
+    A map of one position (or one token) is refused too: its centred covariance is zero, so the
+    output would be the same for every input. `feat_stride`, where given, names the smallest input.
+    """
     ndim = 3 if input_fmt == 'NLC' else 4
     if x.ndim != ndim:
         raise ValueError(f'GCP pooling input must be {ndim}-D ({input_fmt}), got shape {tuple(x.shape)}')
@@ -35,13 +44,53 @@ def check_pool_input(x: torch.Tensor, in_features: int, input_fmt: str) -> None:
     if channels != in_features:
         raise ValueError(
             f'GCP pooling expects {in_features} input channels ({input_fmt}), got {channels} (shape {tuple(x.shape)})')
+    if input_fmt == 'NLC':
+        if x.shape[1] < 2:
+            raise ValueError(
+                f'GCP pooling needs at least 2 tokens, got {x.shape[1]} (shape {tuple(x.shape)}): the covariance '
+                f'of one token is zero, so the output would be the same for every input')
+        return
+    h, w = (x.shape[2], x.shape[3]) if input_fmt == 'NCHW' else (x.shape[1], x.shape[2])
+    if h * w < 2:
+        if feat_stride:
+            fix = (f'the features are the input reduced {feat_stride}x, so an input image needs a side of at '
+                   f'least {min_input_side(feat_stride)} px (e.g. {min_input_side(feat_stride)}x'
+                   f'{min_input_side(feat_stride)})')
+        else:
+            fix = 'the pooling needs a map of at least 2 positions'
+        raise ValueError(
+            f'GCP pooling got a {h}x{w} feature map (shape {tuple(x.shape)}): the covariance of one position is '
+            f'zero, so the output would be the same for every input; {fix}')
 
 
-def _make_norm(norm: str, iters: int, power: float) -> nn.Module:
+def check_norm_args(
+        norm: str,
+        iters: Optional[int],
+        power: Optional[float],
+        dropcov: bool,
+        dropcov_scale: Optional[float],
+) -> None:
+    """Raise a ValueError for a setting that means nothing with the others (None: not given).
+
+    `iters` belongs to norm='isqrt', `power` to norm='mpn' and `dropcov_scale` to dropcov=True;
+    given elsewhere they would be ignored silently.
+    """
+    if iters is not None and norm != 'isqrt':
+        raise ValueError(
+            f"iters={iters!r} is the Newton-Schulz iteration count of norm='isqrt' and means nothing for "
+            f"norm={norm!r}")
+    if power is not None and norm != 'mpn':
+        detail = ' (iSQRT-COV computes the square root, power 0.5)' if norm == 'isqrt' else ''
+        raise ValueError(f"power={power!r} is the matrix power of norm='mpn' and means nothing for norm={norm!r}{detail}")
+    if dropcov_scale is not None and not dropcov:
+        raise ValueError(f'dropcov_scale={dropcov_scale!r} is the rate constant of DropCov and needs dropcov=True')
+
+
+def _make_norm(norm: str, iters: Optional[int], power: Optional[float]) -> nn.Module:
     if norm == 'isqrt':
-        return ISqrt(iters)
+        return ISqrt(5 if iters is None else iters)
     if norm == 'mpn':
-        return MatrixPower(power)
+        return MatrixPower(0.5 if power is None else power)
     return nn.Identity()
 
 
@@ -53,12 +102,13 @@ class GCPPool(nn.Module):
             in_features: int,
             reduce_dim: Optional[int] = 128,
             norm: str = 'isqrt',
-            iters: int = 5,
-            power: float = 0.5,
+            iters: Optional[int] = None,
+            power: Optional[float] = None,
             dropcov: bool = False,
-            dropcov_scale: float = 10.0,
+            dropcov_scale: Optional[float] = None,
             bn_eps: float = 1e-5,
             input_fmt: str = 'NCHW',
+            feat_stride: Optional[int] = None,
             device=None,
             dtype=None,
     ) -> None:
@@ -68,12 +118,14 @@ class GCPPool(nn.Module):
             reduce_dim: Channels after the 1x1 reduction (128 in TPAMI'23 / DropCov, 256 in iSQRT-COV);
                 None pools the input channels directly.
             norm: Matrix normalization: 'isqrt' (Newton-Schulz), 'mpn' (eigen power), 'none'.
-            iters: Newton-Schulz iterations for 'isqrt'.
-            power: Matrix power for 'mpn'.
+            iters: Newton-Schulz iterations of 'isqrt' (None: 5); an error with another norm.
+            power: Matrix power of 'mpn' (None: 0.5); an error with another norm.
             dropcov: Insert DropCov's adaptive channel dropout (training only) before the covariance.
-            dropcov_scale: DropCov's rate constant (10 in the paper).
+            dropcov_scale: DropCov's rate constant, > 0 (None: 10, as in the paper); an error without dropcov.
             bn_eps: Epsilon of the reduction's BatchNorm.
             input_fmt: 'NCHW', 'NHWC' or 'NLC' (tokens, pooled over N as a C x N x 1 map, as So-ViT).
+            feat_stride: How much the model reduces its input to these features, where known: the error
+                for a one-position map then names the smallest input image.
         """
         super().__init__()
         dd = {'device': device, 'dtype': dtype}
@@ -81,19 +133,25 @@ class GCPPool(nn.Module):
             raise ValueError(f'unknown GCP norm {norm!r}, expected one of {GCP_NORMS}')
         if input_fmt not in INPUT_FORMATS:
             raise ValueError(f'unknown input_fmt {input_fmt!r}, expected one of {INPUT_FORMATS}')
+        check_norm_args(norm, iters, power, dropcov, dropcov_scale)
         check_int(in_features, 'in_features', 2)
         if reduce_dim is not None:
             check_int(reduce_dim, 'reduce_dim', 2)
         self.in_features = in_features
         self.reduce_dim = reduce_dim or in_features
         self.input_fmt = input_fmt
+        self.feat_stride = feat_stride
         self.out_features = self.reduce_dim * (self.reduce_dim + 1) // 2
 
         if reduce_dim is None:
             self.reduce = nn.Identity()
         else:
             self.reduce = ConvNormAct(in_features, reduce_dim, 1, act_layer=nn.ReLU, norm_kwargs=dict(eps=bn_eps), **dd)
-        self.dropcov = AdaptiveChannelDrop(self.reduce_dim, scale=dropcov_scale, **dd) if dropcov else nn.Identity()
+        if dropcov:
+            scale = 10.0 if dropcov_scale is None else dropcov_scale
+            self.dropcov = AdaptiveChannelDrop(self.reduce_dim, scale=scale, **dd)
+        else:
+            self.dropcov = nn.Identity()
         self.cov = CovPool()
         self.norm = _make_norm(norm, iters, power)
         self.triu = TriuVec(self.reduce_dim, device=device)
@@ -111,7 +169,7 @@ class GCPPool(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Features to the pooled vector B x reduce_dim(reduce_dim+1)/2, in the features' dtype."""
         if not torch.jit.is_scripting():
-            check_pool_input(x, self.in_features, self.input_fmt)
+            check_pool_input(x, self.in_features, self.input_fmt, self.feat_stride)
         x = self.dropcov(self.reduce(self._to_nchw(x)))
         return self.triu(self.norm(self.cov(x))).to(x.dtype)
 

@@ -197,11 +197,17 @@ class MultiHeadCrossCovPool(nn.Module):
 
 @register_notrace_function
 def check_token_head_input(cls_token: torch.Tensor, patch_tokens: torch.Tensor, in_features: int) -> None:
-    """Raise a ValueError unless `cls_token` is B x C and `patch_tokens` is B x N x C (N >= 1), C = in_features."""
+    """Raise a ValueError unless `cls_token` is B x C and `patch_tokens` is B x N x C (N >= 2), C = in_features.
+
+    One patch token is refused: its covariance is zero, so the output would not depend on the image.
+    """
     if patch_tokens.ndim != 3:
         raise ValueError(f'patch tokens must be 3-D (B x N x C), got shape {tuple(patch_tokens.shape)}')
-    if patch_tokens.shape[1] < 1:
-        raise ValueError(f'the token GCP head needs at least one patch token, got shape {tuple(patch_tokens.shape)}')
+    if patch_tokens.shape[1] < 2:
+        raise ValueError(
+            f'the token GCP head needs at least 2 patch tokens, got {patch_tokens.shape[1]} (shape '
+            f'{tuple(patch_tokens.shape)}): a covariance over one token says nothing about the image (zero for '
+            f"pool='cov'); the input image needs at least 2 patches, e.g. img_size=32 at patch size 16")
     if patch_tokens.shape[2] != in_features:
         raise ValueError(
             f'the token GCP head expects tokens of width {in_features}, got {patch_tokens.shape[2]} '
@@ -217,7 +223,7 @@ def _token_pool(
         in_features: int,
         dim: int,
         norm: Optional[str],
-        iters: int,
+        iters: Optional[int],
         num_heads: Optional[int],
         qk_chunks: Optional[int],
         token_drop: Optional[float],
@@ -238,6 +244,9 @@ def _token_pool(
             raise ValueError(f"unknown norm {norm!r} for pool='cov', expected one of {GCP_NORMS}")
         check_int(dim, 'dim', 2)
         return GCPPool(in_features, reduce_dim=dim, norm=norm, iters=iters, input_fmt='NLC', **dd)
+    if iters is not None:
+        raise ValueError(f"iters={iters!r} is the Newton-Schulz iteration count of pool='cov' with norm='isqrt', "
+                         f"and means nothing for pool='crosscov'")
     norm = 'none' if norm is None else norm
     if norm not in CROSSCOV_NORMS:
         raise ValueError(f"unknown norm {norm!r} for pool='crosscov', expected one of {CROSSCOV_NORMS}")
@@ -268,7 +277,7 @@ class TokenGCPHead(nn.Module):
             pool: str = 'cov',
             dim: int = 128,
             norm: Optional[str] = None,
-            iters: int = 5,
+            iters: Optional[int] = None,
             num_heads: Optional[int] = None,
             qk_chunks: Optional[int] = None,
             token_drop: Optional[float] = None,
@@ -285,7 +294,7 @@ class TokenGCPHead(nn.Module):
             dim: Side of the pooled matrices: `GCPPool`'s reduce_dim ('cov'), the per-head width
                 head_dim ('crosscov').
             norm: 'cov': 'isqrt' (default), 'mpn' or 'none'; 'crosscov': 'none' (default) or 'svpn'.
-            iters: Newton-Schulz iterations of 'isqrt'.
+            iters: Newton-Schulz iterations of 'cov' with 'isqrt' (None: 5); an error elsewhere.
             num_heads: 'crosscov' heads (default 6).
             qk_chunks: 'crosscov' projection blocks, 2 (default) or 3 (DropCov-ViT checkpoints).
             token_drop: 'crosscov' token dropout rate in training (default 0).

@@ -104,10 +104,10 @@ class GCPResNet(ResNet):
             drop_rate: float = 0.0,
             gcp_dim: Optional[int] = 128,
             gcp_norm: str = 'isqrt',
-            gcp_iters: int = 5,
-            gcp_power: float = 0.5,
+            gcp_iters: Optional[int] = None,
+            gcp_power: Optional[float] = None,
             gcp_dropcov: bool = False,
-            gcp_dropcov_scale: float = 10.0,
+            gcp_dropcov_scale: Optional[float] = None,
             pad_type: str = '',
             bn_eps: Optional[float] = None,
             stem_bn_eps: Optional[float] = None,
@@ -124,10 +124,10 @@ class GCPResNet(ResNet):
             drop_rate: Dropout on the covariance vector before the classifier.
             gcp_dim: Reduction channels before the covariance (None: no reduction).
             gcp_norm: 'isqrt' (Newton-Schulz square root), 'mpn' (eigen power) or 'none'.
-            gcp_iters: Newton-Schulz iterations.
-            gcp_power: Matrix power of 'mpn'.
+            gcp_iters: Newton-Schulz iterations of 'isqrt' (None: 5); an error with another norm.
+            gcp_power: Matrix power of 'mpn' (None: 0.5); an error with another norm.
             gcp_dropcov: DropCov's adaptive channel dropout (training only) before the covariance.
-            gcp_dropcov_scale: DropCov's rate constant.
+            gcp_dropcov_scale: DropCov's rate constant, > 0 (None: 10); an error without gcp_dropcov.
             pad_type: '' (PyTorch symmetric padding) or 'same' (TensorFlow 'same' padding of every conv
                 and the stem max pool, as the MindSpore ResNet-50 uses).
             bn_eps: Eps of the residual blocks' BNs and of the GCP reduction's BN (None: 1e-5).
@@ -161,6 +161,7 @@ class GCPResNet(ResNet):
             dropcov_scale=gcp_dropcov_scale,
             drop_rate=drop_rate,
             bn_eps=1e-5 if bn_eps is None else bn_eps,
+            feat_stride=self.feature_info[-1]['reduction'],  # names the smallest input in the pooling's errors
         )
         self.head = GCPHead(self.num_features, num_classes=num_classes, pool_type=global_pool, **self._gcp_args, **dd)
         self.head_hidden_size = self.head.num_features

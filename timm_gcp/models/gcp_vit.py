@@ -200,7 +200,7 @@ class GCPVisionTransformer(VisionTransformer):
             gcp_pool: str = 'cov',
             gcp_dim: int = 128,
             gcp_norm: Optional[str] = None,
-            gcp_iters: int = 5,
+            gcp_iters: Optional[int] = None,
             gcp_heads: Optional[int] = None,
             gcp_qk_chunks: Optional[int] = None,
             gcp_token_drop: Optional[float] = None,
@@ -222,7 +222,7 @@ class GCPVisionTransformer(VisionTransformer):
                 'crosscov' (SoT / DropCov-ViT multi-head cross-covariance).
             gcp_dim: Side of the pooled matrices: reduction width ('cov'), per-head width ('crosscov').
             gcp_norm: 'cov': 'isqrt' (default), 'mpn', 'none'; 'crosscov': 'none' (default), 'svpn'.
-            gcp_iters: Newton-Schulz iterations of 'isqrt'.
+            gcp_iters: Newton-Schulz iterations of 'isqrt' (None: 5); an error with another norm or pool.
             gcp_heads: 'crosscov' heads (default 6).
             gcp_qk_chunks: 'crosscov' projection blocks: 2 (default) or 3 (DropCov-ViT checkpoints).
             gcp_token_drop: 'crosscov' token dropout rate in training (default 0).
@@ -490,7 +490,7 @@ default_cfgs = generate_default_cfgs({
     'vit_dropcov_t2t_14.dc_in1k': _dense_cfg(hf_hub_id=RELEASES['vit_dropcov_t2t_14.dc_in1k'].hub_id, **_DC),
 })
 
-_ISQRT = dict(gcp_pool='cov', gcp_dim=128, gcp_norm='isqrt', gcp_iters=5)
+_ISQRT = dict(gcp_pool='cov', gcp_dim=128, gcp_norm='isqrt')
 _DROPCOV = dict(gcp_pool='crosscov', gcp_heads=6, gcp_dim=24, gcp_token_drop=0.2, gcp_drop=0.5)
 _DENSE_TRUNK = dict(
     embed_layer=DenseTokenEmbed, pos_embed='sinusoid', qkv_bias=False, norm_layer=partial(nn.LayerNorm, eps=1e-5))

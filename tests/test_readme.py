@@ -3,11 +3,14 @@
 * `python` blocks run (exec), each in a fresh namespace. Blocks that load weights from the Hub
   (`pretrained=True`, `hf-hub:...`, `hf_hub_id=...`) run offline against a local Hub cache
   (HF_HUB_CACHE, huggingface_hub's layout: models--ORG--NAME/snapshots/<rev>/ + refs/main) holding
-  `save_for_hf` exports of randomly initialized models of the repos they name.
+  `save_for_hf` exports of randomly initialized models of the repos they name. Blocks that load a
+  local export folder (`local-dir:NAME`, transformers' `from_pretrained('NAME')` / `model='NAME'`)
+  run in a temporary working directory holding `export_for_hub` folders of those names.
 * `bash` blocks are checked, not run (they install, train or need files users have): every
   command must be one this test knows, `timm-gcp` / `python -m timm_gcp.cli` subcommands and flags
-  must parse with the CLI's own parsers, `python -m` modules must import, and the scripts and files
-  under the repository they name must exist. `tools/run.sh CMD` is checked as CMD.
+  must parse with the CLI's own parsers, `python -m` modules must import, the scripts and files
+  under the repository they name must exist, and `pip install` names only extras pyproject.toml
+  defines. `tools/run.sh CMD` is checked as CMD.
 * Other blocks (`text`: printed output) are not code.
 """
 import argparse
@@ -15,6 +18,7 @@ import importlib
 import importlib.util
 import re
 import shlex
+import tomllib
 from pathlib import Path
 from typing import List, Set, Tuple
 
@@ -25,6 +29,7 @@ from timm.models import get_pretrained_cfg, save_for_hf, split_model_name_tag
 
 import timm_gcp  # noqa: F401  (registers the models)
 from timm_gcp.cli import SUBCOMMANDS
+from timm_gcp.hub.export import export_for_hub
 
 from tests.helpers import REPO
 
@@ -55,6 +60,13 @@ def hub_repos(code: str) -> Set[str]:
     return repos
 
 
+def local_exports(code: str) -> Set[str]:
+    """The export folders a block loads from the working directory."""
+    names = set(re.findall(r"local-dir:([\w.-]+)", code))
+    names |= set(re.findall(r"(?:from_pretrained\(|model=)['\"]([\w.-]+)['\"]", code))
+    return {n for n in names if timm.is_model(split_model_name_tag(n)[0])}
+
+
 def _add_to_cache(cache: Path, repo_id: str) -> None:
     """A randomly initialized export of the repo's architecture (the name after ORG/, up to its tag)."""
     snapshot = cache / ('models--' + repo_id.replace('/', '--')) / 'snapshots' / SHA
@@ -72,10 +84,13 @@ def hub_cache(tmp_path_factory):
 
 
 @pytest.mark.parametrize('code', [
-    pytest.param(code, id=f'python{i}', marks=[pytest.mark.slow] if hub_repos(code) else [])
+    pytest.param(code, id=f'python{i}', marks=[pytest.mark.slow] if hub_repos(code) or local_exports(code) else [])
     for i, code in enumerate(PYTHON)
 ])
-def test_python_block_runs(code, hub_cache, monkeypatch):
+def test_python_block_runs(code, hub_cache, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    for name in local_exports(code):
+        export_for_hub(timm.create_model(split_model_name_tag(name)[0]), tmp_path / name)
     repos = hub_repos(code)
     if repos:
         for repo_id in repos:
@@ -135,6 +150,12 @@ def check_command(words: List[str]) -> None:
     elif cmd in ('python', 'python3'):
         assert args[0] == '-m', words
         _check_module(args[1], args[2:])
+    elif cmd == 'pip':
+        assert args[0] == 'install', words
+        extras = tomllib.loads((REPO / 'pyproject.toml').read_text())['project']['optional-dependencies']
+        for arg in args[1:]:
+            match = re.fullmatch(r'timm-gcp\[([\w,]+)\]', arg)
+            assert match and set(match.group(1).split(',')) <= set(extras), f'pip install {arg}: not an extra of ours'
     elif cmd == 'torchrun':
         # torchrun's options, then `-m MODULE ARGS` or the path of a script (in the user's clone of timm)
         if '-m' in args:
@@ -163,3 +184,7 @@ def test_blocks_are_found_and_checks_fail_on_bad_commands():
     with pytest.raises(AssertionError, match='does not know'):
         check_command(['curl', 'https://example.com'])
     assert hub_repos("timm.create_model('hf-hub:org/arch.tag', pretrained=True)") == {'org/arch.tag'}
+    assert local_exports("timm.create_model('local-dir:resnet18_isqrt.mine', pretrained=True)") == {'resnet18_isqrt.mine'}
+    check_command(['pip', 'install', 'timm-gcp[onnx]'])
+    with pytest.raises(AssertionError, match='not an extra of ours'):
+        check_command(['pip', 'install', 'timm-gcp[no_such_extra]'])

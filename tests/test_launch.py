@@ -4,6 +4,7 @@ A stub script with timm's structure (module-level `config_parser` and `parser`, 
 guard) stands in for train.py where timm's scripts are not needed. Tests that run timm's real
 train.py / validate.py need a folder holding them in TIMM_SCRIPTS_DIR and skip without it.
 """
+import csv
 import json
 import os
 import subprocess
@@ -12,6 +13,8 @@ from pathlib import Path
 from typing import List, Optional
 
 import pytest
+import timm
+import torch
 import yaml
 
 from timm_gcp import launch
@@ -396,3 +399,25 @@ def test_cuda_default_without_cuda_says_pass_device_cpu(script, data, capsys, mo
     code, err = _check_only(capsys, script, *args, '--device', 'cuda:1')
     assert code == 2 and "--device is 'cuda:1', but CUDA" in err
     assert _check_only(capsys, script, *args, '--device', 'cpu') == (0, '')
+
+
+@pytest.mark.slow
+@needs_scripts
+def test_real_inference_and_benchmark_via_launcher(image_folder, tmp_path):
+    """timm's inference.py (which writes with pandas: the [scripts] extra) and benchmark.py on a GCP model."""
+    checkpoint = tmp_path / 'weights.pth'  # inference.py loads pretrained weights unless given a checkpoint
+    torch.save(timm.create_model('resnet18_isqrt', num_classes=2, gcp_dim=16).state_dict(), checkpoint)
+    proc = _run([sys.executable, '-m', 'timm_gcp.launch', os.path.join(SCRIPTS_DIR, 'inference.py'),
+                 '--model', 'resnet18_isqrt', '--data-dir', str(image_folder / 'validation'), *TINY,
+                 '--checkpoint', str(checkpoint),
+                 '--batch-size', '8', '--topk', '2', '--results-dir', str(tmp_path), '--results-format', 'csv',
+                 '--no-console-results'], tmp_path)
+    rows = (tmp_path / 'resnet18_isqrt-32.csv').read_text().strip().splitlines()  # <model>-<img size>.csv
+    assert rows[0].startswith('filename,') and len(rows) == 1 + 16, proc.stdout[-2000:]  # a row per image
+    proc = _run([sys.executable, '-m', 'timm_gcp.launch', os.path.join(SCRIPTS_DIR, 'benchmark.py'),
+                 '--model', 'resnet18_isqrt', '--bench', 'both', '--device', 'cpu', '--batch-size', '2',
+                 '--img-size', '32', '--num-classes', '2', '--model-kwargs', 'gcp_dim=16', '--num-warm-iter', '1',
+                 '--num-bench-iter', '5', '--results-file', str(tmp_path / 'bench.csv')], tmp_path)
+    (result,) = csv.DictReader((tmp_path / 'bench.csv').read_text().splitlines())
+    assert result['model'] == 'resnet18_isqrt' and result['param_count'] == '11.19'
+    assert float(result['infer_samples_per_sec']) > 0 and float(result['train_samples_per_sec']) > 0

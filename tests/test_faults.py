@@ -142,7 +142,7 @@ def test_convert_killed_midway_leaves_no_output(tmp_path):
     # a second run writes the folder whole, in spite of what the killed one left
     proc = _kill_at('none', 0, [*CONVERT, '--out', str(tmp_path / 'converted')], tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert _visible(tmp_path / 'converted') == ['config.json', 'model.safetensors']
+    assert _visible(tmp_path / 'converted') == ['config.json', 'model.safetensors', 'provenance.json']
 
 
 PUBLISHED = 'ms_resnet18_isqrt.tpami_in1k'
@@ -167,7 +167,7 @@ def test_publish_dry_run_killed_midway_leaves_no_output(tmp_path, converted):
     assert not staged.exists()
     proc = _kill_at('none', 0, argv, tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert _visible(staged) == ['README.md', 'config.json', 'model.safetensors']
+    assert _visible(staged) == ['README.md', 'config.json', 'model.safetensors', 'provenance.json']
 
 
 WRITE_TEXT = '''

@@ -33,21 +33,19 @@ from timm.utils import ParseKwargs
 from torch import nn
 
 import timm_gcp
-from ..hub.export import PROVENANCE_FILE, export_for_hub, own_weights
+from ..hub.export import PROVENANCE_FILE, RUN_FILES, export_for_hub, own_weights
 from ..models.releases import RELEASES, Release
 from ..models.gcp_resnet import DEPRECATED_NAMES, MINDSPORE_PREFIX, REDUCE_CONV_WEIGHT, GCPResNet
 from .layouts import MINDSPORE_TRAINING_STATE, RESNET_RENAMES, mindspore_key, rename_key
 from .mindspore import MindSporeCheckpointError, is_mindspore_checkpoint, load_mindspore_checkpoint
 
 __all__ = [
-    'RUN_FILES', 'ConversionError', 'ConversionReport', 'TrainingRun', 'convert_checkpoint', 'read_checkpoint',
+    'ConversionError', 'ConversionReport', 'TrainingRun', 'convert_checkpoint', 'read_checkpoint',
     'read_training_run', 'add_arguments', 'run',
 ]
 
 _WRAPPERS = ('state_dict', 'model', 'module')
 _EMA = ('state_dict_ema', 'model_ema')
-# what timm's train.py writes into a run folder beside its checkpoints
-RUN_FILES = ('args.yaml', 'summary.csv')
 
 
 class ConversionError(ValueError):

@@ -22,10 +22,12 @@ from huggingface_hub import HfApi
 from timm.models import save_for_hf
 from torch import nn
 
-__all__ = ['AUTHORS_FIELDS', 'HUB_FILES', 'PROVENANCE_FILE', 'write_dir_atomic', 'write_text_atomic', 'own_weights',
-           'export_for_hub', 'export_model_args', 'upload_folder']
+__all__ = ['AUTHORS_FIELDS', 'HUB_FILES', 'PROVENANCE_FILE', 'RUN_FILES', 'write_dir_atomic', 'write_text_atomic',
+           'own_weights', 'export_for_hub', 'export_model_args', 'upload_folder']
 
 PROVENANCE_FILE = 'provenance.json'
+# what timm's train.py writes into a run folder beside its checkpoints; an export of a run carries them
+RUN_FILES = ('args.yaml', 'summary.csv')
 HUB_FILES = ('config.json', 'model.safetensors', 'README.md', PROVENANCE_FILE)
 # pretrained-cfg fields that describe the authors' weights of a tag (their paper, code, license)
 AUTHORS_FIELDS = ('tag', 'origin_url', 'paper_ids', 'paper_name', 'license', 'notes')

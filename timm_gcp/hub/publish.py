@@ -30,13 +30,13 @@ from ..models.registry import is_gcp_model
 from ..models.releases import RELEASES
 from .cards import measure_model, render_card
 from .evaluate import Accuracy
-from .export import PROVENANCE_FILE, export_model_args, upload_folder, write_dir_atomic
+from .export import PROVENANCE_FILE, RUN_FILES, export_model_args, upload_folder, write_dir_atomic
 from .run_card import read_run, render_run_card
 
 __all__ = ['PublishError', 'PublishResult', 'publish', 'add_arguments', 'run']
 
 # what a `timm-gcp convert` folder may hold besides the weights and config; uploaded as they are
-_SOURCE_FILES = ('config.json', 'model.safetensors', PROVENANCE_FILE, 'args.yaml', 'summary.csv')
+_SOURCE_FILES = ('config.json', 'model.safetensors', PROVENANCE_FILE, *RUN_FILES)
 # model args every export records; any other one is a setting that the registered arch.tag lacks
 _EXPORT_ARGS = ('in_chans', 'num_classes', 'global_pool', 'img_size')
 
@@ -155,7 +155,7 @@ def publish(
             if (src / name).is_file():
                 shutil.copyfile(src / name, tmp / name)
         if train_dir is not None:
-            for name in ('args.yaml', 'summary.csv'):
+            for name in RUN_FILES:
                 if (Path(train_dir) / name).is_file():
                     shutil.copyfile(Path(train_dir) / name, tmp / name)
         (tmp / 'README.md').write_text(card, encoding='utf-8')

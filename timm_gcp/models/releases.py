@@ -85,11 +85,20 @@ def release_files(release: Release) -> Tuple[str, ...]:
     return tuple(dict.fromkeys((local_file(release),) + tuple(f'{release.name}{ext}' for ext in FILE_EXTENSIONS)))
 
 
-def convert_command(release: Release, src: str = '') -> str:
+def _command(src: str, name: str, use_ema: bool = False) -> str:
+    """The `timm-gcp convert` command line that builds `name` from the file `src`."""
+    return f'timm-gcp convert {src} --model {name}{" --use-ema" if use_ema else ""} --out {name}'
+
+
+def _convert_then_load(src: str, name: str, use_ema: bool = False) -> str:
+    """The conversion of `src` into `name`, and the line that loads the result, as the errors print them."""
+    return (f'    {_command(src, name, use_ema)}\n'
+            f"  and load it with timm.create_model('local-dir:{name}', pretrained=True).")
+
+
+def convert_command(release: Release) -> str:
     """The `timm-gcp convert` command line that builds the tag's weights from the authors' file."""
-    src = src or local_file(release)
-    ema = ' --use-ema' if release.use_ema else ''
-    return f'timm-gcp convert {src} --model {release.name}{ema} --out {release.name}'
+    return _command(local_file(release), release.name, release.use_ema)
 
 
 def unavailable_message(release: Release, reason: str) -> str:
@@ -100,8 +109,7 @@ def unavailable_message(release: Release, reason: str) -> str:
         f'  Build them locally from the authors\' {release.file_format} file, listed at {release.page} '
         f'(row "{release.row}"):\n{links}\n'
         f'  Save it as {local_file(release)}, then run\n'
-        f'    {convert_command(release)}\n'
-        f'  and load it with timm.create_model(\'local-dir:{release.name}\', pretrained=True).')
+        + _convert_then_load(local_file(release), release.name, release.use_ema))
 
 
 def _hub_cached(repo_id: str) -> bool:
@@ -121,9 +129,7 @@ def _check_local_file(variant: str, tag: str, file: str) -> None:
         model = ms_variant if not variant.startswith(MINDSPORE_PREFIX) and is_model(ms_variant) else variant
         name = f'{model}.{tag}' if tag else model
         raise WeightsUnavailableError(
-            f'{file}: a MindSpore checkpoint, which timm cannot load; convert it first:\n'
-            f'    timm-gcp convert {file} --model {name} --out {name}\n'
-            f'  then load it with timm.create_model(\'local-dir:{name}\', pretrained=True).')
+            f'{file}: a MindSpore checkpoint, which timm cannot load; convert it first:\n' + _convert_then_load(file, name))
 
 
 def check_pretrained_source(variant: str, kwargs: Dict[str, Any]) -> None:

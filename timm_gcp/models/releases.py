@@ -113,8 +113,8 @@ def unavailable_message(release: Release, reason: str) -> str:
 
 
 def _hub_cached(repo_id: str) -> bool:
-    return any(isinstance(try_to_load_from_cache(repo_id, f), str)
-               for f in ('model.safetensors', 'pytorch_model.bin', 'open_clip_pytorch_model.bin'))
+    """Whether the local Hub cache holds the weights timm would download (safetensors, else the .bin)."""
+    return any(isinstance(try_to_load_from_cache(repo_id, f), str) for f in ('model.safetensors', 'pytorch_model.bin'))
 
 
 def _check_local_file(variant: str, tag: str, file: str) -> None:

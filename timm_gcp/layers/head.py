@@ -55,7 +55,7 @@ class GCPHead(nn.Module):
             pool_type: 'gcp', or '' to return the features unpooled (requires num_classes=0).
             drop_rate: Dropout on the pooled vector before the classifier.
             **pool_kwargs: `GCPPool` settings (reduce_dim, norm, iters, power, dropcov, dropcov_scale, feat_stride,
-                bn_eps, input_fmt).
+                bn_eps, act_layer, input_fmt).
         """
         super().__init__()
         check_pool_type(pool_type, num_classes)

@@ -10,7 +10,7 @@ from typing import Optional
 
 import torch
 from torch import nn
-from timm.layers import ConvNormAct, register_notrace_function, register_notrace_module
+from timm.layers import ConvNormAct, LayerType, register_notrace_function, register_notrace_module
 
 from ._checks import check_int
 from .cov import CovPool, TriuVec
@@ -107,6 +107,7 @@ class GCPPool(nn.Module):
             dropcov: bool = False,
             dropcov_scale: Optional[float] = None,
             bn_eps: float = 1e-5,
+            act_layer: LayerType = nn.ReLU,
             input_fmt: str = 'NCHW',
             feat_stride: Optional[int] = None,
             device=None,
@@ -123,6 +124,7 @@ class GCPPool(nn.Module):
             dropcov: Insert DropCov's adaptive channel dropout (training only) before the covariance.
             dropcov_scale: DropCov's rate constant, > 0 (None: 10, as in the paper); an error without dropcov.
             bn_eps: Epsilon of the reduction's BatchNorm.
+            act_layer: Activation of the reduction (ReLU; GCP_Optimization's MobileNetV2 / ShuffleNetV2: 'relu6').
             input_fmt: 'NCHW', 'NHWC' or 'NLC' (tokens, pooled over N as a C x N x 1 map, as So-ViT).
             feat_stride: How much the model reduces its input to these features, where known: the error
                 for a one-position map then names the smallest input image.
@@ -146,7 +148,7 @@ class GCPPool(nn.Module):
         if reduce_dim is None:
             self.reduce = nn.Identity()
         else:
-            self.reduce = ConvNormAct(in_features, reduce_dim, 1, act_layer=nn.ReLU, norm_kwargs=dict(eps=bn_eps), **dd)
+            self.reduce = ConvNormAct(in_features, reduce_dim, 1, act_layer=act_layer, norm_kwargs=dict(eps=bn_eps), **dd)
         if dropcov:
             scale = 10.0 if dropcov_scale is None else dropcov_scale
             self.dropcov = AdaptiveChannelDrop(self.reduce_dim, scale=scale, **dd)

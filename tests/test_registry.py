@@ -4,7 +4,8 @@ import timm
 from timm.models import get_pretrained_cfg, split_model_name_tag
 
 import timm_gcp  # noqa: F401  (registers the models)
-from timm_gcp.models.registry import GCP_MODULES, is_gcp_model, release_names, registered_names
+from timm_gcp.models.registry import GCP_MODULES, generic_names, is_gcp_model, model_names, preset_names, \
+    registered_names, release_names
 from timm_gcp.models.releases import RELEASES
 from timm_gcp.models.sources import PAPERS, REPOS, pretrained_fields
 
@@ -21,6 +22,10 @@ PUBLISHED = sorted([
     'ms_resnet18_isqrt.tpami_in1k', 'ms_resnet34_isqrt.tpami_in1k', 'ms_resnet50_isqrt.tpami_in1k',
     'ms_resnet18_dropcov.tpami_in1k', 'ms_resnet34_dropcov.tpami_in1k', 'ms_resnet50_dropcov.tpami_in1k',
     'vit_dropcov_small.dc_in1k', 'vit_dropcov_t2t_14.dc_in1k',
+    'mobilenetv2_100_isqrt_d256.gcp_in1k', 'mobilenetv2_100_isqrt_d256.gcp_lrfast_in1k',
+    'mobilenetv2_100_isqrt_d256.gcp_lradju_in1k', 'mobilenetv2_100_isqrt.gcp_in1k', 'mobilenetv2_100_isqrt.gcp_lradju_in1k',
+    'shufflenetv2_100_isqrt_d256.gcp_in1k', 'shufflenetv2_100_isqrt_d256.gcp_lrfast_in1k',
+    'shufflenetv2_100_isqrt_d256.gcp_lradju_in1k',
 ])
 # architectures without weights, listed by their bare name
 UNTAGGED = sorted([
@@ -34,14 +39,18 @@ UNTAGGED = sorted([
 
 
 def test_gcp_modules_are_the_model_families():
-    assert GCP_MODULES == ('gcp_resnet', 'gcp_vit')
+    assert GCP_MODULES == ('gcp_resnet', 'gcp_vit', 'gcp_backbone', 'gcp_shufflenet')
     assert set(GCP_MODULES) <= set(timm.list_modules())
 
 
 def test_registered_names():
     names = registered_names()
     assert len(names) == len(set(names))
-    assert sorted(names) == sorted(PUBLISHED + UNTAGGED)
+    assert sorted(model_names()) == sorted(PUBLISHED + UNTAGGED)
+    assert generic_names() == ['gcp_isqrt', 'gcp_dropcov', 'gcp_mpncov']
+    # the presets: their tags are their backbones' (tests/test_gcp_backbone.py), no weights of their own
+    presets = [n for n in names if split_model_name_tag(n)[0] in preset_names()]
+    assert sorted(presets + model_names() + generic_names()) == sorted(names)
     assert {split_model_name_tag(n)[0] for n in names} == {
         n for module in GCP_MODULES for n in timm.list_models(module=module)}
     # the names before the ms_ architectures still load (test_gcp_resnet.py) but are not registered names

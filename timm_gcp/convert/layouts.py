@@ -11,12 +11,17 @@ One table per source; the model families' `checkpoint_filter_fn` and `timm-gcp c
   shortcut's `down_sample_layer`. `MINDSPORE_TRAINING_STATE` matches the optimizer and loop entries
   that a MindSpore training checkpoint stores beside the weights.
 * `VIT_RENAMES`: the SoT / DropCov-ViT checkpoints (`visual_tokens.tokens` tokenizer, `classifier` head).
+* `MOBILENETV2_RENAMES`: GCP_Optimization's MobileNetV2 (torchvision's `features.N` trunk,
+  `dimension_reduction`, `classifier.1`) onto timm's `mobilenetv2_100` under `backbone.`.
+* `SHUFFLENETV2_RENAMES`: GCP_Optimization's ShuffleNetV2 (torchvision's trunk names, kept as they
+  are; `dimension_reduction` and `fc` become the GCP head).
 """
 import re
 from typing import Callable, Pattern, Sequence, Tuple, Union
 
 __all__ = [
-    'MINDSPORE_RENAMES', 'MINDSPORE_TRAINING_STATE', 'RESNET_RENAMES', 'VIT_RENAMES', 'mindspore_key', 'rename_key',
+    'MINDSPORE_RENAMES', 'MINDSPORE_TRAINING_STATE', 'MOBILENETV2_RENAMES', 'RESNET_RENAMES', 'SHUFFLENETV2_RENAMES',
+    'VIT_RENAMES', 'mindspore_key', 'rename_key',
 ]
 
 Rename = Tuple[Pattern, Union[str, Callable[[re.Match], str]]]
@@ -62,6 +67,38 @@ MINDSPORE_TRAINING_STATE = re.compile(
 VIT_RENAMES = _table(
     (r'^visual_tokens\.tokens\.', 'patch_embed.'),
     (r'^classifier\.', 'head.'),
+)
+
+
+# torchvision MobileNetV2 `features.i` (i = 1..17) -> timm `blocks.<stage>.<index>`, stages of 1, 2, 3, 4, 3, 3, 1 blocks
+_MBV2_BLOCKS = [(stage, index) for stage, depth in enumerate((1, 2, 3, 4, 3, 3, 1)) for index in range(depth)]
+# torchvision's module path in a block -> timm's: the first block has no expansion conv
+_MBV2_DS = {'0.0': 'conv_dw', '0.1': 'bn1', '1': 'conv_pw', '2': 'bn2'}
+_MBV2_IR = {'0.0': 'conv_pw', '0.1': 'bn1', '1.0': 'conv_dw', '1.1': 'bn2', '2': 'conv_pwl', '3': 'bn3'}
+
+
+def _mbv2_block(m: re.Match) -> str:
+    i, part = int(m.group(1)), m.group(2)
+    stage, index = _MBV2_BLOCKS[i - 1]
+    return f'backbone.blocks.{stage}.{index}.{(_MBV2_DS if i == 1 else _MBV2_IR)[part]}.'
+
+
+MOBILENETV2_RENAMES = _table(
+    (r'^features\.0\.0\.', 'backbone.conv_stem.'),
+    (r'^features\.0\.1\.', 'backbone.bn1.'),
+    (r'^features\.18\.0\.', 'backbone.conv_head.'),
+    (r'^features\.18\.1\.', 'backbone.bn2.'),
+    (r'^features\.(1)\.conv\.(0\.0|0\.1|1|2)\.', _mbv2_block),
+    (r'^features\.(\d+)\.conv\.(0\.0|0\.1|1\.0|1\.1|2|3)\.', _mbv2_block),
+    (r'^dimension_reduction\.0\.', _REDUCE_CONV),
+    (r'^dimension_reduction\.1\.', _REDUCE_BN),
+    (r'^classifier\.1\.', 'head.fc.'),
+)
+
+SHUFFLENETV2_RENAMES = _table(
+    (r'^dimension_reduction\.0\.', _REDUCE_CONV),
+    (r'^dimension_reduction\.1\.', _REDUCE_BN),
+    (r'^fc\.', 'head.fc.'),
 )
 
 

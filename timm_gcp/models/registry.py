@@ -4,17 +4,38 @@ from typing import List, Optional
 import timm
 from timm.models import model_entrypoint, split_model_name_tag
 
+from .gcp_backbone import GENERIC_MODELS, PRESETS
 from .gcp_resnet import MINDSPORE_PREFIX
 
-__all__ = ['GCP_MODULES', 'baseline_name', 'is_gcp_model', 'registered_names', 'release_names']
+__all__ = ['GCP_MODULES', 'baseline_name', 'generic_names', 'is_gcp_model', 'model_names', 'preset_names',
+           'registered_names', 'release_names']
 
 # the model family modules; timm keys its module listing on the last part of the module name
-GCP_MODULES = ('gcp_resnet', 'gcp_vit')
+GCP_MODULES = ('gcp_resnet', 'gcp_vit', 'gcp_backbone', 'gcp_shufflenet')
 
 
 def registered_names() -> List[str]:
     """Every registered name of the GCP families, with its tags (untagged archs as bare names)."""
     return [n for module in GCP_MODULES for n in timm.list_models(module=module, include_tags=True)]
+
+
+def generic_names() -> List[str]:
+    """`gcp_isqrt`, `gcp_dropcov`, `gcp_mpncov`: a GCP head on the timm backbone the caller names (`backbone=`)."""
+    return list(GENERIC_MODELS)
+
+
+def preset_names() -> List[str]:
+    """`<backbone>_<method>` architectures on timm backbones (one tag per backbone tag; no GCP weights of their own)."""
+    return list(PRESETS)
+
+
+def model_names() -> List[str]:
+    """The papers' architectures with their tags: every registered name but the generic models and the presets.
+
+    Every one of these builds without arguments (`timm.create_model(name)`), as timm's test suite does.
+    """
+    skip = set(generic_names()) | set(preset_names())
+    return [n for n in registered_names() if split_model_name_tag(n)[0] not in skip]
 
 
 def release_names() -> List[str]:

@@ -1,0 +1,300 @@
+"""GCP heads on any timm backbone (`gcp_isqrt` / `gcp_dropcov` / `gcp_mpncov`, the presets) and GCP_Optimization's
+MobileNetV2 / ShuffleNetV2 against an independent reference built from the authors' architecture description.
+
+timm's own test_models.py runs on every preset in tests/test_timm_suite.py; these tests use timm's tiny
+`test_*` models (and a two-stage Swin) as backbones, so that each trains a step in well under a second.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import huggingface_hub.constants
+import pytest
+import safetensors.torch
+import timm
+import torch
+import torchvision
+from torch import nn
+
+import timm_gcp  # noqa: F401  (registers the models)
+from timm_gcp.convert.converter import convert_checkpoint
+from timm_gcp.hub.export import export_for_hub
+from timm_gcp.layers import covariance, isqrt, triu_vec
+from timm_gcp.models.gcp_backbone import PRESET_BACKBONES, BackboneError, GCPBackboneModel, GCPTokenModel, \
+    probe_backbone
+from timm_gcp.models.registry import baseline_name
+
+from tests.helpers.fake_hub import SHA
+from tests.helpers.gcp_reference import gcp_logits
+from tests.helpers.images import write_image_folder
+from tests.helpers.timm_sources import SCRIPTS_DIR, needs_scripts
+from tests.helpers.weights import randomize
+
+SWIN = dict(backbone='swin_tiny_patch4_window7_224', embed_dim=16, depths=(1, 1), num_heads=(1, 1), img_size=64)
+# a CNN (NCHW), an NHWC model and a ViT (tokens, one class token)
+BACKBONES = {
+    'cnn': (dict(backbone='test_convnext'), 64),
+    'nhwc': (SWIN, 64),
+    'vit': (dict(backbone='test_vit'), 160),
+}
+
+
+def _model(name: str, kind: str, **kwargs) -> nn.Module:
+    args, _ = BACKBONES[kind]
+    return randomize(timm.create_model(name, **dict(args, gcp_dim=8, num_classes=5, **kwargs)))
+
+
+def _input(kind: str, b: int = 2) -> torch.Tensor:
+    return torch.randn(b, 3, BACKBONES[kind][1], BACKBONES[kind][1], generator=torch.Generator().manual_seed(0))
+
+
+# --- the generic models ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize('kind', BACKBONES)
+@pytest.mark.parametrize('name', ['gcp_isqrt', 'gcp_dropcov'])
+def test_generic_model_trains_a_step_exports_and_loads_back(tmp_path, name, kind):
+    model = _model(name, kind)
+    x, target = _input(kind, 4), torch.tensor([0, 1, 2, 3])
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    model.train()
+    loss = nn.functional.cross_entropy(model(x), target)
+    loss.backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
+    optimizer.step()
+    changed = {k for k, v in model.state_dict().items() if v.dtype.is_floating_point and not torch.equal(v, before[k])}
+    assert any(k.startswith('backbone.') for k in changed) and 'head.fc.weight' in changed
+
+    model.eval()
+    out = export_for_hub(model, tmp_path / 'export')
+    config = json.loads((out / 'config.json').read_text())
+    assert config['architecture'] == name and config['model_args']['backbone'] == BACKBONES[kind][0]['backbone']
+    loaded = timm.create_model(f'local-dir:{out}', pretrained=True).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), model(x), rtol=0, atol=0)
+
+
+def test_generic_head_is_reduce_cov_isqrt_triu_fc_on_the_backbone_features():
+    model = _model('gcp_isqrt', 'cnn').eval()
+    trunk = model.backbone
+    x = _input('cnn')
+    with torch.no_grad():
+        features = trunk.forward_head(trunk.forward_features(x), pre_logits=True)
+        rep = triu_vec(isqrt(covariance(model.head.global_pool.reduce(features)), 5))
+        torch.testing.assert_close(model(x), model.head.fc(rep))
+    assert isinstance(model.head.global_pool.reduce.bn.act, nn.ReLU)
+
+
+def test_token_head_pools_the_patch_tokens_only():
+    model = _model('gcp_isqrt', 'vit').eval()
+    assert isinstance(model, GCPTokenModel) and model.num_prefix_tokens == 1
+    x = _input('vit')
+    with torch.no_grad():
+        prefix, patches = model.forward_features(x)
+        assert prefix.shape[1] == 1 and patches.shape[1] == (160 // 16) ** 2
+        maps = patches.transpose(1, 2).unsqueeze(-1)
+        rep = triu_vec(isqrt(covariance(model.head.global_pool.reduce(maps)), 5))
+        torch.testing.assert_close(model(x), model.head.fc(rep))
+        # the class token does not reach the covariance
+        changed = torch.cat([prefix + 1.0, patches], dim=1)
+        torch.testing.assert_close(model.forward_head(model._split(changed)), model(x))
+    assert model.num_features == model.head_hidden_size == 8 * 9 // 2
+
+
+def test_nhwc_backbone_is_pooled_over_its_map():
+    model = _model('gcp_isqrt', 'nhwc').eval()
+    assert isinstance(model, GCPBackboneModel) and model.output_fmt == 'NHWC'
+    x = _input('nhwc')
+    with torch.no_grad():
+        maps = model.forward_features(x)
+        assert maps.shape[-1] == model.num_features
+        rep = triu_vec(isqrt(covariance(model.head.global_pool.reduce(maps.permute(0, 3, 1, 2))), 5))
+        torch.testing.assert_close(model(x), model.head.fc(rep))
+
+
+def test_cfg_is_the_backbone_tag_data_config():
+    model = timm.create_model('gcp_dropcov', backbone='test_vit.r160_in1k', num_classes=3)
+    backbone = timm.models.get_pretrained_cfg('test_vit.r160_in1k')
+    cfg = model.pretrained_cfg
+    for key in ('input_size', 'mean', 'std', 'interpolation', 'crop_pct'):
+        assert cfg[key] == getattr(backbone, key), key
+    assert cfg['first_conv'] == f'backbone.{backbone.first_conv}' and cfg['classifier'] == 'head.fc'
+    assert not cfg.get('hf_hub_id') and 'untrained' in cfg['notes'][0]
+    assert timm.data.resolve_data_config({}, model=model)['input_size'] == backbone.input_size
+
+
+@pytest.fixture
+def trunk_hub(tmp_path, monkeypatch):
+    """An offline Hub cache holding timm/test_vit.r160_in1k's weights (random, as a timm model saves them)."""
+    source = randomize(timm.create_model('test_vit.r160_in1k'))
+    repo = tmp_path / 'cache' / 'models--timm--test_vit.r160_in1k'
+    (repo / 'snapshots' / SHA).mkdir(parents=True)
+    (repo / 'refs').mkdir()
+    (repo / 'refs' / 'main').write_text(SHA)
+    safetensors.torch.save_file(source.state_dict(), repo / 'snapshots' / SHA / 'model.safetensors')
+    for name, value in (('HF_HUB_OFFLINE', True), ('HF_HUB_CACHE', str(tmp_path / 'cache'))):
+        monkeypatch.setenv(name, str(int(value)) if value is True else value)
+        monkeypatch.setattr(huggingface_hub.constants, name, value)
+    return source
+
+
+def test_pretrained_loads_the_backbone_weights_and_a_fresh_head(trunk_hub):
+    model = timm.create_model('gcp_isqrt', backbone='test_vit.r160_in1k', pretrained=True, num_classes=7)
+    trunk = {k: v for k, v in trunk_hub.state_dict().items() if not k.startswith('head.')}
+    assert set(trunk) == set(model.backbone.state_dict())
+    for k, v in trunk.items():
+        torch.testing.assert_close(model.backbone.state_dict()[k], v, rtol=0, atol=0, msg=k)
+    assert model.head.fc.out_features == 7
+
+
+def test_output_stride_keeps_a_larger_map():
+    plain = timm.create_model('gcp_isqrt', backbone='test_convnext', num_classes=0)
+    dilated = timm.create_model('gcp_isqrt', backbone='test_convnext', num_classes=0, output_stride=16)
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert dilated.forward_features(x).shape[-1] == 2 * plain.forward_features(x).shape[-1]
+    assert dilated.head.global_pool.feat_stride == 16
+
+
+# --- errors, all before any weights are built or loaded --------------------------------------------------
+
+@pytest.mark.parametrize('kwargs, match', [
+    (dict(backbone='convnext_tinny'), "unknown timm backbone 'convnext_tinny'; close matches: convnext_tiny"),
+    (dict(backbone='resnet18.no_such_tag'), "no pretrained tag 'no_such_tag'; its tags: .*a1_in1k"),
+    (dict(backbone='resnet50_isqrt'), 'GCP head of its own'),
+    (dict(backbone='efficientvit_b0'), "cannot be built without its pooling .*Cannot disable pooling"),
+    (dict(backbone='crossvit_tiny_240'), 'cannot be built without its pooling'),
+    (dict(backbone='test_vit', output_stride=16), "'test_vit' does not take output_stride"),
+    (dict(backbone='swin_tiny_patch4_window7_224', output_stride=16), 'does not take output_stride'),
+])
+def test_bad_backbone_named_before_weights_load(kwargs, match, monkeypatch):
+    monkeypatch.setattr(huggingface_hub.constants, 'HF_HUB_OFFLINE', True)
+    with pytest.raises(BackboneError, match=match):
+        timm.create_model('gcp_isqrt', pretrained=True, **kwargs)
+
+
+def test_missing_backbone_is_a_type_error():
+    with pytest.raises(TypeError, match="gcp_isqrt needs backbone=<timm model name>"):
+        timm.create_model('gcp_isqrt')
+
+
+def test_probe_runs_on_the_meta_device_and_is_remembered(monkeypatch):
+    calls = []
+    real = timm.create_model
+    monkeypatch.setattr(timm, 'create_model', lambda *a, **k: calls.append(k) or real(*a, **k))
+    layout = probe_backbone('test_efficientnet', 3, drop_path_rate=0.05)
+    again = probe_backbone('test_efficientnet', 3, drop_path_rate=0.05)
+    assert layout is again and len(calls) == 1
+    assert layout.input_fmt == 'NCHW' and layout.reduction == 32
+
+
+# --- presets --------------------------------------------------------------------------------------------
+
+def test_presets_come_from_one_list_with_the_backbone_tags():
+    assert len(PRESET_BACKBONES) >= 8
+    for backbone in PRESET_BACKBONES:
+        tags = {n.split('.', 1)[1] for n in timm.list_pretrained(f'{backbone}.*')}
+        for method in ('isqrt', 'dropcov'):
+            name = f'{backbone}_{method}'
+            assert timm.is_model(name) and baseline_name(name) == backbone
+            ours = {n.split('.', 1)[1] for n in timm.list_models(name, include_tags=True) if '.' in n}
+            assert ours == tags, name
+
+
+def test_preset_tag_names_the_trunk_weights(monkeypatch):
+    seen = {}
+    real = timm.create_model
+
+    def spy(name, *args, **kwargs):
+        if 'pretrained' in kwargs:  # the trunk itself, not the meta-device probe
+            seen['trunk'] = (name, kwargs['pretrained'])
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr('timm_gcp.models.gcp_backbone.timm.create_model', spy)
+    model = real('efficientnet_b0_isqrt.ra4_e3600_r224_in1k', device='meta')
+    assert seen['trunk'] == ('efficientnet_b0.ra4_e3600_r224_in1k', False)
+    assert model.pretrained_cfg['tag'] == 'ra4_e3600_r224_in1k'
+    assert model.pretrained_cfg['mean'] == timm.models.get_pretrained_cfg('efficientnet_b0.ra4_e3600_r224_in1k').mean
+
+
+# --- GCP_Optimization's MobileNetV2 and ShuffleNetV2 ------------------------------------------------------
+
+def _authors_mobilenetv2(d: int) -> nn.Module:
+    """GCP_Optimization's MobileNetV2_MPNCOV: torchvision's MobileNetV2 features, dimension_reduction, classifier."""
+    model = nn.Module()
+    model.features = torchvision.models.mobilenet_v2().features
+    model.dimension_reduction = nn.Sequential(nn.Conv2d(1280, d, 1, bias=False), nn.BatchNorm2d(d), nn.ReLU6())
+    model.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(d * (d + 1) // 2, 1000))
+    return randomize(model, seed=1).eval()
+
+
+def _authors_shufflenetv2() -> nn.Module:
+    """GCP_Optimization's ShuffleNetV2_MPNCOV x1.0: torchvision's trunk, dimension_reduction (ReLU6), fc."""
+    model = torchvision.models.shufflenet_v2_x1_0()
+    model.dimension_reduction = nn.Sequential(nn.Conv2d(1024, 256, 1, bias=False), nn.BatchNorm2d(256), nn.ReLU6())
+    model.fc = nn.Linear(32896, 1000)
+    return randomize(model, seed=2).eval()
+
+
+def _save_authors_checkpoint(model: nn.Module, path: Path) -> Path:
+    """As GCP_Optimization's training saves it: {'state_dict': DataParallel's `module.`-prefixed keys, ...}."""
+    torch.save({'epoch': 100, 'arch': 'authors', 'state_dict': {f'module.{k}': v for k, v in model.state_dict().items()},
+                'best_prec1': 0.0}, path)
+    return path
+
+
+def _shufflenet_trunk(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    return model.conv5(model.stage4(model.stage3(model.stage2(model.maxpool(model.conv1(x))))))
+
+
+@pytest.mark.parametrize('name, d', [('mobilenetv2_100_isqrt_d256.gcp_in1k', 256), ('mobilenetv2_100_isqrt.gcp_in1k', 128),
+                                     ('shufflenetv2_100_isqrt_d256.gcp_lrfast_in1k', 256)])
+def test_authors_checkpoint_converts_to_the_reference_logits(tmp_path, name, d):
+    authors = _authors_shufflenetv2() if name.startswith('shufflenet') else _authors_mobilenetv2(d)
+    src = _save_authors_checkpoint(authors, tmp_path / 'authors.pth.tar')
+    out = tmp_path / name
+    convert_checkpoint(src, model_name=name, out_dir=out)
+    model = timm.create_model(f'local-dir:{out}', pretrained=True).eval()
+    x = torch.randn(2, 3, 128, 128, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        if name.startswith('shufflenet'):
+            features, fc = _shufflenet_trunk(authors, x), authors.fc
+        else:
+            features, fc = authors.features(x), authors.classifier[1]
+        expected = gcp_logits(features, authors.dimension_reduction, fc)
+        torch.testing.assert_close(model(x), expected, rtol=1e-4, atol=1e-4)
+    assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in authors.parameters())
+
+
+def test_published_parameter_counts():
+    counts = {'mobilenetv2_100_isqrt_d256': 35_449_064, 'mobilenetv2_100_isqrt': 10_644_968,
+              'shufflenetv2_100_isqrt_d256': 34_413_260}
+    for name, count in counts.items():
+        model = timm.create_model(name, device='meta')
+        assert sum(p.numel() for p in model.parameters()) == count, name
+
+
+def test_authors_checkpoint_of_other_width_is_named(tmp_path):
+    src = _save_authors_checkpoint(_authors_mobilenetv2(128), tmp_path / 'authors.pth.tar')
+    with pytest.raises(ValueError, match=r'head.global_pool.reduce.conv.weight: checkpoint \(128, 1280, 1, 1\)'):
+        timm.create_model('mobilenetv2_100_isqrt_d256', pretrained=True, pretrained_cfg_overlay=dict(file=str(src)))
+
+
+# --- timm's train.py ------------------------------------------------------------------------------------
+
+@pytest.mark.slow
+@needs_scripts
+def test_generic_model_trains_through_timm_train_py(tmp_path):
+    data = write_image_folder(tmp_path / 'data', per_class=8)
+    cmd = [sys.executable, '-m', 'timm_gcp.launch', os.path.join(SCRIPTS_DIR, 'train.py'), '--model', 'gcp_isqrt',
+           '--model-kwargs', 'backbone=test_convnext', 'gcp_dim=8', '--num-classes', '2', '--img-size', '32',
+           '--device', 'cpu', '--workers', '0', '--data-dir', str(data), '--batch-size', '8', '--epochs', '1',
+           '--no-prefetcher', '--output', str(tmp_path), '--experiment', 'run']
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    checkpoint = torch.load(tmp_path / 'run' / 'last.pth.tar', map_location='cpu', weights_only=False)
+    assert checkpoint['arch'] == 'gcp_isqrt' and 'backbone.stem.0.weight' in checkpoint['state_dict']
+    shutil.rmtree(tmp_path / 'run')

@@ -1,0 +1,542 @@
+"""GCP heads on any timm backbone: `gcp_isqrt`, `gcp_dropcov`, `gcp_mpncov` and the `<backbone>_<method>` presets.
+
+`timm.create_model('gcp_isqrt', backbone='convnext_tiny.fb_in22k', pretrained=True, num_classes=200)`
+creates the backbone with timm (no classifier, no pooling), and puts the GCP head of
+`timm_gcp.layers.GCPHead` on its `forward_features`: NCHW maps (most CNNs), NHWC maps (Swin) or
+tokens B x N x C, whose `num_prefix_tokens` class / register tokens are left out of the covariance.
+The head is a 1x1 reduction to `gcp_dim` channels, covariance, normalization, upper triangle and one
+Linear, as in the GCP ResNets (docs/backbones.md).
+
+* `pretrained=True` loads the backbone tag's own timm weights into the trunk and leaves the head
+  fresh; the model's pretrained cfg (mean, std, input size, interpolation, crop) is that tag's, so
+  timm's data config and scripts read it. Weights of a whole GCP model (a `hf-hub:` / `local-dir:`
+  export, `pretrained_cfg_overlay=dict(file=...)`, an authors' release tag) load into the whole model.
+* `output_stride=16` keeps a 2x larger last map where the backbone takes timm's `output_stride`
+  (dilated last stage; the GCP ResNets remove the stride instead); off by default (docs/backbones.md, "Resolution").
+* Every check (backbone name and tag, feature layout, output stride) runs on a meta-device copy of
+  the backbone, before any weights are created or loaded.
+
+Presets: `PRESET_BACKBONES` lists timm backbones; each gets `<backbone>_isqrt` and
+`<backbone>_dropcov`, with one pretrained tag per tag of the backbone. GCP_Optimization's MobileNetV2
+(CVPR'20) is `mobilenetv2_100_isqrt[_d256]` on timm's `mobilenetv2_100`, with its authors' tags.
+"""
+import difflib
+import inspect
+import re
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
+
+import timm
+import torch
+from torch import nn
+from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+from timm.layers import LayerType, get_device_dtype
+from timm.models import build_model_with_cfg, generate_default_cfgs, get_arch_pretrained_cfgs, is_model, \
+    model_entrypoint, register_model, split_model_name_tag
+from timm.models import PretrainedCfg
+from timm.models._registry import get_pretrained_cfg
+
+from ..convert.layouts import MOBILENETV2_RENAMES, rename_key
+from ..layers import GCPHead, check_pool_type, reset_pool_type
+from .releases import RELEASES, check_pretrained_source
+from .sources import pretrained_fields
+
+__all__ = [
+    'BackboneError', 'GCPBackboneModel', 'GCPTokenModel', 'GCP_METHODS', 'GENERIC_MODELS', 'PRESETS',
+    'PRESET_BACKBONES', 'TrunkLayout', 'backbone_tags', 'checkpoint_filter_fn', 'preset_name', 'probe_backbone',
+    'resolve_backbone', 'trunk_cfg',
+]
+
+# the head settings of each method, as the GCP ResNets name them
+GCP_METHODS: Dict[str, Dict[str, Any]] = {
+    'isqrt': dict(gcp_norm='isqrt'),
+    'dropcov': dict(gcp_norm='none', gcp_dropcov=True),
+    'mpncov': dict(gcp_norm='mpn'),
+}
+PRESET_METHODS = ('isqrt', 'dropcov')
+# the generic models, a method each, on the backbone the caller names
+GENERIC_MODELS = {f'gcp_{method}': method for method in GCP_METHODS}
+
+# one line per backbone: `<backbone>_isqrt` and `<backbone>_dropcov`, with the backbone's pretrained tags
+PRESET_BACKBONES = (
+    'convnext_tiny',
+    'convnext_small',
+    'efficientnet_b0',
+    'efficientnet_b3',
+    'regnety_040',
+    'mobilenetv3_large_100',
+    'swin_tiny_patch4_window7_224',
+    'vit_small_patch16_224',
+    'vit_base_patch16_224',
+)
+
+# pretrained-cfg fields that say where weights are: the trunk's weights are not the GCP model's
+_WEIGHT_FIELDS = ('url', 'file', 'state_dict', 'hf_hub_id', 'hf_hub_filename', 'source', 'custom_load',
+                  'architecture', 'tag', 'paper_ids', 'paper_name', 'notes', 'description', 'origin_url')
+
+
+class BackboneError(ValueError):
+    """A backbone a GCP head cannot be put on: unknown name or tag, features of another shape, an unmet option."""
+
+
+@dataclass(frozen=True)
+class TrunkLayout:
+    """What the backbone's unpooled head output gives (`forward_head(..., pre_logits=True)`), from a meta-device forward."""
+    input_fmt: str  # 'NCHW', 'NHWC' or 'NLC' (tokens)
+    width: int  # channels (or token width) the GCP head pools
+    num_prefix_tokens: int  # class / register tokens before the patch tokens ('NLC')
+    feat_size: Optional[Tuple[int, int]]  # H x W of the map at the probe input ('NCHW' / 'NHWC')
+    reduction: Optional[int]  # input side / map side ('NCHW' / 'NHWC')
+    num_levels: int  # entries of the backbone's feature_info
+
+
+def preset_name(backbone: str, method: str, dim: Optional[int] = None) -> str:
+    """`<backbone>_<method>[_d<dim>]`, the GCP ResNets' naming."""
+    return f'{backbone}_{method}' + (f'_d{dim}' if dim else '')
+
+
+def _close_matches(name: str) -> str:
+    matches = difflib.get_close_matches(name, timm.list_models(), n=5, cutoff=0.6)
+    return f'; close matches: {", ".join(matches)}' if matches else ''
+
+
+def backbone_tags(arch: str) -> Dict[str, PretrainedCfg]:
+    """The pretrained tags of timm architecture `arch` (default first), tag -> cfg."""
+    return {split_model_name_tag(name)[1]: cfg for name, cfg in get_arch_pretrained_cfgs(arch).items()}
+
+
+def resolve_backbone(backbone: str) -> Tuple[str, Optional[str]]:
+    """Split `backbone` into a timm architecture and tag, each checked; BackboneError names what is wrong."""
+    if not isinstance(backbone, str) or not backbone:
+        raise BackboneError(f'backbone must be a timm model name, e.g. backbone="convnext_tiny.fb_in22k", got {backbone!r}')
+    arch, tag = split_model_name_tag(backbone)
+    if not is_model(arch):
+        raise BackboneError(f'unknown timm backbone {arch!r}{_close_matches(arch)}')
+    if model_entrypoint(arch).__module__.startswith('timm_gcp.'):
+        raise BackboneError(f'{arch!r} is a timm-gcp model with a GCP head of its own; give its backbone instead')
+    if tag and tag not in backbone_tags(arch):
+        tags = ', '.join(backbone_tags(arch)) or 'none'
+        raise BackboneError(f'backbone {arch!r} has no pretrained tag {tag!r}; its tags: {tags}')
+    return arch, tag or None
+
+
+def _probe_size(arch: str, tag: Optional[str], in_chans: int, kwargs: Dict[str, Any]) -> Tuple[int, int, int]:
+    cfg = get_pretrained_cfg(f'{arch}.{tag}' if tag else arch)
+    size = kwargs.get('img_size')
+    if size is None:
+        size = cfg.input_size[-2:] if cfg is not None else (224, 224)
+    elif isinstance(size, int):
+        size = (size, size)
+    return in_chans, int(size[0]), int(size[1])
+
+
+_LAYOUTS: Dict[Tuple[str, int, str], TrunkLayout] = {}
+
+
+def probe_backbone(backbone: str, in_chans: int = 3, **kwargs: Any) -> TrunkLayout:
+    """The layout of `backbone`'s unpooled features with these arguments (`_probe`), read once per process."""
+    key = (backbone, in_chans, repr(sorted(kwargs.items())))
+    if key not in _LAYOUTS:
+        _LAYOUTS[key] = _probe(backbone, in_chans, **kwargs)
+    return _LAYOUTS[key]
+
+
+def _probe(backbone: str, in_chans: int = 3, **kwargs: Any) -> TrunkLayout:
+    """Build `backbone` on the meta device (no weights) and read the layout of its unpooled features.
+
+    These are `forward_head(forward_features(x), pre_logits=True)` of the backbone built with
+    `num_classes=0, global_pool=''`: the map or tokens after the layers timm counts as head (ConvNeXt's
+    final norm, MobileNetV3's 1x1 conv to 1280), which the GCP head then pools instead of the average.
+
+    `kwargs` go to `timm.create_model` (output_stride, img_size, drop_path_rate, ...); an argument the
+    backbone does not take raises timm's TypeError, features other than 3-D or 4-D a BackboneError.
+    """
+    arch, tag = resolve_backbone(backbone)
+    output_stride = kwargs.get('output_stride')
+    with torch.device('meta'):
+        try:
+            trunk = timm.create_model(arch, num_classes=0, global_pool='', in_chans=in_chans, **kwargs)
+        except TypeError as e:
+            if output_stride is not None and 'output_stride' in str(e):
+                raise BackboneError(
+                    f'backbone {arch!r} does not take output_stride (timm has no dilated variant of it); '
+                    f'leave output_stride unset') from e
+            raise
+        except (AssertionError, ValueError) as e:
+            raise BackboneError(
+                f"backbone {arch!r} cannot be built without its pooling (num_classes=0, global_pool=''): {e}; "
+                f"a GCP head needs its unpooled B x C x H x W or B x H x W x C map or B x N x C tokens") from e
+        x = torch.empty(1, *_probe_size(arch, tag, in_chans, kwargs))
+        with torch.no_grad():
+            feats = trunk.eval().forward_head(trunk.forward_features(x), pre_logits=True)
+    if not isinstance(feats, torch.Tensor) or feats.ndim not in (3, 4):
+        shape = tuple(feats.shape) if isinstance(feats, torch.Tensor) else type(feats).__name__
+        raise BackboneError(
+            f'backbone {arch!r}: its unpooled features are {shape}; a GCP head needs a B x C x H x W or '
+            f'B x H x W x C map or B x N x C tokens')
+    if feats.ndim == 3:
+        prefix = int(getattr(trunk, 'num_prefix_tokens', 0) or 0)
+        return TrunkLayout('NLC', feats.shape[-1], prefix, None, None, len(trunk.feature_info))
+    fmt = getattr(trunk, 'output_fmt', 'NCHW')
+    fmt = fmt if isinstance(fmt, str) and fmt in ('NCHW', 'NHWC') else 'NCHW'
+    width, h, w = (feats.shape[1], feats.shape[2], feats.shape[3]) if fmt == 'NCHW' else \
+        (feats.shape[3], feats.shape[1], feats.shape[2])
+    reduction = x.shape[-1] // w
+    if output_stride is not None and reduction != output_stride:
+        raise BackboneError(
+            f'backbone {arch!r} took output_stride={output_stride} but its features are still 1/{reduction} of the input')
+    return TrunkLayout(fmt, width, 0, (h, w), reduction, len(trunk.feature_info))
+
+
+def _prefixed(pattern: Any, prefix: str) -> Any:
+    """A `group_matcher` pattern of the trunk, for the same parameters under `prefix`."""
+    if isinstance(pattern, str):
+        return '^' + re.escape(prefix) + pattern.removeprefix('^')
+    if isinstance(pattern, (list, tuple)) and pattern and isinstance(pattern[0], (list, tuple)):
+        return [(_prefixed(p, prefix), *rest) for p, *rest in pattern]
+    return pattern
+
+
+class GCPBackboneModel(nn.Module):
+    """A timm backbone with feature maps (`self.backbone`, no classifier) and a global covariance pooling head.
+
+    `forward_features` is the backbone's; `forward_head` runs the layers timm counts as the
+    backbone's head on the unpooled map (`forward_head(pre_logits=True)`), then the GCP head.
+    """
+
+    def __init__(
+            self,
+            backbone: str,
+            num_classes: int = 1000,
+            in_chans: int = 3,
+            global_pool: str = 'gcp',
+            drop_rate: float = 0.0,
+            gcp_dim: Optional[int] = 128,
+            gcp_norm: str = 'isqrt',
+            gcp_iters: Optional[int] = None,
+            gcp_power: Optional[float] = None,
+            gcp_dropcov: bool = False,
+            gcp_dropcov_scale: Optional[float] = None,
+            gcp_act: LayerType = 'relu',
+            pretrained_backbone: bool = False,
+            device=None,
+            dtype=None,
+            **kwargs: Any,
+    ) -> None:
+        """
+        Args:
+            backbone: timm model name, `arch` or `arch.tag` (the tag names the trunk weights).
+            num_classes: Classifier outputs; 0 returns the pooled covariance vector.
+            in_chans: Input image channels.
+            global_pool: 'gcp', or '' for the backbone's unpooled features (with num_classes=0).
+            drop_rate: Dropout on the covariance vector before the classifier.
+            gcp_dim: Reduction channels before the covariance (None: no reduction).
+            gcp_norm, gcp_iters, gcp_power, gcp_dropcov, gcp_dropcov_scale: the GCP head's settings, as
+                the GCP ResNets take them ('isqrt' / 'mpn' / 'none', ...).
+            gcp_act: Activation of the reduction ('relu'; GCP_Optimization's MobileNetV2: 'relu6').
+            pretrained_backbone: Load the backbone tag's timm weights into the trunk.
+            **kwargs: `timm.create_model` arguments of the backbone (output_stride, drop_path_rate, img_size, ...).
+        """
+        super().__init__()
+        check_pool_type(global_pool, num_classes, 'global_pool')
+        dd = {'device': device, 'dtype': dtype}
+        layout = probe_backbone(backbone, in_chans, **kwargs)
+        if (layout.input_fmt == 'NLC') != isinstance(self, GCPTokenModel):
+            raise BackboneError(f'backbone {backbone!r} gives {"tokens" if layout.input_fmt == "NLC" else "maps"}: '
+                                f'build it with {"GCPTokenModel" if layout.input_fmt == "NLC" else "GCPBackboneModel"}')
+        self.backbone = timm.create_model(
+            backbone, pretrained=pretrained_backbone, num_classes=0, global_pool='', in_chans=in_chans, **kwargs, **dd)
+        self.in_chans = in_chans
+        self.num_classes = num_classes
+        self.drop_rate = drop_rate
+        self.num_features = self.backbone.num_features
+        self.output_fmt = layout.input_fmt
+        self.feature_info = [dict(info, module=f'backbone.{info["module"]}') for info in self.backbone.feature_info]
+        self._gcp_args = dict(
+            reduce_dim=gcp_dim,
+            norm=gcp_norm,
+            iters=gcp_iters,
+            power=gcp_power,
+            dropcov=gcp_dropcov,
+            dropcov_scale=gcp_dropcov_scale,
+            act_layer=gcp_act,
+            drop_rate=drop_rate,
+            input_fmt=layout.input_fmt,
+            feat_stride=layout.reduction,  # names the smallest input in the pooling's errors
+        )
+        self.head = GCPHead(layout.width, num_classes=num_classes, pool_type=global_pool, **self._gcp_args, **dd)
+        self.head_hidden_size = self.head.num_features
+
+    @torch.jit.ignore
+    def group_matcher(self, coarse: bool = False) -> Dict[str, Any]:
+        matcher = self.backbone.group_matcher(coarse=coarse)
+        return {k: _prefixed(v, 'backbone.') for k, v in matcher.items()}
+
+    @torch.jit.ignore
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        self.backbone.set_grad_checkpointing(enable)
+
+    @torch.jit.ignore
+    def no_weight_decay(self) -> set:
+        names = self.backbone.no_weight_decay() if hasattr(self.backbone, 'no_weight_decay') else set()
+        return {f'backbone.{n}' for n in names}
+
+    @torch.jit.ignore
+    def get_classifier(self, name_only: bool = False) -> Union[str, nn.Module]:
+        return 'head.fc' if name_only else self.head.fc
+
+    def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None) -> None:
+        """Replace the classifier; `global_pool=''` returns unpooled features, None keeps the pooling.
+
+        A classifier on unpooled features brings a new GCP head back, on the trunk's current width.
+        """
+        pool_type = reset_pool_type(self.head.pool_type, global_pool, num_classes)
+        dd = get_device_dtype(self)
+        self.num_classes = num_classes
+        width = self.backbone.head_hidden_size
+        if pool_type and (not self.head.pool_type or self.head.in_features != width):
+            self.head = GCPHead(width, num_classes=num_classes, pool_type=pool_type, **self._gcp_args, **dd)
+            self.head.train(self.training)
+        else:
+            self.head.reset(num_classes, pool_type, **dd)
+        self.head_hidden_size = self.head.num_features
+
+    @torch.jit.ignore
+    def forward_intermediates(self, x: torch.Tensor, indices: Optional[Union[int, List[int]]] = None, **kwargs: Any):
+        """The backbone's `forward_intermediates` (its arguments: norm, stop_early, output_fmt, intermediates_only ...)."""
+        return self.backbone.forward_intermediates(x, indices, **kwargs)
+
+    @torch.jit.ignore
+    def prune_intermediate_layers(
+            self,
+            indices: Union[int, List[int]] = 1,
+            prune_norm: bool = False,
+            prune_head: bool = True,
+    ) -> List[int]:
+        """Prune the backbone after the `indices` taps; `prune_head` also removes the backbone's head layers and the GCP head."""
+        take_indices = self.backbone.prune_intermediate_layers(indices, prune_norm=prune_norm, prune_head=prune_head)
+        self.num_features = self.backbone.num_features
+        if prune_head:
+            self.reset_classifier(0, '')
+        return take_indices
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.backbone.forward_features(x)
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        return self.head(self.backbone.forward_head(x, pre_logits=True), pre_logits=pre_logits)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+
+class GCPTokenModel(GCPBackboneModel):
+    """A timm backbone with token features (ViTs) and a GCP head on the patch tokens.
+
+    The class / register tokens (`num_prefix_tokens`) are left out of the covariance. As timm's
+    CrossViT and this package's GCP ViTs, `forward_features` returns [prefix tokens B x P x C, patch
+    tokens B x N x C] and `num_features == head_hidden_size` is the pooled width, which is what
+    timm's non-standard model tests (`vit_*`, ...) expect of a head whose output is not C wide.
+    """
+
+    def __init__(self, backbone: str, **kwargs: Any) -> None:
+        super().__init__(backbone, **kwargs)
+        self.num_prefix_tokens = int(getattr(self.backbone, 'num_prefix_tokens', 0) or 0)
+        self.num_features = self.head_hidden_size
+
+    def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None) -> None:
+        super().reset_classifier(num_classes, global_pool)
+        self.num_features = self.head_hidden_size
+
+    def _split(self, x: torch.Tensor) -> List[torch.Tensor]:
+        return [x[:, :self.num_prefix_tokens], x[:, self.num_prefix_tokens:]]
+
+    @torch.jit.ignore
+    def forward_intermediates(self, x: torch.Tensor, indices: Optional[Union[int, List[int]]] = None, **kwargs: Any):
+        """The backbone's `forward_intermediates`, with the final tokens split as `forward_features` gives them."""
+        out = self.backbone.forward_intermediates(x, indices, **kwargs)
+        if kwargs.get('intermediates_only', False):
+            return out
+        return self._split(out[0]), out[1]
+
+    @torch.jit.ignore
+    def prune_intermediate_layers(
+            self,
+            indices: Union[int, List[int]] = 1,
+            prune_norm: bool = False,
+            prune_head: bool = True,
+    ) -> List[int]:
+        take_indices = super().prune_intermediate_layers(indices, prune_norm=prune_norm, prune_head=prune_head)
+        self.num_features = self.head_hidden_size
+        return take_indices
+
+    def forward_features(self, x: torch.Tensor) -> List[torch.Tensor]:
+        return self._split(self.backbone.forward_features(x))
+
+    def forward_head(self, x: List[torch.Tensor], pre_logits: bool = False) -> torch.Tensor:
+        tokens = self.backbone.forward_head(torch.cat(x, dim=1), pre_logits=True)
+        if self.head.pool_type:
+            tokens = tokens[:, self.num_prefix_tokens:]
+        return self.head(tokens, pre_logits=pre_logits)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+
+def trunk_cfg(backbone_cfg: Dict[str, Any], backbone: str) -> Dict[str, Any]:
+    """The pretrained cfg of a GCP model whose trunk starts from `backbone`'s weights (cfg `backbone_cfg`).
+
+    The data settings (mean, std, input size, interpolation, crop, classes) are the backbone tag's;
+    where its weights are, its paper and notes are not the GCP model's and are left out; the notes
+    say where the trunk weights come from and that the head is untrained.
+    """
+    cfg = {k: v for k, v in backbone_cfg.items() if k not in _WEIGHT_FIELDS and v is not None}
+    if cfg.get('first_conv'):
+        first = cfg['first_conv']
+        cfg['first_conv'] = tuple(f'backbone.{c}' for c in first) if isinstance(first, (list, tuple)) \
+            else f'backbone.{first}'
+    cfg['classifier'] = 'head.fc'
+    cfg['notes'] = (f'Trunk weights: timm {backbone} (pretrained=True loads them); the GCP head is untrained.',)
+    return cfg
+
+
+def _generic_cfg(**kwargs: Any) -> Dict[str, Any]:
+    return {
+        'num_classes': 1000, 'input_size': (3, 224, 224), 'pool_size': None,
+        'crop_pct': 0.875, 'interpolation': 'bicubic', 'mean': IMAGENET_DEFAULT_MEAN, 'std': IMAGENET_DEFAULT_STD,
+        'first_conv': None, 'classifier': 'head.fc',
+        **kwargs,
+    }
+
+
+def _weights_given(kwargs: Dict[str, Any]) -> bool:
+    """Whether the caller names weights of the whole GCP model (a Hub or local export, a file, a state dict)."""
+    cfg, overlay = kwargs.get('pretrained_cfg'), kwargs.get('pretrained_cfg_overlay') or {}
+    if cfg is not None and not isinstance(cfg, str):
+        return True
+    return any(overlay.get(k) for k in ('url', 'file', 'state_dict', 'hf_hub_id'))
+
+
+def checkpoint_filter_fn(state_dict: Dict[str, Any], model: GCPBackboneModel) -> Dict[str, torch.Tensor]:
+    """A whole GCP model's state dict: timm-gcp's own, or GCP_Optimization's MobileNetV2 (torchvision's layout).
+
+    The authors' keys (`features.N...`, `dimension_reduction`, `classifier.1`, bare or under
+    'state_dict', with or without DataParallel's `module.`) are renamed by `MOBILENETV2_RENAMES`;
+    a tensor of another shape raises ValueError naming it.
+    """
+    state_dict = state_dict.get('state_dict', state_dict)
+    out = {rename_key(k, MOBILENETV2_RENAMES): v for k, v in state_dict.items() if isinstance(v, torch.Tensor)}
+    model_sd = model.state_dict()
+    adaptable = {'head.fc.weight', 'head.fc.bias'}
+    mismatched = [
+        f'{k}: checkpoint {tuple(v.shape)} vs model {tuple(model_sd[k].shape)}'
+        for k, v in out.items() if k in model_sd and k not in adaptable and v.shape != model_sd[k].shape
+    ]
+    if mismatched:
+        raise ValueError(f'checkpoint does not fit {type(model).__name__} on {type(model.backbone).__name__}: '
+                         + '; '.join(mismatched))
+    return out
+
+
+# arguments `build_model_with_cfg` takes for itself; the rest not in GCPBackboneModel's signature are the backbone's
+_BUILD_ARGS = ('pretrained_cfg', 'pretrained_cfg_overlay', 'features_only', 'out_indices', 'feature_cfg', 'feature_cls',
+               'cache_dir', 'pretrained_model_args', 'pruned', 'pretrained_strict')
+_MODEL_ARGS = tuple(inspect.signature(GCPBackboneModel.__init__).parameters)
+
+
+def _backbone_kwargs(kwargs: Dict[str, Any]) -> Dict[str, Any]:
+    return {k: v for k, v in kwargs.items() if k not in _MODEL_ARGS and k not in _BUILD_ARGS}
+
+
+def _create_gcp_backbone(variant: str, pretrained: bool = False, **kwargs: Any) -> GCPBackboneModel:
+    """Build a GCP model; `pretrained` loads the trunk tag's timm weights, or a whole model's weights where named."""
+    if 'backbone' not in kwargs:
+        raise TypeError(f"{variant} needs backbone=<timm model name>, e.g. backbone='convnext_tiny.fb_in22k'")
+    arch, backbone_tag = resolve_backbone(kwargs['backbone'])
+    tag = kwargs.get('pretrained_cfg') if isinstance(kwargs.get('pretrained_cfg'), str) else None
+    release = f'{variant}.{tag}' in RELEASES
+    whole_model = pretrained and (release or _weights_given(kwargs))
+    if not release and not _weights_given(kwargs):
+        # the trunk's tag: the preset's (which mirrors the backbone's), else the one in `backbone`
+        backbone_tag = tag if tag in backbone_tags(arch) else backbone_tag
+        kwargs['backbone'] = f'{arch}.{backbone_tag}' if backbone_tag else arch
+        if variant in GENERIC_MODELS:
+            backbone_cfg = get_pretrained_cfg(kwargs['backbone'])
+            kwargs['pretrained_cfg'] = dict(trunk_cfg(backbone_cfg.to_dict(), kwargs['backbone']), tag=None) \
+                if backbone_cfg is not None else None
+    layout = probe_backbone(kwargs['backbone'], kwargs.get('in_chans', 3), **_backbone_kwargs(kwargs))
+    tokens = layout.input_fmt == 'NLC'
+    if whole_model:
+        check_pretrained_source(variant, kwargs)
+    return build_model_with_cfg(
+        GCPTokenModel if tokens else GCPBackboneModel,
+        variant,
+        whole_model,
+        pretrained_filter_fn=checkpoint_filter_fn,
+        # as timm's ViTs, the last 3 blocks of a token backbone; every level of a CNN
+        feature_cfg=dict(feature_cls='getter', out_indices=3 if tokens else tuple(range(layout.num_levels))),
+        pretrained_backbone=pretrained and not whole_model,
+        **kwargs,
+    )
+
+
+def _entrypoint(name: str, doc: str, **model_args: Any) -> Callable[..., GCPBackboneModel]:
+    """The registered function of a GCP model; `model_args` are its defaults, the caller's kwargs win."""
+    def create(pretrained: bool = False, **kwargs: Any) -> GCPBackboneModel:
+        return _create_gcp_backbone(name, pretrained, **dict(model_args, **kwargs))
+
+    create.__name__ = create.__qualname__ = name
+    create.__module__ = __name__
+    create.__doc__ = doc
+    return create
+
+
+# --- the presets: `<backbone>_<method>`, one tag per tag of the backbone ---------------------------------
+
+def _preset_cfgs(backbone: str, name: str) -> Dict[str, Dict[str, Any]]:
+    cfgs = backbone_tags(backbone)
+    if not cfgs:
+        return {name: trunk_cfg(get_pretrained_cfg(backbone).to_dict(), backbone)}
+    return {f'{name}.{tag}': trunk_cfg(cfg.to_dict(), f'{backbone}.{tag}') for tag, cfg in cfgs.items()}
+
+
+PRESETS = {
+    preset_name(backbone, method): (backbone, method) for backbone in PRESET_BACKBONES for method in PRESET_METHODS
+}
+
+
+# --- GCP_Optimization's MobileNetV2 (CVPR'20): iSQRT-COV, ReLU6 reduction, dropout 0.2 -------------------
+
+_GCPO = ('gcp_opt', 'ZhangLi-CS/GCP_Optimization')
+_MOBILENETV2 = dict(backbone='mobilenetv2_100', gcp_act='relu6', drop_rate=0.2, **GCP_METHODS['isqrt'])
+
+
+def _mobilenetv2_cfgs(name: str, tags: Tuple[str, ...]) -> Dict[str, Dict[str, Any]]:
+    base = trunk_cfg(get_pretrained_cfg('mobilenetv2_100').to_dict(), 'mobilenetv2_100')
+    base.update(interpolation='bilinear', crop_pct=0.875, notes=())
+    return {f'{name}.{tag}': dict(base, hf_hub_id=RELEASES[f'{name}.{tag}'].hub_id, **pretrained_fields(*_GCPO))
+            for tag in tags}
+
+
+default_cfgs = generate_default_cfgs({
+    **{name: _generic_cfg() for name in GENERIC_MODELS},
+    **{k: v for name, (backbone, _) in PRESETS.items() for k, v in _preset_cfgs(backbone, name).items()},
+    **_mobilenetv2_cfgs('mobilenetv2_100_isqrt_d256', ('gcp_in1k', 'gcp_lrfast_in1k', 'gcp_lradju_in1k')),
+    **_mobilenetv2_cfgs('mobilenetv2_100_isqrt', ('gcp_in1k', 'gcp_lradju_in1k')),
+})
+
+for _name, _method in GENERIC_MODELS.items():
+    register_model(_entrypoint(
+        _name, f'Any timm backbone (backbone=...) with a {_method} GCP head.', **GCP_METHODS[_method]))
+
+for _name, (_backbone, _method) in PRESETS.items():
+    register_model(_entrypoint(
+        _name, f'timm {_backbone} with a {_method} GCP head (128-d reduction).', backbone=_backbone,
+        **GCP_METHODS[_method]))
+
+register_model(_entrypoint(
+    'mobilenetv2_100_isqrt_d256', "MobileNetV2 with GCP_Optimization's iSQRT-COV head (256-d, ReLU6, dropout 0.2).",
+    gcp_dim=256, **_MOBILENETV2))
+register_model(_entrypoint(
+    'mobilenetv2_100_isqrt', "MobileNetV2 with GCP_Optimization's 128-d iSQRT-COV head (ReLU6, dropout 0.2).",
+    gcp_dim=128, **_MOBILENETV2))

@@ -57,6 +57,9 @@ def hub_repos(code: str) -> Set[str]:
         cfg = get_pretrained_cfg(name)
         if cfg is not None and cfg.hf_hub_id and not re.search(r'hf_hub_id=', code):
             repos.add(cfg.hf_hub_id)
+    # a GCP model on a timm backbone loads the backbone's weights from the backbone's repo
+    for backbone in re.findall(r"backbone=['\"]([\w.]+)['\"][^)]*pretrained=True", code):
+        repos.add(get_pretrained_cfg(backbone).hf_hub_id)
     return repos
 
 

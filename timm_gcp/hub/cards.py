@@ -20,7 +20,7 @@ import torch
 
 from ..bench.measure import count_flops
 from ..models.gcp_resnet import GCPResNet
-from ..models.registry import registered_names, release_names
+from ..models.registry import model_names, preset_names, release_names
 from ..models.releases import RELEASES, Release
 from ..models.sources import PAPERS, REPOS
 from .evaluate import Accuracy
@@ -248,17 +248,26 @@ def _weights_cell(name: str) -> str:
 
 
 def render_model_table() -> str:
-    """Markdown table of every registered model (between the README's model-table markers)."""
+    """Markdown tables (between the README's model-table markers): the papers' models, then the presets."""
     rows = [
         "| Model | Params (M) | GMACs | Feature size | Authors' top-1 (%) | Weights |",
         '|---|---:|---:|---:|---:|---|',
     ]
-    for name in registered_names():
+    for name in model_names():
         stats = model_stats(name.split('.')[0])
         result = RELEASES.get(name)
         top1 = f'{result.top1:.2f}' if result else '-'
         rows.append(f'| `{name}` | {stats.params / 1e6:.2f} | {stats.gmacs:.2f} | {stats.feature_size} | {top1} '
                     f'| {_weights_cell(name)} |')
+    rows += [
+        '',
+        "| Preset | Params (M) | GMACs | Feature size | Trunk tags (the backbone's; the GCP head is untrained) |",
+        '|---|---:|---:|---:|---|',
+    ]
+    for name in preset_names():
+        stats = model_stats(name)
+        tags = ', '.join(f'`{n.split(".", 1)[1]}`' for n in timm.list_models(name, include_tags=True) if '.' in n)
+        rows.append(f'| `{name}` | {stats.params / 1e6:.2f} | {stats.gmacs:.2f} | {stats.feature_size} | {tags} |')
     return '\n'.join(rows)
 
 

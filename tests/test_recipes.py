@@ -141,3 +141,47 @@ def test_recipe_schedule_through_train_py(path):
         assert lr == pytest.approx(1e-3 * args.batch_size * 8 / 1024)
         assert lrs[0] == pytest.approx(1e-6) and lrs[5] == pytest.approx(lr, rel=1e-3)
         assert lrs[300:] == pytest.approx([1e-5] * 10) and all(math.isfinite(v) for v in lrs)
+
+
+# --- fine-grained fine-tuning (docs/backbones.md, "Fine-grained fine-tuning") ------------------------------
+
+FINEGRAINED = sorted((RECIPES_DIR / 'finegrained').glob('*.yaml'))
+FINEGRAINED_CLASSES = {'cub': 200, 'cars': 196, 'aircraft': 100}
+
+
+def test_finegrained_recipes_cover_three_models_on_three_datasets():
+    stems = {p.stem for p in FINEGRAINED}
+    models = ('resnet50_isqrt_d256', 'convnext_tiny_isqrt', 'vit_small_patch16_224_isqrt')
+    assert stems == {f'{m}_{d}' for m in models for d in FINEGRAINED_CLASSES}
+
+
+@pytest.mark.parametrize('path', FINEGRAINED, ids=_ids(FINEGRAINED))
+def test_finegrained_recipe_is_fast_mpn_cov_finetuning(path):
+    """448 px, batch 10, 100 epochs of SGD momentum 0.9 at 1.2e-3 without decay, weight decay 1e-3, from pretrained weights."""
+    cfg = load_config(path)
+    assert set(cfg) <= TRAIN_ARGS and cfg['device_modules'] == ['timm_gcp']
+    assert timm.is_model(cfg['model']) and cfg['pretrained'] is True
+    dataset = path.stem.rsplit('_', 1)[1]
+    assert cfg['num_classes'] == FINEGRAINED_CLASSES[dataset] and cfg['img_size'] == 448
+    assert (cfg['batch_size'], cfg['epochs'], cfg['lr_base'], cfg['lr_base_size']) == (10, 100, 1.2e-3, 10)
+    assert (cfg['opt'], cfg['momentum'], cfg['weight_decay'], cfg['warmup_epochs']) == ('momentum', 0.9, 1e-3, 0)
+    assert cfg['sched'] == 'step' and cfg['decay_epochs'] >= cfg['epochs']  # no decay within the run
+    assert (cfg['scale'], cfg['ratio'], cfg['color_jitter'], cfg['smoothing']) == ([1.0, 1.0], [1.0, 1.0], 0.0, 0.0)
+    assert cfg['crop_pct'] == (1.0 if dataset == 'cub' else 0.875)
+    text = path.read_text()
+    assert '5x' in text and 'flip' in text  # what train.py cannot express is said
+    if cfg['model'].startswith('resnet50_isqrt_d256'):
+        assert cfg['pretrained_path'] == 'resnet50_isqrt_d256.fmpn_in1k/model.safetensors'
+    else:
+        arch, tag = split_model_name_tag(cfg['model'])
+        backbone = arch.rsplit('_', 1)[0]
+        assert tag in {n.split('.', 1)[1] for n in timm.list_pretrained(f'{backbone}.*')}
+
+
+@pytest.mark.slow
+@needs_scripts
+@pytest.mark.parametrize('path', FINEGRAINED, ids=_ids(FINEGRAINED))
+def test_finegrained_schedule_through_train_py(path):
+    args = _train_args(path)
+    num_epochs, lrs = _epoch_lrs(args, args.lr_base * args.batch_size / args.lr_base_size)
+    assert num_epochs == 100 and lrs == pytest.approx([1.2e-3] * 100)

@@ -23,8 +23,9 @@ import torch.nn.functional as F
 from torch import nn
 
 import timm
+from timm.utils import ParseKwargs
 
-from ..models.registry import baseline_name
+from ..models.registry import baseline_name, is_gcp_model
 from .measure import count_flops, saved_tensor_bytes
 
 DEFAULT_MODELS = ('resnet50', 'resnet50_isqrt', 'resnet50_isqrt_d256', 'resnet50_dropcov')
@@ -83,13 +84,13 @@ class Result:
 class ModelBench:
     """One model with its input, labels and optimizer, and a closure per timed operation."""
 
-    def __init__(self, name: str, args: argparse.Namespace, device: torch.device) -> None:
-        """Create the model eagerly and count its FLOPs (and head graph breaks, with `args.compile`)."""
+    def __init__(self, name: str, args: argparse.Namespace, device: torch.device, **kwargs: Any) -> None:
+        """Create the model (`kwargs` to timm.create_model) and count its FLOPs (and head graph breaks, with `args.compile`)."""
         self.name = name
         self.device = device
         self.amp_dtype = AMP_DTYPES[args.amp_dtype]
         memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
-        self.model = self._create(name, args.img_size).to(device=device, memory_format=memory_format)
+        self.model = self._create(name, args.img_size, **kwargs).to(device=device, memory_format=memory_format)
         g = torch.Generator().manual_seed(0)
         self.x = torch.randn(args.batch_size, 3, args.img_size, args.img_size, generator=g)
         self.x = self.x.to(device).contiguous(memory_format=memory_format)
@@ -126,11 +127,11 @@ class ModelBench:
             getattr(self, kind)()
 
     @staticmethod
-    def _create(name: str, img_size: int) -> nn.Module:
-        model = timm.create_model(name)
+    def _create(name: str, img_size: int, **kwargs: Any) -> nn.Module:
+        model = timm.create_model(name, **kwargs)
         cfg = model.pretrained_cfg
         if cfg.get('fixed_input_size') and tuple(cfg['input_size'][1:]) != (img_size, img_size):
-            model = timm.create_model(name, img_size=img_size)
+            model = timm.create_model(name, img_size=img_size, **kwargs)
         return model
 
     def _autocast(self) -> ContextManager:
@@ -238,8 +239,10 @@ def benchmark(args: argparse.Namespace) -> List[Result]:
     device = torch.device(args.device)
     names: List[str] = []
     baselines: Dict[str, Optional[str]] = {}
+    model_kwargs = dict(args.model_kwargs or {})
     for name in args.models:
-        base = baseline_name(name)
+        # a generic GCP model's twin is its backbone with timm's own head
+        base = model_kwargs['backbone'] if is_gcp_model(name) and 'backbone' in model_kwargs else baseline_name(name)
         baselines[name] = base
         for n in ((base, name) if base else (name,)):
             if n not in names:
@@ -247,7 +250,7 @@ def benchmark(args: argparse.Namespace) -> List[Result]:
     benches = {}
     for name in names:
         _log(f'creating {name} ...')
-        benches[name] = ModelBench(name, args, device)
+        benches[name] = ModelBench(name, args, device, **(model_kwargs if is_gcp_model(name) else {}))
     for name, bench in benches.items():
         _log(f'warming up {name}{" (compiling)" if args.compile else ""} ...')
         bench.prepare(args.compile, args.warmup)
@@ -352,7 +355,9 @@ def describe(args: argparse.Namespace) -> str:
         f'{args.img_size} px, {"AMP " + args.amp_dtype if AMP_DTYPES[args.amp_dtype] else "float32"}'
         f'{", channels_last" if args.channels_last else ""}'
         f'{f", torch.compile ({args.compile})" if args.compile else ""}'
-        f'{", TF32 matmul" if args.tf32 else ""}; fastest of {args.rounds} interleaved rounds of '
+        f'{", TF32 matmul" if args.tf32 else ""}'
+        f'{"; GCP model args " + ", ".join(f"{k}={v}" for k, v in args.model_kwargs.items()) if args.model_kwargs else ""}'
+        f'; fastest of {args.rounds} interleaved rounds of '
         f'{args.iters} iteration(s) per operation; train step = forward + cross-entropy + backward + SGD step; '
         f'train mem = {memory_method(device)}; FLOPs = forward, torch.utils.flop_counter, per image; '
         'head error = relative error of the eval-mode head logits against the head run in float64'
@@ -362,6 +367,9 @@ def describe(args: argparse.Namespace) -> str:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--models', nargs='+', default=list(DEFAULT_MODELS), metavar='NAME',
                         help='timm model names; each GCP model is measured against its timm baseline')
+    parser.add_argument('--model-kwargs', nargs='*', default={}, action=ParseKwargs, metavar='KEY=VALUE',
+                        help="timm.create_model arguments of the GCP models, e.g. backbone=convnext_tiny for gcp_isqrt "
+                             "(its baseline is then the backbone)")
     parser.add_argument('--batch-size', type=int, default=8)
     parser.add_argument('--img-size', type=int, default=224)
     parser.add_argument('--device', default='cpu', help="'cpu', 'cuda', 'cuda:1', ...")

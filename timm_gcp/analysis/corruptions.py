@@ -1,7 +1,7 @@
 """Common corruptions at five severities, built from torch / torchvision, and the mean corruption error.
 
 After Hendrycks & Dietterich (ICLR 2019, ImageNet-C): noise (Gaussian, shot, impulse, speckle),
-Gaussian blur, contrast, brightness, pixelation and JPEG. The severities follow ImageNet-C's; the
+Gaussian blur, contrast, brightness, pixelation and JPEG (Pillow's codec). The severities follow ImageNet-C's; the
 blur and pixelation radii are scaled to small images (they act at the data's own resolution, 28 px
 for Fashion-MNIST). Each corruption maps images in [0, 1] (N x C x H x W) to images in [0, 1],
 quantized to 8 bits as ImageNet-C's files are; random ones draw from a generator seeded per
@@ -11,8 +11,10 @@ The corruption error of a model on corruption c is its test error summed over th
 divided by the same sum of the reference model (the average-pooling twin); the mean corruption error
 (mCE) averages it over the corruptions: below 100 % the model is more robust than its twin.
 """
+import io
 from typing import Callable, Dict, List, Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -64,11 +66,15 @@ def _pixelate(x: torch.Tensor, c: float, g: torch.Generator) -> torch.Tensor:
 
 
 def _jpeg(x: torch.Tensor, c: float, g: torch.Generator) -> torch.Tensor:
-    from torchvision.io import decode_jpeg, encode_jpeg
+    from PIL import Image  # torchvision's own dependency; its JPEG codec in torchvision.io is deprecated
 
-    images = list(x.mul(255).round().clamp(0, 255).to(torch.uint8))
-    decoded = [decode_jpeg(data) for data in encode_jpeg(images, quality=int(c))]
-    return torch.stack(decoded).float().div(255)
+    out = []
+    for image in x.mul(255).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy():
+        buffer = io.BytesIO()
+        Image.fromarray(image.squeeze(-1) if image.shape[-1] == 1 else image).save(buffer, 'JPEG', quality=int(c))
+        decoded = torch.from_numpy(np.asarray(Image.open(buffer)).copy())
+        out.append(decoded.reshape(image.shape))
+    return torch.stack(out).permute(0, 3, 1, 2).float().div(255)
 
 
 # name: (function, parameter at severities 1-5)

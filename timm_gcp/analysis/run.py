@@ -78,8 +78,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--lr', type=float, default=2e-3, help='AdamW peak learning rate of the main run (default: 2e-3)')
     parser.add_argument('--batch-size', type=int, default=64, help='batch size (default: 64)')
     parser.add_argument('--img-size', type=int, default=56, metavar='PX', help='input size (default: 56)')
-    parser.add_argument('--train-size', type=int, default=1500, metavar='N', help='training images (default: 1500)')
-    parser.add_argument('--test-size', type=int, default=500, metavar='N', help='test images (default: 500)')
+    parser.add_argument('--train-size', type=int, default=1000, metavar='N', help='training images (default: 1000)')
+    parser.add_argument('--test-size', type=int, default=300, metavar='N', help='test images (default: 300)')
     parser.add_argument('--dataset', default=FASHION_MNIST,
                         help="'fashion-mnist' (default) or a timm dataset: 'folder' (ImageFolder at --data-dir), "
                              "'torch/cifar10', 'hfds/...'")
@@ -90,7 +90,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--test-split', default='validation', help='timm datasets: test split (default: validation)')
     parser.add_argument('--workers', type=int, default=2, help='timm datasets: loader workers (default: 2)')
     parser.add_argument('--threads', type=int, default=1, help='torch CPU threads (default: 1)')
-    add_probe_arguments(parser, every=12)
+    add_probe_arguments(parser, every=10)
     add_ladder_arguments(parser, epochs=1)
     parser.add_argument('--corruptions', nargs='*', default=list(CORRUPTIONS), metavar='NAME',
                         help=f"corruptions, 5 severities each; none skips them (default: all: {' '.join(CORRUPTIONS)})")

@@ -34,8 +34,11 @@ def _spread(ax, x: Sequence[float], per_seed: List[Sequence[float]], color: str,
         ax.fill_between(x, [min(c) for c in columns], [max(c) for c in columns], color=color, alpha=0.2, lw=0)
 
 
-def _finish(ax, xlabel: str, ylabel: str, title: str) -> None:
+def _finish(ax, xlabel: str, ylabel: str, title: str, ticks: Sequence[float] = ()) -> None:
     ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
+    if ticks:
+        ax.set_xticks(ticks, [f'{t:g}' for t in ticks])
+        ax.minorticks_off()
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
 
@@ -46,7 +49,7 @@ def draw_loss(ax, seeds: List[Dict], names: Sequence[str]) -> None:
         epochs = [h['epoch'] for h in seeds[0]['history']]
         _spread(ax, epochs, [[h[key]['train_loss'] for h in s['history']] for s in seeds], color, f'{name} train', '--')
         _spread(ax, epochs, [[h[key]['test_loss'] for h in s['history']] for s in seeds], color, f'{name} test')
-    _finish(ax, 'epoch', 'cross-entropy', 'loss')
+    _finish(ax, 'epoch', 'cross-entropy', 'loss', epochs)
 
 
 def draw_accuracy(ax, seeds: List[Dict], names: Sequence[str]) -> None:
@@ -54,7 +57,7 @@ def draw_accuracy(ax, seeds: List[Dict], names: Sequence[str]) -> None:
     for (key, color), name in zip(MODELS, names):
         epochs = [h['epoch'] for h in seeds[0]['history']]
         _spread(ax, epochs, [[h[key]['test_acc'] for h in s['history']] for s in seeds], color, name)
-    _finish(ax, 'epoch', '%', 'test accuracy')
+    _finish(ax, 'epoch', '%', 'test accuracy', epochs)
 
 
 def draw_band(ax, seeds: List[Dict], names: Sequence[str], quantity: str, probes: str = 'probes') -> None:
@@ -88,7 +91,7 @@ def draw_ladder(ax, seeds: List[Dict], names: Sequence[str]) -> None:
         _spread(ax, lrs, [[r['epochs'][-1][key]['test_acc'] for r in s['ladder']] for s in seeds], color, name)
     ax.set_xscale('log')
     epochs = len(seeds[0]['ladder'][0]['epochs'])
-    _finish(ax, 'peak learning rate (SGD, poly decay)', '%', f'LR ladder: accuracy after {epochs} epoch(s)')
+    _finish(ax, 'peak learning rate (SGD, poly decay)', '%', f'LR ladder: accuracy after {epochs} epoch(s)', lrs)
 
 
 def draw_corruptions(ax, seeds: List[Dict], names: Sequence[str]) -> None:
@@ -100,7 +103,7 @@ def draw_corruptions(ax, seeds: List[Dict], names: Sequence[str]) -> None:
             errors = list(result['errors'].values())
             per_seed.append([result['clean_acc']] + [100 - _mean([e[i] for e in errors]) for i in range(len(SEVERITIES))])
         _spread(ax, [0, *SEVERITIES], per_seed, color, name)
-    _finish(ax, 'severity (0: clean)', '%', 'accuracy under corruptions')
+    _finish(ax, 'severity (0: clean)', '%', 'accuracy under corruptions', [0, *SEVERITIES])
 
 
 def plot_analysis(seeds: List[Dict], names: Sequence[str], path: str, title: str, top: Sequence[Callable]) -> None:

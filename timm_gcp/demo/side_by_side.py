@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from .._extras import require
+from ..analysis.landscape import resolve_split
 from ..analysis.plots import draw_accuracy, draw_ladder, draw_loss, plot_analysis
 from ..analysis.run import (add_ladder_arguments, add_probe_arguments, analyze_seed, check_common_args,
                             make_pair_factory, pair_kwargs)
@@ -100,6 +101,10 @@ def run(args: argparse.Namespace) -> int:
     require('matplotlib', 'demo')  # missing, it would fail at the plot, after the training
     try:
         names = _check_args(args)
+        make_pair = make_pair_factory(names, _kwargs(names, args.width, args.gcp_dim), args.seed)
+        models = make_pair()
+        for model in models:
+            resolve_split(model, args.split)
         folder = find_fashion_mnist(args.data_dir, args.download_dir)
         train = load_fashion_mnist(folder, 'train')
         test = load_fashion_mnist(folder, 'test')
@@ -107,8 +112,7 @@ def run(args: argparse.Namespace) -> int:
         print(f'timm-gcp demo: error: {e}', file=sys.stderr)
         return 2
     data = FashionMNISTData(train, test, args.train_size, args.test_size, args.img_size, args.batch_size, args.seed)
-    make_pair = make_pair_factory(names, _kwargs(names, args.width, args.gcp_dim), args.seed)
-    params = [sum(p.numel() for p in m.parameters()) for m in make_pair()]
+    params = [sum(p.numel() for p in m.parameters()) for m in models]
     print(f'Fashion-MNIST from {folder}: {data.describe()}, {args.epochs} epochs, AdamW lr {args.lr:g}, '
           f'seed {args.seed}, {args.threads} thread(s)')
     print(f'{names[0]}: {params[0] / 1e6:.2f} M parameters (width {args.width:g}, GCP reduction to {args.gcp_dim}); '

@@ -17,6 +17,7 @@ from timm_gcp.analysis import (
 from timm_gcp.demo.training import create_pair, small_resnet_kwargs
 
 from tests.helpers.fashion_mnist import write_fashion_mnist
+from tests.helpers.images import write_image_folder
 
 
 def half_squared_error(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -216,6 +217,20 @@ def test_analyze_runs_repeats_with_a_seed_and_reports_spread(data_dir, tmp_path,
     assert 'verdict' in out and 'LR ladder lr 0.1: acc (%)' in out and 'beta-smoothness, activations' in out
     png = out_dir / 'analysis.png'
     assert png.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n' and png.stat().st_size > 20000
+
+
+def test_analyze_reads_a_timm_image_folder(tmp_path, capsys):
+    """The ImageNet-scale path: timm's create_dataset on an ImageFolder (train/, validation/), RGB, its classes."""
+    root = write_image_folder(tmp_path / 'images', per_class=8, size=40)
+    out_dir = tmp_path / 'analysis'
+    assert cli.main(['analyze', '--dataset', 'folder', '--data-dir', str(root), '--img-size', '32', '--workers', '0',
+                     '--width', '0.125', '--gcp-dim', '8', '--batch-size', '8', '--epochs', '1', '--steps', '2',
+                     '--seeds', '0', '--ladder-lrs', '--corruptions', 'contrast', '--out-dir', str(out_dir)]) == 0
+    result = json.loads((out_dir / 'analysis.json').read_text())
+    assert result['model_kwargs']['gcp']['in_chans'] == 3 and result['model_kwargs']['twin']['num_classes'] == 2
+    assert 'ladder' not in result['seeds'][0] and result['summary']['mCE (twin = 100 %)']['verdict'] == \
+        'one seed: no spread'
+    assert '16 training and 16 test images at 32 px' in capsys.readouterr().out
 
 
 @pytest.mark.parametrize('argv, expected', [

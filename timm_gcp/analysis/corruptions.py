@@ -1,15 +1,16 @@
 """Common corruptions at five severities, built from torch / torchvision, and the mean corruption error.
 
 After Hendrycks & Dietterich (ICLR 2019, ImageNet-C): noise (Gaussian, shot, impulse, speckle),
-Gaussian blur, contrast, brightness, pixelation and JPEG (Pillow's codec). The severities follow ImageNet-C's; the
-blur and pixelation radii are scaled to small images (they act at the data's own resolution, 28 px
-for Fashion-MNIST). Each corruption maps images in [0, 1] (N x C x H x W) to images in [0, 1],
+Gaussian blur, contrast, brightness, pixelation and JPEG (Pillow's codec). The severities follow
+ImageNet-C's; the blur radii are scaled to small images (corruptions act at the data's own
+resolution, 28 px for Fashion-MNIST). Each corruption maps images in [0, 1] (N x C x H x W) to images in [0, 1],
 quantized to 8 bits as ImageNet-C's files are; random ones draw from a generator seeded per
 corruption and severity, so a run repeats.
 
 The corruption error of a model on corruption c is its test error summed over the severities,
 divided by the same sum of the reference model (the average-pooling twin); the mean corruption error
 (mCE) averages it over the corruptions: below 100 % the model is more robust than its twin.
+See docs/analysis.md, "Corruptions".
 """
 import io
 from typing import Callable, Dict, List, Sequence

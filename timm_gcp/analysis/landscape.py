@@ -12,7 +12,7 @@ The weights do not move; the probe runs on a copy in the training mode of the st
 statistics) whose running statistics are thrown away, and every evaluation replays the same random
 state (DropCov's channel dropout), so the probe neither changes training nor adds noise of its own.
 `probe_parameters` is the parameter-space variant: the weights move along their gradient. See
-docs/analysis.md.
+docs/analysis.md, "Landscape probe".
 """
 import copy
 from dataclasses import asdict, dataclass

@@ -5,6 +5,7 @@ decay ("LRfast": a polynomial schedule cut short) with little loss of accuracy, 
 average-pooling twin falls behind. Each rung starts the pair afresh from the same initial weights and
 feeds the same batches in the same order; SGD with momentum, the learning rate decaying per update as
 lr (1 - t / T)^power to zero over the rung's few epochs.
+See docs/analysis.md, "Learning-rate ladder".
 """
 from typing import Callable, Dict, List, Sequence, Tuple
 

@@ -4,7 +4,7 @@ For each seed the pair (a GCP model and its average-pooling twin by default) is 
 initial trunk and trained on the same batches (the demo's loop); every `--probe-every` updates the
 landscape probe runs on both; then the LR ladder trains fresh pairs at several learning rates; then
 both trained models are tested on corrupted test images. The summary compares the models over the
-seeds and says "within spread" where the seeds do not separate them. See docs/analysis.md.
+seeds and says "within spread" where the seeds do not separate them. See docs/analysis.md, "Seeds and spread".
 """
 import argparse
 import functools

@@ -5,6 +5,7 @@ and 1 point behind on another. Every comparison is therefore over seeds, paired 
 models saw the same batches and started from the same trunk): the per-seed differences GCP - twin,
 their mean and the 95 % t-interval of the mean. Only an interval that excludes zero is a difference;
 otherwise the verdict says "within spread". One seed has no spread and gets no verdict.
+See docs/analysis.md, "Seeds and spread".
 """
 import math
 import statistics

@@ -187,11 +187,9 @@ def summarize(seeds: List[Dict]) -> List[Tuple[str, Dict]]:
     def both(fn: Callable[[Dict, str], float]) -> Tuple[List[float], List[float]]:
         return [fn(s, 'gcp') for s in seeds], [fn(s, 'twin') for s in seeds]
 
-    rows = [
-        ('test acc after epoch 1 (%)', compare(*both(lambda s, k: s['history'][0][k]['test_acc']))),
-        (f"test acc after epoch {len(seeds[0]['history'])} (%)",
-         compare(*both(lambda s, k: s['history'][-1][k]['test_acc']))),
-    ]
+    epochs = len(seeds[0]['history'])
+    rows = [(f'test acc after epoch {e} (%)', compare(*both(lambda s, k: s['history'][e - 1][k]['test_acc'])))
+            for e in sorted({1, epochs})]
     for probes, space in (('probes', 'activations'), ('param_probes', 'weights')):
         if probes not in seeds[0]:
             continue

@@ -125,4 +125,4 @@ def _class_count(dataset) -> int:
     classes = getattr(base, 'classes', None) or getattr(getattr(base, 'reader', None), 'classes', None)
     if classes:
         return len(classes)
-    raise ValueError('cannot tell the class count of the dataset; pass num_classes in --model-kwargs')
+    raise ValueError('cannot tell the class count of the dataset: its reader lists no classes')

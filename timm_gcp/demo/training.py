@@ -8,6 +8,7 @@ train.py does, and evaluates both after every epoch. The data comes from a `Pair
 """
 import sys
 import time
+from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import timm
@@ -78,20 +79,20 @@ def evaluate(model: nn.Module, batches: Batches) -> Dict[str, float]:
     return {'test_loss': metrics['loss'], 'test_acc': metrics['top1']}
 
 
+@dataclass
 class OptimConfig:
     """Optimizer and per-update schedule, as timm's create_optimizer_v2 / create_scheduler_v2 take them.
 
     The demo's default: AdamW with a cosine decay to lr / 100. The LR ladder's: SGD with momentum and
-    a polynomial decay to zero (the papers' fast-decay schedules).
+    a polynomial decay (power `decay_rate`) to zero, the papers' fast-decay schedules.
     """
-
-    def __init__(self, opt: str = 'adamw', lr: float = 2e-3, weight_decay: float = 0.05, sched: str = 'cosine',
-                 min_lr_ratio: float = 0.01, decay_rate: float = 0.1, momentum: float = 0.9) -> None:
-        self.opt, self.lr, self.weight_decay, self.sched = opt, lr, weight_decay, sched
-        self.min_lr_ratio, self.decay_rate, self.momentum = min_lr_ratio, decay_rate, momentum
-
-    def to_dict(self) -> Dict[str, Any]:
-        return dict(vars(self))
+    opt: str = 'adamw'
+    lr: float = 2e-3
+    weight_decay: float = 0.05
+    sched: str = 'cosine'
+    min_lr_ratio: float = 0.01
+    decay_rate: float = 0.1
+    momentum: float = 0.9
 
 
 class Trainer:

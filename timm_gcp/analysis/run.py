@@ -234,8 +234,6 @@ def _check_args(args: argparse.Namespace) -> Tuple[str, str]:
     baseline = args.baseline or baseline_name(args.model)
     if baseline is None:
         raise ValueError(f"'{args.model}' has no plain twin in timm; name one with --baseline")
-    if not args.seeds:
-        raise ValueError('--seeds needs at least one seed')
     check_common_args(args)
     check_corruptions(args.corruptions)
     return args.model, baseline

@@ -34,7 +34,7 @@ def _main(argv):
 def test_help_lists_every_subcommand(capsys):
     assert _main(['--help']) == 0
     out = capsys.readouterr().out
-    for name in ('demo', 'bench', 'bench-layers', 'convert', 'publish', 'cards', 'launch'):
+    for name in ('demo', 'analyze', 'bench', 'bench-layers', 'convert', 'publish', 'cards', 'launch'):
         assert name in out
     assert _main(['no-such-command']) == 2
     assert "invalid choice: 'no-such-command'" in capsys.readouterr().err
@@ -59,7 +59,7 @@ def test_demo_without_matplotlib_names_the_extra_before_any_work(tmp_path, monke
     def never(*args, **kwargs):
         raise AssertionError('the demo went on without matplotlib')
 
-    for name in ('find_fashion_mnist', 'load_fashion_mnist', 'train_side_by_side', 'build_models'):
+    for name in ('find_fashion_mnist', 'load_fashion_mnist', 'analyze_seed', 'build_models'):
         monkeypatch.setattr(side_by_side, name, never)
     out_dir = tmp_path / 'demo'
     assert cli.main(['demo', '--data-dir', str(tmp_path / 'no-data'), '--out-dir', str(out_dir)]) == 2
@@ -67,6 +67,22 @@ def test_demo_without_matplotlib_names_the_extra_before_any_work(tmp_path, monke
     assert captured.err.startswith('timm-gcp demo: error: matplotlib is not installed')
     assert 'pip install "timm-gcp[demo]"' in captured.err and 'Traceback' not in captured.err
     assert captured.out == '' and not out_dir.exists()
+
+
+def test_analyze_without_matplotlib_names_the_extra_before_any_work(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, 'matplotlib', None)
+    monkeypatch.setitem(sys.modules, 'matplotlib.figure', None)
+    from timm_gcp.analysis import run
+
+    def never(*args, **kwargs):
+        raise AssertionError('the analysis went on without matplotlib')
+
+    for name in ('prepare', 'analyze_seed'):
+        monkeypatch.setattr(run, name, never)
+    assert cli.main(['analyze', '--data-dir', str(tmp_path), '--out-dir', str(tmp_path / 'out')]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith('timm-gcp analyze: error: matplotlib is not installed')
+    assert captured.out == '' and not (tmp_path / 'out').exists()
 
 
 # --- timm-gcp cards -----------------------------------------------------------------------------------------

@@ -84,7 +84,7 @@ def test_demo_tiny_run_prints_table_and_writes_curves(data_dir, tmp_path, capsys
     threads = torch.get_num_threads()
     rc = cli.main(['demo', '--data-dir', data_dir, '--epochs', '2', '--train-size', '128', '--test-size', '64',
                    '--img-size', '32', '--width', '0.25', '--gcp-dim', '8', '--batch-size', '32', '--seed', '1',
-                   '--out-dir', str(out_dir)])
+                   '--probe-every', '3', '--steps', '4', '--ladder-lrs', '0.1', '--out-dir', str(out_dir)])
     assert rc == 0
     assert torch.get_num_threads() == threads  # the demo's single thread is not left behind
     out = capsys.readouterr().out
@@ -100,12 +100,20 @@ def test_demo_tiny_run_prints_table_and_writes_curves(data_dir, tmp_path, capsys
     assert history['models'] == {'gcp': 'resnet18_isqrt', 'twin': 'resnet18'}
     assert [h['epoch'] for h in history['epochs']] == [1, 2]
     assert history['epochs'][1]['gcp']['test_acc'] == pytest.approx(rows[1][1][2], abs=0.01)
+    # the landscape band (a probe every 3 of the 4 updates per epoch) and a one-rung LR ladder beside the curves
+    for key in ('gcp', 'twin'):
+        assert [p['step'] for p in history['probes'][key]] == [0, 3, 6]
+        assert all(len(p['loss']) == 4 and math.isfinite(p['beta']) for p in history['probes'][key])
+    assert [r['lr'] for r in history['ladder']] == [0.1] and len(history['ladder'][0]['epochs']) == 1
+    assert 'LR ladder lr 0.1: resnet18_isqrt' in out
 
 
 @pytest.mark.parametrize('argv, expected', [
     (['--model', 'resnet18'], "--model 'resnet18' is not a GCP ResNet"),
     (['--model', 'resnet18_isqrt', '--baseline', 'resnet_nope'], "--baseline 'resnet_nope' is not a timm model"),
     (['--epochs', '0'], '--epochs must be at least 1'),
+    (['--split', 'layer9'], "unknown split point 'layer9'"),
+    (['--steps', '0'], 'the step range is empty'),
 ])
 def test_demo_bad_options_are_named(argv, expected, tmp_path, capsys):
     assert cli.main(['demo', '--data-dir', str(tmp_path), *argv]) == 2

@@ -1,0 +1,258 @@
+"""timm_gcp.analysis: the landscape probe against closed forms, corruptions, seed spread, and `timm-gcp analyze`.
+
+Nothing is downloaded; the command runs on a tiny Fashion-MNIST stand-in with tiny models.
+"""
+import json
+
+import pytest
+import torch
+from torch import nn
+
+import timm_gcp  # noqa: F401  (registers the models)
+from timm_gcp import cli
+from timm_gcp.analysis import (
+    CORRUPTIONS, SEVERITIES, check_corruptions, compare, corruption, corruption_errors, mean_corruption_error,
+    probe_activations, probe_parameters, resolve_split, split_points, step_sizes,
+)
+from timm_gcp.demo.training import create_pair, small_resnet_kwargs
+
+from tests.helpers.fashion_mnist import write_fashion_mnist
+from tests.helpers.images import write_image_folder
+
+
+def half_squared_error(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    return 0.5 * ((out - target) ** 2).sum()
+
+
+class TwoLinear(nn.Module):
+    """stem -> head, both linear: with a squared loss, the loss along the stem's activation gradient is quadratic."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Linear(4, 5).double()
+        self.head = nn.Linear(5, 3).double()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.stem(x))
+
+
+@pytest.fixture
+def quadratic():
+    torch.manual_seed(0)
+    return TwoLinear(), torch.randn(6, 4, dtype=torch.float64), torch.randn(6, 3, dtype=torch.float64)
+
+
+def test_activation_probe_equals_the_closed_form_of_a_quadratic(quadratic):
+    model, x, t = quadratic
+    etas = [0.1, 0.5, 2.0, 7.5]
+    probe = probe_activations(model, 'stem', x, t, half_squared_error, etas, step=3)
+    # y: the split activation; L(y) = 1/2 ||y W^T + b - t||^2, g = (y W^T + b - t) W
+    with torch.no_grad():
+        w = model.head.weight
+        y = model.stem(x)
+        r = model.head(y) - t
+        g = r @ w
+        gw = g @ w.T            # the output's change per unit step
+        hg = gw @ w             # the Hessian W^T W applied to g, row by row
+    for eta, loss, change in zip(etas, probe.loss, probe.grad_change):
+        assert loss == pytest.approx(0.5 * (r + eta * gw).pow(2).sum().item(), rel=1e-12)
+        assert loss == pytest.approx((0.5 * r.pow(2).sum() + eta * g.pow(2).sum()
+                                      + 0.5 * eta ** 2 * gw.pow(2).sum()).item(), rel=1e-12)
+        assert change == pytest.approx(eta * hg.norm().item(), rel=1e-12)
+    assert probe.step == 3 and probe.etas == etas
+    assert probe.loss0 == pytest.approx(0.5 * r.pow(2).sum().item(), rel=1e-12)
+    assert probe.grad_norm == pytest.approx(g.norm().item(), rel=1e-12)
+    assert probe.beta == pytest.approx((hg.norm() / g.norm()).item(), rel=1e-12)
+    assert probe.to_dict()['beta'] == probe.beta
+    # the probe works on a copy: the model's weights and gradients are untouched
+    assert model.head.weight.grad is None and torch.equal(model.head.weight, w)
+
+
+def test_parameter_probe_equals_the_closed_form_of_a_linear_model(quadratic):
+    _, x, t = quadratic
+    torch.manual_seed(1)
+    model = nn.Linear(4, 3).double()
+    etas = [0.01, 0.1, 0.3]
+    probe = probe_parameters(model, x, t, half_squared_error, etas)
+    with torch.no_grad():
+        r = model(x) - t
+        grad_w, grad_b = r.T @ x, r.sum(0)                # dL/dW, dL/db
+        d_out = x @ grad_w.T + grad_b                     # the output's change per unit step
+        d_grad = torch.cat([(d_out.T @ x).flatten(), d_out.sum(0)])
+    for eta, loss, change in zip(etas, probe.loss, probe.grad_change):
+        assert loss == pytest.approx(0.5 * (r + eta * d_out).pow(2).sum().item(), rel=1e-12)
+        assert change == pytest.approx(eta * d_grad.norm().item(), rel=1e-12)
+    grad_norm = torch.cat([grad_w.flatten(), grad_b]).norm().item()
+    assert probe.beta == pytest.approx(d_grad.norm().item() / grad_norm, rel=1e-12)
+
+
+def test_step_sizes_default_to_the_original_and_reject_an_empty_range():
+    etas = step_sizes()
+    assert len(etas) == 50 and etas[0] == pytest.approx(0.1) and etas[-1] == pytest.approx(75.0)
+    assert etas[1] - etas[0] == pytest.approx((75 - 0.1) / 49)
+    with pytest.raises(ValueError, match='the step range is empty: 0 step sizes'):
+        step_sizes(0.1, 75, 0)
+    with pytest.raises(ValueError, match='0 < start <= stop'):
+        step_sizes(5, 1, 10)
+
+
+@pytest.fixture(scope='module')
+def tiny_pair():
+    kwargs = dict(in_chans=1, num_classes=10, **small_resnet_kwargs(0.125))
+    return create_pair(('resnet18_isqrt', 'resnet18'), (dict(kwargs, gcp_dim=8), kwargs), seed=0)
+
+
+def test_split_points_of_a_timm_model(tiny_pair):
+    gcp, twin = tiny_pair
+    assert split_points(gcp)[:3] == ['stem', 'act1', 'layer1'] and split_points(twin) == split_points(gcp)
+    module, at_input = resolve_split(gcp, 'stem')  # the first stage's input: after the max-pool, as the original
+    assert module is gcp.layer1 and at_input
+    assert resolve_split(gcp, 'layer2') == (gcp.layer2, False)
+    with pytest.raises(ValueError, match="unknown split point 'layer9'.*valid: stem, act1, layer1, layer2"):
+        resolve_split(gcp, 'layer9')
+
+
+def test_probe_at_the_stem_moves_the_max_pool_output(tiny_pair):
+    gcp, _ = tiny_pair
+    torch.manual_seed(0)
+    x, y = torch.randn(4, 1, 32, 32), torch.randint(0, 10, (4,))
+    probe = probe_activations(gcp, 'stem', x, y, nn.CrossEntropyLoss(), [0.5, 1.0])
+    with torch.no_grad():
+        stem = gcp.maxpool(gcp.act1(gcp.bn1(gcp.conv1(x))))
+    leaf = stem.clone().requires_grad_()
+    loss = nn.CrossEntropyLoss()(_after_stem(gcp, leaf), y)
+    assert probe.loss0 == pytest.approx(loss.item(), rel=1e-5)
+    assert probe.grad_norm == pytest.approx(torch.autograd.grad(loss, leaf)[0].norm().item(), rel=1e-4)
+
+
+def _after_stem(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    for stage in (model.layer1, model.layer2, model.layer3, model.layer4):
+        x = stage(x)
+    return model.forward_head(x)
+
+
+def test_a_pair_with_different_class_counts_is_refused():
+    kwargs = dict(in_chans=1, **small_resnet_kwargs(0.125))
+    with pytest.raises(ValueError, match="'resnet18_isqrt' has 10, 'resnet18' has 5"):
+        create_pair(('resnet18_isqrt', 'resnet18'), (dict(kwargs, num_classes=10), dict(kwargs, num_classes=5)), 0)
+    with pytest.raises(ValueError, match="'resnet_nope' is not a timm model"):
+        create_pair(('resnet18_isqrt', 'resnet_nope'), ({}, {}), 0)
+
+
+def test_corruptions_keep_range_grow_with_severity_and_repeat():
+    torch.manual_seed(0)
+    x = torch.rand(8, 1, 28, 28).mul(255).round().div(255)
+    for name in CORRUPTIONS:
+        distances = []
+        for severity in SEVERITIES:
+            out = corruption(name, severity, seed=1)(x)
+            assert out.shape == x.shape and out.min() >= 0 and out.max() <= 1
+            assert torch.equal(out, corruption(name, severity, seed=1)(x)), name  # repeatable
+            distances.append((out - x).abs().mean().item())
+        assert 0 < distances[0] < distances[-1], (name, distances)
+    with pytest.raises(ValueError, match="unknown corruption 'fog'; valid: gaussian_noise, shot_noise"):
+        check_corruptions(['contrast', 'fog'])
+    with pytest.raises(ValueError, match='severity must be one of'):
+        corruption('contrast', 6)
+
+
+def test_mean_corruption_error_is_relative_to_the_twin():
+    gcp = {'a': [10.0, 20.0], 'b': [5.0, 5.0]}
+    twin = {'a': [20.0, 20.0], 'b': [10.0, 10.0]}
+    assert corruption_errors(gcp, twin) == {'a': 75.0, 'b': 50.0}
+    assert mean_corruption_error(gcp, twin) == 62.5
+    assert mean_corruption_error(twin, twin) == 100.0
+
+
+def test_compare_says_within_spread_unless_the_seeds_separate_the_models():
+    apart = compare([80.0, 81.0, 82.0], [75.0, 76.5, 77.0])
+    assert apart['verdict'] == 'GCP better' and apart['diff']['mean'] == pytest.approx(14.5 / 3)
+    assert apart['gcp']['min'] == 80.0 and apart['twin']['max'] == 77.0
+    assert compare([0.1, 0.2, 0.1], [0.5, 0.6, 0.55], better='lower')['verdict'] == 'GCP better'
+    assert compare([0.5, 0.6, 0.55], [0.1, 0.2, 0.1], better='lower')['verdict'] == 'GCP worse'
+    assert compare([77.6, 76.6, 78.0], [73.4, 77.4, 76.0])['verdict'] == 'within spread'
+    assert compare([77.6], [73.4])['verdict'] == 'one seed: no spread'
+    with pytest.raises(ValueError, match='same number'):
+        compare([1.0, 2.0], [1.0])
+
+
+@pytest.fixture(scope='module')
+def data_dir(tmp_path_factory) -> str:
+    return str(write_fashion_mnist(tmp_path_factory.mktemp('fashion-mnist'), n_train=64, n_test=32))
+
+
+TINY = ['--train-size', '64', '--test-size', '32', '--img-size', '32', '--width', '0.125', '--gcp-dim', '8',
+        '--batch-size', '32', '--epochs', '1', '--steps', '3', '--probe-every', '1', '--ladder-lrs', '0.1',
+        '--corruptions', 'gaussian_noise', 'jpeg']
+
+
+def _without_times(seed: dict) -> dict:
+    """A seed's results without its timings, which vary from run to run."""
+    text = json.dumps(seed)
+    data = json.loads(text)
+    for history in [data['history']] + [r['epochs'] for r in data['ladder']]:
+        for epoch in history:
+            for key in ('gcp', 'twin'):
+                epoch[key].pop('seconds')
+    return data
+
+
+def test_analyze_runs_repeats_with_a_seed_and_reports_spread(data_dir, tmp_path, capsys):
+    out_dir = tmp_path / 'analysis'
+    assert cli.main(['analyze', '--data-dir', data_dir, *TINY, '--seeds', '0', '0', '1', '--out-dir', str(out_dir)]) == 0
+    out = capsys.readouterr().out
+    result = json.loads((out_dir / 'analysis.json').read_text())
+    seeds = [_without_times(s) for s in result['seeds']]
+    assert [s['seed'] for s in seeds] == [0, 0, 1]
+    assert seeds[0] == seeds[1]  # the same seed, the same numbers
+    assert seeds[0]['probes'] != seeds[2]['probes'] and seeds[0]['history'] != seeds[2]['history']
+    probes = seeds[0]['probes']['gcp']
+    assert [p['step'] for p in probes] == [0, 1] and all(len(p['loss']) == 3 for p in probes)
+    assert set(seeds[0]['corruptions']['gcp']['errors']) == {'gaussian_noise', 'jpeg'}
+    assert all(len(e) == 5 for e in seeds[0]['corruptions']['twin']['errors'].values())
+    summary = result['summary']
+    assert summary['mCE (twin = 100 %)']['twin']['mean'] == 100.0
+    assert all(c['gcp']['n'] == 3 and c['verdict'] in ('GCP better', 'GCP worse', 'within spread')
+               for c in summary.values())
+    assert 'verdict' in out and 'LR ladder lr 0.1: acc (%)' in out and 'beta-smoothness, activations' in out
+    png = out_dir / 'analysis.png'
+    assert png.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n' and png.stat().st_size > 20000
+
+
+def test_analyze_reads_a_timm_image_folder(tmp_path, capsys):
+    """The ImageNet-scale path: timm's create_dataset on an ImageFolder (train/, validation/), RGB, its classes."""
+    root = write_image_folder(tmp_path / 'images', per_class=8, size=40)
+    out_dir = tmp_path / 'analysis'
+    assert cli.main(['analyze', '--dataset', 'folder', '--data-dir', str(root), '--img-size', '32', '--workers', '0',
+                     '--width', '0.125', '--gcp-dim', '8', '--batch-size', '8', '--epochs', '1', '--steps', '2',
+                     '--seeds', '0', '--ladder-lrs', '--corruptions', 'contrast', '--out-dir', str(out_dir)]) == 0
+    result = json.loads((out_dir / 'analysis.json').read_text())
+    assert result['model_kwargs']['gcp']['in_chans'] == 3 and result['model_kwargs']['twin']['num_classes'] == 2
+    assert 'ladder' not in result['seeds'][0] and result['summary']['mCE (twin = 100 %)']['verdict'] == \
+        'one seed: no spread'
+    assert '16 training and 16 test images at 32 px' in capsys.readouterr().out
+
+
+@pytest.mark.parametrize('argv, expected', [
+    (['--split', 'layer9'], "unknown split point 'layer9' for GCPResNet; valid: stem, act1, layer1"),
+    (['--steps', '0'], 'the step range is empty'),
+    (['--step-range', '5', '1'], '0 < start <= stop'),
+    (['--corruptions', 'fog'], "unknown corruption 'fog'; valid: gaussian_noise"),
+    (['--baseline-kwargs', 'num_classes=5'], "'resnet18_isqrt' has 10, 'resnet18' has 5"),
+    (['--model', 'resnet18'], "'resnet18' has no plain twin in timm; name one with --baseline"),
+    (['--seeds'], 'expected at least one argument'),
+])
+def test_analyze_bad_input_is_named_before_any_training(argv, expected, data_dir, tmp_path, capsys, monkeypatch):
+    from timm_gcp.analysis import run
+
+    def never(*args, **kwargs):
+        raise AssertionError('training started')
+
+    monkeypatch.setattr(run, 'analyze_seed', never)
+    try:
+        rc = cli.main(['analyze', '--data-dir', data_dir, *TINY, *argv, '--out-dir', str(tmp_path / 'out')])
+    except SystemExit as e:  # argparse's own errors
+        rc = e.code
+    assert rc == 2
+    assert expected in capsys.readouterr().err
+    assert not (tmp_path / 'out').exists()

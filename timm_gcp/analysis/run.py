@@ -1,0 +1,323 @@
+"""`timm-gcp analyze`: the seed paper's optimization findings measured on any two timm models, over seeds.
+
+For each seed the pair (a GCP model and its average-pooling twin by default) is built with the same
+initial trunk and trained on the same batches (the demo's loop); every `--probe-every` updates the
+landscape probe runs on both; then the LR ladder trains fresh pairs at several learning rates; then
+both trained models are tested on corrupted test images. The summary compares the models over the
+seeds and says "within spread" where the seeds do not separate them. See docs/analysis.md, "Seeds and spread".
+"""
+import argparse
+import functools
+import json
+import os
+import sys
+import time
+from typing import Any, Callable, Dict, List, Sequence, Tuple
+
+import timm
+import torch
+from timm.utils import ParseKwargs
+from torch import nn
+
+from .._extras import require
+from ..demo.data import FashionMNISTData, TimmDatasetData
+from ..demo.fashion_mnist import find_fashion_mnist, load_fashion_mnist
+from ..demo.training import OptimConfig, create_pair, evaluate, small_resnet_kwargs, table_header, train_pair
+from ..models.registry import baseline_name
+from .corruptions import CORRUPTIONS, SEVERITIES, check_corruptions, corruption, mean_corruption_error
+from .landscape import STEM, probe_activations, probe_parameters, resolve_split, step_sizes
+from .lr_ladder import train_ladder
+from .plots import draw_accuracy, draw_corruptions, draw_ladder, plot_analysis, plot_parameter_probes
+from .spread import compare
+
+__all__ = ['add_arguments', 'add_ladder_arguments', 'add_probe_arguments', 'analyze_seed', 'check_common_args', 'make_pair_factory', 'pair_kwargs', 'run',
+           'summarize']
+
+FASHION_MNIST = 'fashion-mnist'
+
+
+def add_probe_arguments(parser: argparse.ArgumentParser, every: int) -> None:
+    group = parser.add_argument_group('landscape probe')
+    group.add_argument('--split', default=STEM, metavar='POINT',
+                       help="where to split the network: 'stem' (the first stage's input, as the original) or a "
+                            "stage of the model's feature_info, e.g. layer2 (default: stem)")
+    group.add_argument('--probe-every', type=int, default=every, metavar='K',
+                       help=f'probe every K updates (default: {every})')
+    group.add_argument('--step-range', type=float, nargs=2, default=(0.1, 75.0), metavar=('START', 'STOP'),
+                       help='step sizes along the activation gradient (default: 0.1 75, as the original)')
+    group.add_argument('--steps', type=int, default=50, help='number of step sizes (default: 50, as the original)')
+    group.add_argument('--param-probe', action='store_true',
+                       help='also move the weights along their gradient (reported separately)')
+    group.add_argument('--param-step-range', type=float, nargs=2, default=(0.01, 2.0), metavar=('START', 'STOP'),
+                       help='step sizes of the parameter-space probe (default: 0.01 2)')
+
+
+def add_ladder_arguments(parser: argparse.ArgumentParser, epochs: int) -> None:
+    group = parser.add_argument_group('learning-rate ladder')
+    group.add_argument('--ladder-lrs', type=float, nargs='*', default=[0.05, 0.2, 0.8], metavar='LR',
+                       help='peak learning rates of the ladder; none skips it (default: 0.05 0.2 0.8)')
+    group.add_argument('--ladder-epochs', type=int, default=epochs,
+                       help=f'epochs per rung, the learning rate decaying to zero over them (default: {epochs})')
+    group.add_argument('--ladder-opt', default='sgd', help="timm optimizer of the ladder (default: sgd, momentum 0.9)")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('--model', default='resnet18_isqrt', metavar='NAME',
+                        help='the GCP model, any timm model name (default: resnet18_isqrt)')
+    parser.add_argument('--baseline', default=None, metavar='NAME',
+                        help="its twin, any timm model name (default: timm's plain model of the GCP model's trunk)")
+    parser.add_argument('--model-kwargs', nargs='*', default={}, action=ParseKwargs, metavar='KEY=VALUE',
+                        help="create_model kwargs of the GCP model (replace the small-ResNet defaults)")
+    parser.add_argument('--baseline-kwargs', nargs='*', default={}, action=ParseKwargs, metavar='KEY=VALUE',
+                        help='create_model kwargs of the twin')
+    parser.add_argument('--width', type=float, default=0.25,
+                        help="ResNets only: multiplier of the stages' channels 64-512 (default: 0.25)")
+    parser.add_argument('--gcp-dim', type=int, default=32, help='GCP ResNets only: reduction channels (default: 32)')
+    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2], help='seeds (default: 0 1 2)')
+    parser.add_argument('--epochs', type=int, default=2, help='epochs of the main run (default: 2)')
+    parser.add_argument('--lr', type=float, default=2e-3, help='AdamW peak learning rate of the main run (default: 2e-3)')
+    parser.add_argument('--batch-size', type=int, default=64, help='batch size (default: 64)')
+    parser.add_argument('--img-size', type=int, default=56, metavar='PX', help='input size (default: 56)')
+    parser.add_argument('--train-size', type=int, default=1000, metavar='N', help='training images (default: 1000)')
+    parser.add_argument('--test-size', type=int, default=300, metavar='N', help='test images (default: 300)')
+    parser.add_argument('--dataset', default=FASHION_MNIST,
+                        help="'fashion-mnist' (default) or a timm dataset: 'folder' (ImageFolder at --data-dir), "
+                             "'torch/cifar10', 'hfds/...'")
+    parser.add_argument('--data-dir', default=None, metavar='DIR', help='where the data set is')
+    parser.add_argument('--download-dir', default=None, metavar='DIR',
+                        help='where torchvision downloads Fashion-MNIST if needed (default: ~/.cache/timm_gcp)')
+    parser.add_argument('--train-split', default='train', help='timm datasets: training split (default: train)')
+    parser.add_argument('--test-split', default='validation', help='timm datasets: test split (default: validation)')
+    parser.add_argument('--workers', type=int, default=2, help='timm datasets: loader workers (default: 2)')
+    parser.add_argument('--threads', type=int, default=1, help='torch CPU threads (default: 1)')
+    add_probe_arguments(parser, every=10)
+    add_ladder_arguments(parser, epochs=1)
+    parser.add_argument('--corruptions', nargs='*', default=list(CORRUPTIONS), metavar='NAME',
+                        help=f"corruptions, 5 severities each; none skips them (default: all: {' '.join(CORRUPTIONS)})")
+    parser.add_argument('--out-dir', default=os.path.join('output', 'analysis'), metavar='DIR',
+                        help='where analysis.json and the PNGs go (default: output/analysis)')
+
+
+def pair_kwargs(names: Sequence[str], width: float, gcp_dim: int, in_chans: int, num_classes: int,
+                extra: Sequence[Dict[str, Any]]) -> Tuple[Dict[str, Any], Dict[str, Any]]:
+    """create_model kwargs of both models: the data's channels and classes, the small ResNet trunk for
+    ResNets (and the GCP reduction for GCP ResNets), then the user's kwargs over them."""
+    resnets = set(timm.list_models(module='resnet')) | set(timm.list_models(module='gcp_resnet'))
+    gcp_resnets = set(timm.list_models(module='gcp_resnet'))
+    result = []
+    for name, user in zip(names, extra):
+        kwargs = dict(in_chans=in_chans, num_classes=num_classes)
+        if name in resnets:
+            kwargs.update(small_resnet_kwargs(width))
+        if name in gcp_resnets:
+            kwargs['gcp_dim'] = gcp_dim
+        kwargs.update(user)
+        result.append(kwargs)
+    return result[0], result[1]
+
+
+def analyze_seed(
+        names: Sequence[str],
+        make_pair: Callable[[], Tuple[nn.Module, nn.Module]],
+        data: Any,
+        args: argparse.Namespace,
+        seed: int,
+        corruptions: Sequence[str] = (),
+        twin_label: str = 'twin',
+) -> Dict:
+    """One seed: the main run with the landscape probe, the LR ladder and the corruption test; every number."""
+    torch.manual_seed(seed)
+    gcp, twin = make_pair()
+    criterion = nn.CrossEntropyLoss()
+    etas = step_sizes(*args.step_range, args.steps)
+    param_etas = step_sizes(*args.param_step_range, args.steps)
+    probes = dict(gcp=[], twin=[])
+    param_probes = dict(gcp=[], twin=[])
+
+    def prober(key: str, model: nn.Module) -> Callable:
+        def on_step(step: int, x: torch.Tensor, y: torch.Tensor) -> None:
+            if step % args.probe_every:
+                return
+            probes[key].append(probe_activations(model, args.split, x, y, criterion, etas, step, seed).to_dict())
+            if args.param_probe:
+                param_probes[key].append(probe_parameters(model, x, y, criterion, param_etas, step, seed).to_dict())
+        return on_step
+
+    print('\n'.join(table_header(names, twin_label)), flush=True)
+    history = train_pair(names, (gcp, twin), data, args.epochs, OptimConfig(lr=args.lr),
+                         torch.Generator().manual_seed(seed), on_step=(prober('gcp', gcp), prober('twin', twin)),
+                         desc=f'seed {seed} ')
+    result = dict(seed=seed, history=history, probes=probes)
+    if args.param_probe:
+        result['param_probes'] = param_probes
+    if args.ladder_lrs:
+        result['ladder'] = train_ladder(names, make_pair, data, args.ladder_lrs, args.ladder_epochs, seed,
+                                        args.ladder_opt)
+    if corruptions:
+        result['corruptions'] = test_corruptions((gcp, twin), data, corruptions, seed, desc=f'seed {seed} ')
+    return result
+
+
+def test_corruptions(models: Sequence[nn.Module], data: Any, names: Sequence[str], seed: int,
+                     desc: str = '') -> Dict:
+    """Clean accuracy and error (%) per corruption and severity of both models; the GCP model's mCE."""
+    tqdm = require('tqdm', 'demo').tqdm
+    results = {}
+    with tqdm(total=2 * len(names) * len(SEVERITIES), desc=f'{desc}corruptions', leave=False, disable=None,
+              file=sys.stderr) as progress:
+        for key, model in zip(('gcp', 'twin'), models):
+            errors = {}
+            for name in names:
+                errors[name] = []
+                for severity in SEVERITIES:
+                    acc = evaluate(model, data.test_batches(corruption(name, severity, seed)))['test_acc']
+                    errors[name].append(100 - acc)
+                    progress.update(1)
+            results[key] = dict(clean_acc=evaluate(model, data.test_batches())['test_acc'], errors=errors)
+    results['mce'] = mean_corruption_error(results['gcp']['errors'], results['twin']['errors'])
+    return results
+
+
+def _mean(values: Sequence[float]) -> float:
+    return sum(values) / len(values)
+
+
+def summarize(seeds: List[Dict]) -> List[Tuple[str, Dict]]:
+    """(metric, comparison over seeds) rows: accuracy, the probes, each ladder rung, the corruptions."""
+    def both(fn: Callable[[Dict, str], float]) -> Tuple[List[float], List[float]]:
+        return [fn(s, 'gcp') for s in seeds], [fn(s, 'twin') for s in seeds]
+
+    epochs = len(seeds[0]['history'])
+    rows = [(f'test acc after epoch {e} (%)', compare(*both(lambda s, k: s['history'][e - 1][k]['test_acc'])))
+            for e in sorted({1, epochs})]
+    for probes, space in (('probes', 'activations'), ('param_probes', 'weights')):
+        if probes not in seeds[0]:
+            continue
+        rows += [
+            (f'loss band width, {space}', compare(
+                *both(lambda s, k: _mean([max(p['loss']) - min(p['loss']) for p in s[probes][k]])), 'lower')),
+            (f'max gradient change, {space}', compare(
+                *both(lambda s, k: _mean([max(p['grad_change']) for p in s[probes][k]])), 'lower')),
+            (f'beta-smoothness, {space}', compare(*both(lambda s, k: _mean([p['beta'] for p in s[probes][k]])),
+                                                   'lower')),
+        ]
+    for i, rung in enumerate(seeds[0].get('ladder', [])):
+        rows.append((f"LR ladder lr {rung['lr']:g}: acc (%)",
+                     compare(*both(lambda s, k: s['ladder'][i]['epochs'][-1][k]['test_acc']))))
+    if 'corruptions' in seeds[0]:
+        rows.append(('corrupted test acc (%)', compare(*both(
+            lambda s, k: 100 - _mean([e for errs in s['corruptions'][k]['errors'].values() for e in errs])))))
+        mce = [s['corruptions']['mce'] for s in seeds]
+        rows.append(('mCE (twin = 100 %)', compare(mce, [100.0] * len(mce), 'lower')))
+    return rows
+
+
+def _cell(d: Dict[str, float]) -> str:
+    return f"{d['mean']:.3g} ± {d['std']:.2g} [{d['min']:.3g}, {d['max']:.3g}]"
+
+
+def format_summary(rows: List[Tuple[str, Dict]], names: Sequence[str]) -> List[str]:
+    """The summary table: both models' mean ± std [min, max] over seeds, the difference and the verdict."""
+    header = ('metric', f'{names[0]} (GCP)', f'{names[1]} (twin)', 'GCP - twin (95 % CI)', 'verdict')
+    body = []
+    for metric, c in rows:
+        ci = '' if c['diff']['n'] < 2 else f" ± {c['diff']['ci95']:.2g}"
+        body.append((metric, _cell(c['gcp']), _cell(c['twin']), f"{c['diff']['mean']:+.3g}{ci}", c['verdict']))
+    widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
+    lines = [' | '.join(f'{cell:<{w}}' for cell, w in zip(r, widths)) for r in [header, *body]]
+    lines.insert(1, '-+-'.join('-' * w for w in widths))
+    return lines
+
+
+def _check_args(args: argparse.Namespace) -> Tuple[str, str]:
+    """The pair's names; ValueError naming the first bad option (before any data or training)."""
+    baseline = args.baseline or baseline_name(args.model)
+    if baseline is None:
+        raise ValueError(f"'{args.model}' has no plain twin in timm; name one with --baseline")
+    check_common_args(args)
+    check_corruptions(args.corruptions)
+    return args.model, baseline
+
+
+def check_common_args(args: argparse.Namespace) -> None:
+    """ValueError naming the first bad option the demo and the analysis share."""
+    for name in ('epochs', 'train_size', 'test_size', 'img_size', 'batch_size', 'threads', 'probe_every',
+                 'ladder_epochs'):
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+    step_sizes(*args.step_range, args.steps)
+    if args.param_probe:
+        step_sizes(*args.param_step_range, args.steps)
+    if not args.lr > 0 or not all(lr > 0 for lr in args.ladder_lrs):
+        raise ValueError('--lr and --ladder-lrs must be positive')
+
+
+@functools.lru_cache(maxsize=1)
+def _fashion_mnist(folder: str) -> Tuple[Tuple[torch.Tensor, torch.Tensor], Tuple[torch.Tensor, torch.Tensor]]:
+    return load_fashion_mnist(folder, 'train'), load_fashion_mnist(folder, 'test')
+
+
+def load_data(args: argparse.Namespace, seed: int) -> Any:
+    """The data of one seed (its subsets and batch order come from the seed)."""
+    if args.dataset == FASHION_MNIST:
+        train, test = _fashion_mnist(find_fashion_mnist(args.data_dir, args.download_dir))
+        return FashionMNISTData(train, test, args.train_size, args.test_size, args.img_size, args.batch_size, seed)
+    return TimmDatasetData(args.dataset, args.data_dir, args.train_split, args.test_split, args.train_size,
+                           args.test_size, args.img_size, args.batch_size, seed, args.workers)
+
+
+def prepare(args: argparse.Namespace) -> Tuple[Tuple[str, str], Tuple[Dict, Dict], Any]:
+    """Names, create_model kwargs and the first seed's data, with every check that can fail done up front."""
+    names = _check_args(args)
+    data = load_data(args, args.seeds[0])
+    kwargs = pair_kwargs(names, args.width, args.gcp_dim, data.in_chans, data.num_classes,
+                         (args.model_kwargs, args.baseline_kwargs))
+    for model in create_pair(names, kwargs, args.seeds[0]):
+        resolve_split(model, args.split)
+    return names, kwargs, data
+
+
+def make_pair_factory(names: Sequence[str], kwargs: Sequence[Dict], seed: int) -> Callable[[], Tuple[nn.Module, nn.Module]]:
+    def make() -> Tuple[nn.Module, nn.Module]:
+        return tuple(m.to(memory_format=torch.channels_last) for m in create_pair(names, kwargs, seed))
+    return make
+
+
+def run(args: argparse.Namespace) -> int:
+    require('matplotlib', 'demo')  # missing, it would fail at the plot, after the training
+    try:
+        names, kwargs, data = prepare(args)
+    except ValueError as e:
+        print(f'timm-gcp analyze: error: {e}', file=sys.stderr)
+        return 2
+    start = time.perf_counter()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(args.threads)
+    print(f'{names[0]} against {names[1]} on {args.dataset}: {data.describe()}, {args.epochs} epoch(s) AdamW '
+          f'lr {args.lr:g}, probe at {args.split} every {args.probe_every} updates ({args.steps} step sizes '
+          f'{args.step_range[0]:g}-{args.step_range[1]:g}), LR ladder {" ".join(map(str, args.ladder_lrs)) or "off"}, '
+          f'{len(args.corruptions)} corruptions, seeds {" ".join(map(str, args.seeds))}', flush=True)
+    seeds = []
+    try:
+        for seed in args.seeds:
+            seed_data = data if seed == args.seeds[0] else load_data(args, seed)
+            seeds.append(analyze_seed(names, make_pair_factory(names, kwargs, seed), seed_data, args, seed,
+                                      args.corruptions))
+    finally:
+        torch.set_num_threads(threads)
+
+    rows = summarize(seeds)
+    print('\n'.join(format_summary(rows, names)))
+    os.makedirs(args.out_dir, exist_ok=True)
+    png, json_path = os.path.join(args.out_dir, 'analysis.png'), os.path.join(args.out_dir, 'analysis.json')
+    top = [draw_accuracy] + ([draw_ladder] if args.ladder_lrs else []) + ([draw_corruptions] if args.corruptions else [])
+    title = (f'{names[0]} vs {names[1]}, {args.dataset}, {len(seeds)} seed(s): mean, min-max over seeds shaded')
+    plot_analysis(seeds, names, png, title, top)
+    if args.param_probe:
+        plot_parameter_probes(seeds, names, os.path.join(args.out_dir, 'param_probes.png'), title)
+    with open(json_path, 'w') as f:
+        json.dump(dict(models=dict(gcp=names[0], twin=names[1]), model_kwargs=dict(gcp=kwargs[0], twin=kwargs[1]),
+                       args=vars(args), summary={metric: c for metric, c in rows}, seeds=seeds), f, indent=1)
+    print(f'figure: {png}, numbers: {json_path}, total time {time.perf_counter() - start:.0f} s')
+    return 0
+

@@ -1,0 +1,52 @@
+"""Seed spread and the verdict on a GCP model against its twin: a difference counts only outside the spread.
+
+One run says little: the same default demo run printed the GCP model 4 points ahead on one machine
+and 1 point behind on another. Every comparison is therefore over seeds, paired (seed s of both
+models saw the same batches and started from the same trunk): the per-seed differences GCP - twin,
+their mean and the 95 % t-interval of the mean. Only an interval that excludes zero is a difference;
+otherwise the verdict says "within spread". One seed has no spread and gets no verdict.
+See docs/analysis.md, "Seeds and spread".
+"""
+import math
+import statistics
+from typing import Dict, Sequence
+
+__all__ = ['compare', 'describe']
+
+# two-sided 95 % quantiles of Student's t by degrees of freedom; beyond the table the normal's 1.96
+_T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
+        15: 2.131, 20: 2.086, 30: 2.042}
+
+
+def _t95(df: int) -> float:
+    known = [d for d in _T95 if d <= df]
+    return _T95[max(known)] if df <= 30 else 1.96
+
+
+def describe(values: Sequence[float]) -> Dict[str, float]:
+    """Mean, sample standard deviation, min and max over seeds."""
+    values = [float(v) for v in values]
+    return dict(mean=statistics.fmean(values), std=statistics.stdev(values) if len(values) > 1 else 0.0,
+                min=min(values), max=max(values), n=len(values))
+
+
+def compare(gcp: Sequence[float], twin: Sequence[float], better: str = 'higher') -> Dict:
+    """Paired comparison over seeds: both models' spread, the difference's mean and 95 % interval, a verdict.
+
+    `better` ('higher' or 'lower') only words the verdict: 'GCP better', 'GCP worse', 'within spread'
+    or 'one seed: no spread'.
+    """
+    if len(gcp) != len(twin) or not gcp:
+        raise ValueError(f'need the same number (>= 1) of seeds for both models, got {len(gcp)} and {len(twin)}')
+    diffs = [g - t for g, t in zip(gcp, twin)]
+    diff = describe(diffs)
+    if len(diffs) == 1:
+        half, verdict = math.nan, 'one seed: no spread'
+    else:
+        half = _t95(len(diffs) - 1) * diff['std'] / math.sqrt(len(diffs))
+        if abs(diff['mean']) <= half:
+            verdict = 'within spread'
+        else:
+            verdict = 'GCP better' if (diff['mean'] > 0) == (better == 'higher') else 'GCP worse'
+    return dict(gcp=describe(gcp), twin=describe(twin), diff=dict(diff, ci95=half), better=better, verdict=verdict,
+                per_seed=dict(gcp=list(map(float, gcp)), twin=list(map(float, twin))))

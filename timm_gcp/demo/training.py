@@ -1,0 +1,193 @@
+"""A model pair trained side by side on the same batches: the loop `timm-gcp demo` and `timm-gcp analyze` share.
+
+`create_pair` builds any two timm models from the same seed and copies the weights they share (the
+trunk), so the heads are the only difference; `train_pair` steps both on each batch in turn, with
+timm's `create_optimizer_v2`, `create_scheduler_v2` (per update) and `ClassificationTask`, as
+train.py does, and evaluates both after every epoch. The data comes from a `PairData`
+(`timm_gcp.demo.data`): Fashion-MNIST in memory or any timm dataset.
+"""
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+
+import timm
+import torch
+from timm.optim import create_optimizer_v2
+from timm.scheduler import create_scheduler_v2
+from timm.task import ClassificationTask
+from torch import nn
+
+from .._extras import require
+
+__all__ = ['RESNET_CHANNELS', 'OptimConfig', 'Trainer', 'check_class_counts', 'create_pair', 'evaluate',
+           'small_resnet_kwargs', 'table_header', 'table_row', 'train_pair']
+
+RESNET_CHANNELS = (64, 128, 256, 512)
+Batches = Iterable[Tuple[torch.Tensor, torch.Tensor]]
+# called before each update with (update index, images, targets): the landscape probe hooks in here
+StepHook = Callable[[int, torch.Tensor, torch.Tensor], None]
+
+
+def small_resnet_kwargs(width: float) -> Dict[str, Any]:
+    """timm ResNet kwargs for the stages at `width` times ResNet-18's channels (64-512), at least 8."""
+    return dict(channels=tuple(max(8, round(c * width)) for c in RESNET_CHANNELS))
+
+
+def check_class_counts(models: Sequence[nn.Module], names: Sequence[str]) -> int:
+    """The class count both models share; ValueError naming both counts when they differ."""
+    counts = [getattr(m, 'num_classes', None) for m in models]
+    if counts[0] != counts[1]:
+        raise ValueError(f"the pair must share its classes: '{names[0]}' has {counts[0]}, '{names[1]}' has {counts[1]}")
+    return counts[0]
+
+
+def create_pair(
+        names: Sequence[str],
+        kwargs: Sequence[Dict[str, Any]],
+        seed: int,
+) -> Tuple[nn.Module, nn.Module]:
+    """Two timm models created from the same seed, the second with the first's weights where names and shapes match.
+
+    Heads (`head.*`, `fc.*`) are not copied. With a GCP model and its plain twin this gives both the
+    same initial trunk, so a comparison measures the pooling alone.
+    """
+    models = []
+    for name, model_kwargs in zip(names, kwargs):
+        if not timm.is_model(name):
+            raise ValueError(f"'{name}' is not a timm model (did you import its plugin?)")
+        torch.manual_seed(seed)
+        models.append(timm.create_model(name, **model_kwargs))
+    check_class_counts(models, names)
+    first, second = models
+    second_state = second.state_dict()
+    shared = {k: v for k, v in first.state_dict().items()
+              if k in second_state and v.shape == second_state[k].shape and not k.startswith(('head.', 'fc.'))}
+    second.load_state_dict(shared, strict=False)
+    return first, second
+
+
+def evaluate(model: nn.Module, batches: Batches) -> Dict[str, float]:
+    """Test loss and top-1 accuracy (%) of `model` in eval mode, with timm's classification evaluator."""
+    task = ClassificationTask(model, criterion=nn.CrossEntropyLoss(), verbose=False)
+    model.eval()
+    evaluator = task.create_evaluator()
+    with torch.no_grad():
+        for x, y in batches:
+            evaluator.update(model(x), y)
+    metrics = evaluator.compute()
+    return {'test_loss': metrics['loss'], 'test_acc': metrics['top1']}
+
+
+@dataclass
+class OptimConfig:
+    """Optimizer and per-update schedule, as timm's create_optimizer_v2 / create_scheduler_v2 take them.
+
+    The demo's default: AdamW with a cosine decay to lr / 100. The LR ladder's: SGD with momentum and
+    a polynomial decay (power `decay_rate`) to zero, the papers' fast-decay schedules.
+    """
+    opt: str = 'adamw'
+    lr: float = 2e-3
+    weight_decay: float = 0.05
+    sched: str = 'cosine'
+    min_lr_ratio: float = 0.01
+    decay_rate: float = 0.1
+    momentum: float = 0.9
+
+
+class Trainer:
+    """One model with its task, optimizer and per-update schedule."""
+
+    def __init__(self, name: str, model: nn.Module, optim: OptimConfig, epochs: int, steps_per_epoch: int) -> None:
+        self.name = name
+        self.model = model
+        self.params = sum(p.numel() for p in model.parameters())
+        self.task = ClassificationTask(model, criterion=nn.CrossEntropyLoss(), verbose=False)
+        self.optimizer = create_optimizer_v2(model, opt=optim.opt, lr=optim.lr, weight_decay=optim.weight_decay,
+                                             momentum=optim.momentum)
+        self.scheduler, _ = create_scheduler_v2(
+            self.optimizer, sched=optim.sched, num_epochs=epochs, warmup_epochs=0, min_lr=optim.lr * optim.min_lr_ratio,
+            decay_rate=optim.decay_rate, step_on_epochs=False, updates_per_epoch=steps_per_epoch)
+        self.updates = 0
+        self.loss_sum, self.count, self.seconds = 0.0, 0, 0.0
+
+    def step(self, x: torch.Tensor, y: torch.Tensor, on_step: Optional[StepHook] = None) -> float:
+        """One update on a batch (after `on_step` saw the weights it starts from); the batch loss."""
+        if on_step is not None:
+            on_step(self.updates, x, y)
+        t0 = time.perf_counter()
+        self.task.train()
+        loss = self.task(x, y)['loss']
+        self.optimizer.zero_grad()
+        loss.backward()
+        self.optimizer.step()
+        self.updates += 1
+        self.scheduler.step_update(self.updates)
+        self.seconds += time.perf_counter() - t0
+        self.loss_sum += loss.item() * len(y)
+        self.count += len(y)
+        return loss.item()
+
+    def end_epoch(self, test_batches: Batches) -> Dict[str, float]:
+        """The epoch's mean training loss and training seconds, and the test metrics; resets the sums."""
+        result = dict(train_loss=self.loss_sum / max(self.count, 1), seconds=self.seconds,
+                      **evaluate(self.model, test_batches))
+        self.loss_sum, self.count, self.seconds = 0.0, 0, 0.0
+        return result
+
+
+_COLUMNS = ('train loss', 'test loss', 'test acc', 'time')
+_WIDTH = 11
+
+
+def table_header(names: Sequence[str], twin: str = 'twin') -> List[str]:
+    """The two header lines of the per-epoch table of a GCP model and its twin (labelled `twin`)."""
+    block = len(_COLUMNS) * _WIDTH
+    titles = '      ' + f'{names[0] + " (GCP)":^{block}}' + ' |' + f'{names[1] + f" ({twin})":^{block}}'
+    columns = ''.join(f'{c:>{_WIDTH}}' for c in _COLUMNS)
+    return [titles.rstrip(), f'epoch {columns} |{columns}']
+
+
+def table_row(epoch: int, results: Sequence[Dict[str, float]]) -> str:
+    """One epoch's row: train loss, test loss, test accuracy and training time of both models."""
+    blocks = []
+    for r in results:
+        cells = (f"{r['train_loss']:.4f}", f"{r['test_loss']:.4f}", f"{r['test_acc']:.2f} %", f"{r['seconds']:.0f} s")
+        blocks.append(''.join(f'{c:>{_WIDTH}}' for c in cells))
+    return f'{epoch:>5} ' + ' |'.join(blocks)
+
+
+def train_pair(
+        names: Sequence[str],
+        models: Sequence[nn.Module],
+        data: Any,
+        epochs: int,
+        optim: OptimConfig,
+        generator: torch.Generator,
+        on_step: Optional[Sequence[Optional[StepHook]]] = None,
+        rows: bool = True,
+        desc: str = '',
+) -> List[Dict]:
+    """Train both models on the same batches in the same order, evaluating both after each epoch; the history.
+
+    `data` is a `PairData`; `generator` draws the batch order and augmentation, so a seed repeats a run.
+    `on_step[i]`, if given, sees model i's weights and batch before each of its updates. With `rows`,
+    a table row per epoch is printed under progress bars (tqdm, the [demo] extra).
+    """
+    tqdm = require('tqdm', 'demo').tqdm
+    steps = data.steps_per_epoch
+    trainers = [Trainer(name, model, optim, epochs, steps) for name, model in zip(names, models)]
+    hooks = list(on_step) if on_step is not None else [None, None]
+    history = []
+    for epoch in range(1, epochs + 1):
+        with tqdm(total=steps, desc=f'{desc}epoch {epoch}/{epochs}', leave=False, disable=None,
+                  file=sys.stderr) as progress:
+            for x, y in data.train_batches(generator):
+                losses = [t.step(x, y, hook) for t, hook in zip(trainers, hooks)]
+                progress.set_postfix_str(' '.join(f'{t.name} {loss:.3f}' for t, loss in zip(trainers, losses)))
+                progress.update(1)
+        results = [t.end_epoch(data.test_batches()) for t in trainers]
+        history.append(dict(epoch=epoch, gcp=results[0], twin=results[1]))
+        if rows:
+            tqdm.write(table_row(epoch, results))
+    return history

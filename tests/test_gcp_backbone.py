@@ -290,7 +290,7 @@ def test_authors_checkpoint_of_other_width_is_named(tmp_path):
 def test_generic_model_trains_through_timm_train_py(tmp_path):
     data = write_image_folder(tmp_path / 'data', per_class=8)
     cmd = [sys.executable, '-m', 'timm_gcp.launch', os.path.join(SCRIPTS_DIR, 'train.py'), '--model', 'gcp_isqrt',
-           '--model-kwargs', 'backbone=test_convnext', 'gcp_dim=8', '--num-classes', '2', '--img-size', '32',
+           '--model-kwargs', 'backbone=test_convnext', 'gcp_dim=8', '--num-classes', '2', '--img-size', '64',
            '--device', 'cpu', '--workers', '0', '--data-dir', str(data), '--batch-size', '8', '--epochs', '1',
            '--no-prefetcher', '--output', str(tmp_path), '--experiment', 'run']
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=600)

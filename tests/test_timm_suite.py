@@ -1,8 +1,10 @@
 """timm's own model test suite (tests/test_models.py of the installed timm) against every model we register.
 
-The suite runs once, in a subprocess with the plugin loaded before collection (`-p timm_gcp`), on
-every registered name and tag of this package; each model then gets its own pass/fail here. Tests
-that timm selects only for its own modules (forward_intermediates, pruning) are called directly.
+The suite runs once, in a subprocess on two pytest-xdist workers, with `tests/helpers/timm_suite_plugin.py`
+loaded before collection (it registers the models and builds each one once per set of arguments), on
+every registered name and tag of this package but the generic models (which need `backbone=`); each
+model then gets its own pass/fail here. Tests that timm selects only for its own modules
+(forward_intermediates, pruning) are called directly.
 `tools/fetch_timm_tests.sh` puts the suite in `.cache/` (or point TIMM_TESTS_DIR at a copy).
 The pretrained-weight tests run in tests/test_hub.py against a local Hub cache; that no name of ours
 shadows one of timm's is checked in tests/test_registry.py.
@@ -19,6 +21,7 @@ import timm
 import timm_gcp  # noqa: F401  (registers the models)
 from timm_gcp.models.registry import GCP_MODULES, generic_names
 
+from tests.helpers import REPO
 from tests.helpers.timm_sources import is_non_std, timm_tests_dir
 
 pytestmark = pytest.mark.slow  # timm's suite runs every registered model: minutes on a small CPU
@@ -38,9 +41,11 @@ def suite_results(tmp_path_factory):
     report = tmp_path_factory.mktemp('timm_suite') / 'junit.xml'
     selection = '(' + ' or '.join(MODELS) + ') and not pretrained'
     env = {k: v for k, v in os.environ.items() if k != 'GITHUB_ACTIONS'}
+    # two workers of one thread each: most of the suite is Python (tracing, scripting, building), not BLAS
+    env.update(PYTHONPATH=os.pathsep.join(filter(None, (str(REPO), env.get('PYTHONPATH')))), OMP_NUM_THREADS='1')
     proc = subprocess.run(
-        [sys.executable, '-m', 'pytest', '-p', 'timm_gcp', 'test_models.py', '-k', selection, '-q',
-         '-p', 'no:cacheprovider', f'--junitxml={report}'],
+        [sys.executable, '-m', 'pytest', '-p', 'tests.helpers.timm_suite_plugin', 'test_models.py', '-k', selection,
+         '-q', '-p', 'no:cacheprovider', '-n', '2', '--dist', 'loadgroup', f'--junitxml={report}'],
         cwd=tests_dir, env=env, capture_output=True, text=True, timeout=3600,
     )
     if not report.exists():

@@ -64,6 +64,17 @@ def test_baselines_come_from_the_names():
     assert baseline_name('deit_small_patch16_224_isqrt') == 'deit_small_patch16_224'
     assert baseline_name('resnet50') is None  # a timm model is nobody's GCP twin
     assert baseline_name('vit_sot_small') is None  # an architecture of its own
+    assert baseline_name('convnext_tiny_isqrt.fb_in22k') == 'convnext_tiny'  # a preset: its backbone
+    assert baseline_name('gcp_isqrt') is None  # the generic models' twin is the backbone= given to bench
+
+
+@pytest.mark.slow
+def test_generic_model_is_measured_against_its_backbone():
+    text = _run_cli(['bench', '--models', 'gcp_isqrt', '--model-kwargs', 'backbone=test_convnext', 'gcp_dim=8', *TINY])
+    main, _ = _tables(text)
+    assert [row['model'] for row in main] == ['test_convnext', 'gcp_isqrt']
+    assert main[1]['baseline'] == 'test_convnext' and float(main[1]['FLOPs ratio'][:-1]) >= 1.0
+    assert 'GCP model args backbone=test_convnext, gcp_dim=8' in text
 
 
 @pytest.mark.slow

@@ -3,8 +3,8 @@
 The suite runs once, in a subprocess on two pytest-xdist workers, with `tests/helpers/timm_suite_plugin.py`
 loaded before collection (it registers the models and builds each one once per set of arguments), on
 every registered name and tag of this package but the generic models (which need `backbone=`); each
-model then gets its own pass/fail here. Tests that timm selects only for its own modules
-(forward_intermediates, pruning) are called directly.
+model then gets its own pass/fail here. The tests that timm selects only for its own modules
+(forward_intermediates, pruning) run in the same subprocess from tests/helpers/timm_suite_extra.py.
 `tools/fetch_timm_tests.sh` puts the suite in `.cache/` (or point TIMM_TESTS_DIR at a copy).
 The pretrained-weight tests run in tests/test_hub.py against a local Hub cache; that no name of ours
 shadows one of timm's is checked in tests/test_registry.py.
@@ -16,21 +16,20 @@ import xml.etree.ElementTree as ET
 from collections import defaultdict
 
 import pytest
-import timm
 
 import timm_gcp  # noqa: F401  (registers the models)
-from timm_gcp.models.registry import GCP_MODULES, generic_names
 
 from tests.helpers import REPO
-from tests.helpers.timm_sources import is_non_std, timm_tests_dir
+from tests.helpers.timm_sources import is_non_std, suite_models, timm_tests_dir
 
 pytestmark = pytest.mark.slow  # timm's suite runs every registered model: minutes on a small CPU
 
-# the generic models need backbone=...; the presets are the generic model on a named backbone
-MODELS = sorted(name for module in GCP_MODULES for name in timm.list_models(module=module) if name not in generic_names())
+MODELS = suite_models()
 # every model gets at least these from timm's suite (fx-torchscript too, off GitHub Actions); timm runs
 # features_only tests on its non-standard names (vit_*, deit*) only through forward_intermediates
-CORE_TESTS = {'test_model_forward', 'test_model_backward', 'test_model_forward_fx'}
+CORE_TESTS = {'test_model_forward', 'test_model_backward', 'test_model_forward_fx',
+              # timm's forward_intermediates and pruning tests, which it runs on its own modules only
+              'test_gcp_forward_intermediates', 'test_gcp_prune_contract'}
 STD_TESTS = {'test_model_forward_features'}
 
 
@@ -44,7 +43,8 @@ def suite_results(tmp_path_factory):
     # two workers of one thread each: most of the suite is Python (tracing, scripting, building), not BLAS
     env.update(PYTHONPATH=os.pathsep.join(filter(None, (str(REPO), env.get('PYTHONPATH')))), OMP_NUM_THREADS='1')
     proc = subprocess.run(
-        [sys.executable, '-m', 'pytest', '-p', 'tests.helpers.timm_suite_plugin', 'test_models.py', '-k', selection,
+        [sys.executable, '-m', 'pytest', '-p', 'tests.helpers.timm_suite_plugin', 'test_models.py',
+         str(REPO / 'tests' / 'helpers' / 'timm_suite_extra.py'), '-k', selection,
          '-q', '-p', 'no:cacheprovider', '-n', '2', '--dist', 'loadgroup', f'--junitxml={report}'],
         cwd=tests_dir, env=env, capture_output=True, text=True, timeout=3600,
     )
@@ -79,13 +79,3 @@ def test_timm_model_suite(suite_results, timm_tm, model_name):
     assert any(t.startswith('test_model_default_cfgs') for t in ran), 'no cfg test ran'
 
 
-@pytest.mark.parametrize('model_name', MODELS)
-def test_timm_forward_intermediates(timm_tm, model_name):
-    timm_tm.test_model_forward_intermediates(model_name, 1)
-    timm_tm.test_model_forward_intermediates_features(model_name, 1)
-
-
-@pytest.mark.parametrize('model_name', MODELS)
-def test_timm_prune_contract(timm_tm, model_name):
-    timm_tm.test_prune_intermediate_layers_contract(model_name)
-    timm_tm.test_prune_intermediate_layers_params_used(model_name)

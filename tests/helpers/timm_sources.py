@@ -9,6 +9,7 @@ import os
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import List
 
 import pytest
 import timm
@@ -40,6 +41,13 @@ def load_timm_test_models() -> ModuleType:
     finally:
         sys.path.pop(0)
     return test_models
+
+
+def suite_models() -> List[str]:
+    """Every architecture of timm-gcp that timm's suite builds as `create_model(name)`: all but the generic models."""
+    from timm_gcp.models.registry import GCP_MODULES, generic_names
+
+    return sorted(n for module in GCP_MODULES for n in timm.list_models(module=module) if n not in generic_names())
 
 
 def is_non_std(test_models: ModuleType, name: str) -> bool:

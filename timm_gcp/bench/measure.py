@@ -56,6 +56,7 @@ class _LiveStorages(TorchDispatchMode):
 
     def _free(self, key: int) -> None:
         self.live -= self.sizes.pop(key)
+        self.known.discard(key)  # the allocator may hand the same address to a new storage
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         for t in tree_leaves((args, kwargs)):
@@ -83,6 +84,8 @@ def peak_tensor_bytes(fn: Callable[[], Any]) -> int:
     leaves out what the allocator caches.
     """
     mode = _LiveStorages()
-    with mode:
+    # packing a saved tensor as itself makes autograd hold its Python object, so the tensor counts
+    # until backward frees it, not until the forward code drops its last name for it
+    with mode, torch.autograd.graph.saved_tensors_hooks(lambda t: t, lambda t: t):
         fn()
     return mode.peak

@@ -30,20 +30,23 @@ def _divided_differences(evals: torch.Tensor, fvals: torch.Tensor, dvals: torch.
 
     In float64: the float32 eigenvalues differ exactly there, and the quotient does not cancel.
     """
-    lam, f, d = evals.double(), fvals.double(), dvals.double()
+    lam, f = evals.double(), fvals.double()
     diff = lam.unsqueeze(-1) - lam.unsqueeze(-2)
     scale = lam.abs().amax(-1, keepdim=True).unsqueeze(-1)
     close = diff.abs() <= 1e-12 * scale + 1e-300
-    quotient = (f.unsqueeze(-1) - f.unsqueeze(-2)) / torch.where(close, torch.ones_like(diff), diff)
-    mean_deriv = 0.5 * (d.unsqueeze(-1) + d.unsqueeze(-2))
-    return torch.where(close, mean_deriv, quotient).to(evals.dtype)
+    # in place, and back to the input dtype at once: these B x C x C tensors dominate the backward's memory
+    quotient = (f.unsqueeze(-1) - f.unsqueeze(-2)).div_(diff.masked_fill_(close, 1.0)).to(evals.dtype)
+    del diff
+    d = dvals.to(evals.dtype)
+    mean_deriv = (d.unsqueeze(-1) + d.unsqueeze(-2)).mul_(0.5)
+    return torch.where(close, mean_deriv, quotient, out=quotient)
 
 
 def _eigenbasis_grad(evecs: torch.Tensor, kernel: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
     """U (kernel o sym(U^T G U)) U^T: the gradient of a matrix function for symmetric perturbations."""
     inner = evecs.transpose(-2, -1) @ grad @ evecs
-    inner = 0.5 * (inner + inner.transpose(-2, -1))
-    return evecs @ (kernel * inner) @ evecs.transpose(-2, -1)
+    inner = (inner + inner.transpose(-2, -1)).mul_(kernel).mul_(0.5)
+    return evecs @ inner @ evecs.transpose(-2, -1)
 
 
 def _compose(evecs: torch.Tensor, fvals: torch.Tensor) -> torch.Tensor:

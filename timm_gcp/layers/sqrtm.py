@@ -159,8 +159,8 @@ def isqrt(
     (one eigh, shared by forward and backward), False runs the matrix products (autograd backward).
     None (default) takes the eigenbasis only in eager CPU code above the measured crossover: with a
     gradient from 4 iterations at C >= 48 (3 at C >= 192), without one from 5 iterations at
-    C >= 192 (7 at C >= 128). GPUs, TorchScript, jit / FX tracing, torch.compile, torch.export and
-    ONNX export always get the products.
+    C >= 192 (7 at C >= 128). GPUs, TorchScript, jit tracing, torch.compile, torch.export and ONNX
+    export always get the products (FX keeps `ISqrt` as a leaf that runs as eager code).
     """
     check_square(cov, 'cov')
     check_int(iters, 'iters', 1)

@@ -161,7 +161,8 @@ def test_gpu_bench_script_runs_on_the_cpu(tmp_path):
         env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     runs = {p.name: json.loads(p.read_text()) for p in tmp_path.glob('*.json')}
-    assert sorted(runs) == ['gpu_bench_compile.json', 'gpu_bench_eager.json', 'gpu_bench_eager_tf32.json']
+    assert sorted(runs) == ['gpu_bench_compile.json', 'gpu_bench_eager.json', 'gpu_bench_eager_448.json',
+                            'gpu_bench_eager_tf32.json']
     for data in runs.values():
         assert data['config']['amp_dtype'] == 'bfloat16' and data['config']['channels_last']
         assert [row['name'] for row in data['models']] == ['resnet18', 'resnet18_isqrt']

@@ -129,6 +129,49 @@ def test_isqrt_five_iterations_is_approximate():
     assert err5 > 1e-3
 
 
+def _rotated(evals, seed=0):
+    """Q diag(evals) Q^T with a random orthogonal Q: symmetric input with the given (repeated) eigenvalues."""
+    g = torch.Generator().manual_seed(seed)
+    q, _ = torch.linalg.qr(torch.randn(evals.shape[0], evals.shape[1], evals.shape[1], generator=g, dtype=evals.dtype))
+    return (q * evals.unsqueeze(-2)) @ q.transpose(1, 2)
+
+
+ISQRT_INPUTS = {
+    'rank-deficient': lambda: covariance(_features(2, 32, 3, 3)),  # N = 9 < C = 32
+    'repeated': lambda: _rotated(torch.tensor([[1.0] * 4 + [3.0] * 4, [0.0] * 5 + [2.0] * 3], dtype=torch.float64)),
+    'zero': lambda: torch.zeros(2, 8, 8, dtype=torch.float64),
+}
+
+
+@pytest.mark.parametrize('iters', [1, 3, 5, 7])
+@pytest.mark.parametrize('kind', list(ISQRT_INPUTS))
+def test_isqrt_eigenbasis_equals_products(kind, iters):
+    """The map applied to the eigenvalues is the product form: to 1e-12 in float64, and in float32 within the
+    rounding of a float32 eigh (its reconstruction of A alone is off by about 1e-6 at C = 256)."""
+    cov = ISQRT_INPUTS[kind]()
+    products = isqrt(cov, iters, eigenbasis=False)
+    scale = products.norm().clamp_min(1e-300)
+    assert (isqrt(cov, iters, eigenbasis=True) - products).norm() / scale <= 1e-12
+    eig32 = isqrt(cov.float(), iters, eigenbasis=True)
+    assert eig32.dtype == torch.float32
+    assert (eig32.double() - products).norm() / scale <= 3e-6
+
+
+def test_isqrt_default_path():
+    """Eager CPU code above the crossover takes the eigenbasis; jit tracing and torch.export get the products."""
+    cov = covariance(torch.randn(1, 192, 4, 4, generator=torch.Generator().manual_seed(0)).relu())
+    eig, products = isqrt(cov, 5, eigenbasis=True), isqrt(cov, 5, eigenbasis=False)
+    assert not torch.equal(eig, products)  # float32 rounding tells the two apart
+    assert torch.equal(isqrt(cov, 5), eig)  # C = 192, 5 iterations, no gradient
+    assert torch.equal(isqrt(cov, 4), isqrt(cov, 4, eigenbasis=False))
+    assert torch.equal(isqrt(cov.requires_grad_(), 4), isqrt(cov, 4, eigenbasis=True))
+    traced = torch.jit.trace(ISqrt(5), cov.detach())
+    exported = torch.export.export(ISqrt(5), (cov.detach(),))
+    for graph in (traced.graph, exported.graph):
+        assert 'eigh' not in str(graph)
+    torch.testing.assert_close(exported.module()(cov.detach()), products, rtol=0, atol=0)
+
+
 def test_isqrt_module_equals_function():
     cov = _spd()
     torch.testing.assert_close(ISqrt(3)(cov), isqrt(cov, 3))
@@ -196,21 +239,19 @@ def test_gradcheck_covariance():
 
 @pytest.mark.parametrize('iters', [1, 3, 5])
 def test_gradcheck_isqrt(iters):
-    assert gradcheck(lambda m: isqrt(m, iters, eig_backward=False), (_spd(2, 4, 10).requires_grad_(),))
-    # the eigenbasis backward is the gradient for symmetric perturbations
-    symmetric = lambda m: isqrt(0.5 * (m + m.transpose(1, 2)), iters, eig_backward=True)  # noqa: E731
-    assert gradcheck(symmetric, (_spd(2, 4, 10).requires_grad_(),))
+    for eigenbasis in (False, True):
+        assert gradcheck(lambda m: isqrt(m, iters, eigenbasis=eigenbasis), (_spd(2, 4, 10).requires_grad_(),))
 
 
 @pytest.mark.parametrize('iters', [1, 2, 3, 5])
 @pytest.mark.parametrize('shape', [(3, 8, 5, 4), (2, 16, 2, 3), (2, 6, 1, 1)])
-def test_isqrt_eig_backward_equals_autograd(iters, shape):
+def test_isqrt_eigenbasis_gradient_equals_autograd(iters, shape):
     """End to end through the covariance, both gradients agree (full rank, N < C, and a 1x1 map)."""
     x = _features(*shape, seed=iters).requires_grad_(True)
     g = torch.randn(shape[0], shape[1] * (shape[1] + 1) // 2, dtype=torch.float64)
     grads = []
-    for eig_backward in (False, True):
-        (triu_vec(isqrt(covariance(x), iters, eig_backward=eig_backward)) * g).sum().backward()
+    for eigenbasis in (False, True):
+        (triu_vec(isqrt(covariance(x), iters, eigenbasis=eigenbasis)) * g).sum().backward()
         grads.append(x.grad.clone())
         x.grad = None
     torch.testing.assert_close(grads[1], grads[0], rtol=1e-9, atol=1e-11)

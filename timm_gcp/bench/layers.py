@@ -1,10 +1,13 @@
 """`timm-gcp bench-layers`: the GCP layers against the straightforward formulation, same process.
 
 The straightforward formulation is the one of the original fast-MPN-COV code: the covariance as
-X I_hat X^T with a dense N x N centring matrix, Newton-Schulz with its 3I matrices repeated per
-batch and plain autograd through every product, and the triangle index rebuilt on every call.
-Candidates are timed in interleaved rounds and the fastest round is kept (shared machines are
-noisy), so read the ratios. Memory is the number of B x C x C tensors saved for backward.
+X I_hat X^T with a dense N x N centring matrix built for every batch element, Newton-Schulz with
+its 3I matrices repeated per batch and plain autograd through every product, and the triangle
+index rebuilt on every call. `isqrt` is also timed against its own product form (what runs on GPUs
+and in exported graphs). Candidates are timed in interleaved rounds and the fastest round is kept
+(shared machines are noisy), so read the ratios. Memory is the number of B x C x C tensors saved
+for backward and, for the head at larger feature maps (448 px gives N = 784 at stride 16), the
+peak bytes of the tensors alive during forward and backward.
 """
 import argparse
 import time
@@ -13,17 +16,17 @@ from typing import Callable, Dict, List, Sequence, Tuple
 import torch
 
 from ..layers import covariance, isqrt, mpn, triu_vec
-from .measure import saved_tensors
+from .measure import peak_tensor_bytes, saved_tensors
 
 
 def dense_centring_covariance(x: torch.Tensor) -> torch.Tensor:
-    """X I_hat X^T with I_hat = (I - 1 1^T / N) / N built per call and repeated per batch."""
+    """X I_hat X^T with I_hat = (I - 1 1^T / N) / N built per call and repeated per batch (B x N x N)."""
     b, c, h, w = x.shape
     n = h * w
     x = x.reshape(b, c, n)
     dd = dict(device=x.device, dtype=x.dtype)
     i_hat = (torch.eye(n, **dd) - torch.full((n, n), 1.0 / n, **dd)) / n
-    return x.bmm(i_hat.expand(b, n, n)).bmm(x.transpose(1, 2))
+    return x.bmm(i_hat.repeat(b, 1, 1)).bmm(x.transpose(1, 2))
 
 
 def plain_newton_schulz(cov: torch.Tensor, iters: int) -> torch.Tensor:
@@ -53,6 +56,16 @@ def naive_eigh_power(cov: torch.Tensor, power: float = 0.5) -> torch.Tensor:
     """Sigma^p through torch.linalg.eigh and its autograd backward."""
     evals, evecs = torch.linalg.eigh(cov)
     return evecs @ torch.diag_embed(evals.clamp_min(0).pow(power)) @ evecs.transpose(1, 2)
+
+
+def head(x: torch.Tensor) -> torch.Tensor:
+    """The head's matrix work: covariance, iSQRT (5 iterations), upper triangle."""
+    return triu_vec(isqrt(covariance(x), 5))
+
+
+def straightforward_head(x: torch.Tensor) -> torch.Tensor:
+    """The same in the straightforward formulation."""
+    return per_call_triu(plain_newton_schulz(dense_centring_covariance(x), 5))
 
 
 def saved_matrices(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, c: int) -> int:
@@ -96,13 +109,11 @@ def bench_config(b: int, c: int, n_side: int, rounds: int) -> List[Tuple[str, fl
         'covariance': (covariance, dense_centring_covariance, x),
         'isqrt3': (lambda m: isqrt(m, 3), lambda m: plain_newton_schulz(m, 3), cov),
         'isqrt5': (lambda m: isqrt(m, 5), lambda m: plain_newton_schulz(m, 5), cov),
+        'isqrt5 vs its products': (lambda m: isqrt(m, 5), lambda m: isqrt(m, 5, eigenbasis=False), cov),
         'mpn': (mpn, naive_eigh_power, cov),
         'triu_vec': (triu_vec, per_call_triu, cov),
-        'head cov+isqrt5+triu': (
-            lambda t: triu_vec(isqrt(covariance(t), 5)),
-            lambda t: per_call_triu(plain_newton_schulz(dense_centring_covariance(t), 5)),
-            x,
-        ),
+        'head cov+isqrt5+triu': (head, straightforward_head, x),
+        'head vs its products': (head, lambda t: triu_vec(isqrt(covariance(t), 5, eigenbasis=False)), x),
     }
     fns = {}
     for name, (ours, ref, inp) in ops.items():
@@ -120,11 +131,22 @@ def bench_config(b: int, c: int, n_side: int, rounds: int) -> List[Tuple[str, fl
         for kind in ('fwd', 'f+b'):
             if f'{name} {kind}/ours' in times:
                 rows.append((f'{name} {kind}', times[f'{name} {kind}/ours'], times[f'{name} {kind}/ref'], ''))
-    saved_ours = saved_matrices(lambda t: triu_vec(isqrt(covariance(t), 5)), x.requires_grad_(True), c)
-    saved_ref = saved_matrices(
-        lambda t: per_call_triu(plain_newton_schulz(dense_centring_covariance(t), 5)), x.requires_grad_(True), c)
+    saved_ours = saved_matrices(head, x.requires_grad_(True), c)
+    saved_ref = saved_matrices(straightforward_head, x.requires_grad_(True), c)
     rows.append(('saved B x C x C tensors (head f+b)', saved_ours, saved_ref, 'count'))
     return rows
+
+
+def bench_memory(b: int, c: int, h: int, w: int, rounds: int) -> List[Tuple[str, float, float, str]]:
+    """Rows for the head at an H x W map: forward+backward time and peak memory (MiB), ours and straightforward."""
+    x = torch.randn(b, c, h, w, generator=torch.Generator().manual_seed(0)).relu()
+    fns = {'ours': _fwd_bwd(head, x), 'ref': _fwd_bwd(straightforward_head, x)}
+    peak = {name: peak_tensor_bytes(fn) / 2 ** 20 for name, fn in fns.items()}  # also the warm-up
+    times = _interleaved(fns, rounds)
+    return [
+        ('head cov+isqrt5+triu f+b', times['ours'], times['ref'], ''),
+        ('head f+b peak memory (MiB)', peak['ours'], peak['ref'], 'MiB'),
+    ]
 
 
 def format_table(results: Dict[Tuple[int, int, int], List[Tuple[str, float, float, str]]]) -> str:
@@ -133,9 +155,13 @@ def format_table(results: Dict[Tuple[int, int, int], List[Tuple[str, float, floa
         for name, ours, ref, note in rows:
             if note == 'count':
                 lines.append(f'| {b} | {c} | {n} | {name} | {ours:d} | {ref:d} | {ours / ref:.2f} |')
+            elif note == 'MiB':
+                lines.append(f'| {b} | {c} | {n} | {name} | {ours:.1f} | {ref:.1f} | {ours / ref:.2f} |')
             else:
                 lines.append(f'| {b} | {c} | {n} | {name} | {ours:.2f} | {ref:.2f} | {ours / ref:.2f} |')
         timed = {name: ours for name, ours, _, note in rows if not note}
+        if 'isqrt3 fwd' not in timed:
+            continue
         lines.append(
             f'| {b} | {c} | {n} | isqrt3 / isqrt5 (fwd, f+b) | | | '
             f'{timed["isqrt3 fwd"] / timed["isqrt5 fwd"]:.2f}, {timed["isqrt3 f+b"] / timed["isqrt5 f+b"]:.2f} |')
@@ -149,6 +175,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--batch-size', type=int, default=32)
     parser.add_argument('--channels', type=int, nargs='+', default=[128, 256])
     parser.add_argument('--sides', type=int, nargs='+', default=[7, 14], help='feature map side (N = side^2)')
+    parser.add_argument('--memory-maps', nargs='*', default=['14x14', '28x28', '28x56'], metavar='HxW',
+                        help='feature maps for the head memory rows (N = 196, 784, 1568: 224 and 448 px)')
     parser.add_argument('--rounds', type=int, default=5, help='interleaved timing rounds (fastest kept)')
     parser.add_argument('--threads', type=int, default=0, help='torch threads (0: torch default)')
 
@@ -162,6 +190,15 @@ def run(args: argparse.Namespace) -> int:
     for b, c, side in configs:
         print(f'benchmarking B={b} C={c} N={side * side} ...', flush=True)
         results[(b, c, side * side)] = bench_config(b, c, side, args.rounds)
+    memory = {}
+    for c in args.channels:
+        for size in args.memory_maps:
+            h, w = (int(v) for v in size.split('x'))
+            print(f'head memory B={args.batch_size} C={c} N={h * w} ...', flush=True)
+            memory[(args.batch_size, c, h * w)] = bench_memory(args.batch_size, c, h, w, args.rounds)
     print(f'\ntorch {torch.__version__}, {torch.get_num_threads()} threads, float32, fastest of {args.rounds} rounds\n')
     print(format_table(results))
+    if memory:
+        print()
+        print(format_table(memory))
     return 0

@@ -1,10 +1,13 @@
-"""What the benchmarks and the model cards measure: FLOPs of a call, and the memory autograd saves."""
-from typing import Any, Callable, Dict, Sequence
+"""What the benchmarks and the model cards measure: FLOPs of a call, the memory autograd saves, peak memory."""
+import weakref
+from typing import Any, Callable, Dict, Sequence, Set
 
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
 from torch.utils.flop_counter import FlopCounterMode
 
-__all__ = ['count_flops', 'saved_tensor_bytes', 'saved_tensors']
+__all__ = ['count_flops', 'peak_tensor_bytes', 'saved_tensor_bytes', 'saved_tensors']
 
 
 def count_flops(fn: Callable[..., Any], *args: Any) -> int:
@@ -35,3 +38,54 @@ def saved_tensor_bytes(fn: Callable[[], Any], exclude: Sequence[torch.Tensor] = 
     """
     excluded = {t.untyped_storage().data_ptr() for t in exclude}
     return sum(t.untyped_storage().nbytes() for ptr, t in saved_tensors(fn).items() if ptr not in excluded)
+
+
+class _LiveStorages(TorchDispatchMode):
+    """Bytes of the storages that ops create, alive at one time, and their peak.
+
+    A storage counts from the op that returns it first until that tensor is freed; storages an op
+    only reads (the inputs, the parameters) never count.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.live = 0
+        self.peak = 0
+        self.sizes: Dict[int, int] = {}
+        self.known: Set[int] = set()
+
+    def _free(self, key: int) -> None:
+        self.live -= self.sizes.pop(key)
+        self.known.discard(key)  # the allocator may hand the same address to a new storage
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        for t in tree_leaves((args, kwargs)):
+            if isinstance(t, torch.Tensor):
+                self.known.add(t.untyped_storage()._cdata)
+        out = func(*args, **(kwargs or {}))
+        for t in tree_leaves(out):
+            if not isinstance(t, torch.Tensor):
+                continue
+            key = t.untyped_storage()._cdata
+            if key in self.known:
+                continue
+            self.known.add(key)
+            self.sizes[key] = t.untyped_storage().nbytes()
+            self.live += self.sizes[key]
+            self.peak = max(self.peak, self.live)
+            weakref.finalize(t, self._free, key)
+        return out
+
+
+def peak_tensor_bytes(fn: Callable[[], Any]) -> int:
+    """Peak bytes of the tensors `fn()` allocates that are alive at one time (forward and backward alike).
+
+    Counted per storage as the ops run, so it is the same on every device and in every run, and it
+    leaves out what the allocator caches.
+    """
+    mode = _LiveStorages()
+    # packing a saved tensor as itself makes autograd hold its Python object, so the tensor counts
+    # until backward frees it, not until the forward code drops its last name for it
+    with mode, torch.autograd.graph.saved_tensors_hooks(lambda t: t, lambda t: t):
+        fn()
+    return mode.peak

@@ -1,10 +1,10 @@
 """Matrix square roots of covariance matrices.
 
 * `isqrt`: iSQRT-COV (Li et al., CVPR 2018), the coupled Newton-Schulz iteration with trace
-  pre-normalization and sqrt-trace post-compensation. The forward is matrix products only. Its
-  gradient on GPUs is plain autograd through them (equal to the paper's hand-written backward);
-  on CPUs, where one eigen-decomposition costs less than the 24 backward products, it is the same
-  gradient computed in the eigenbasis (`_NewtonSchulzEig`).
+  pre-normalization and sqrt-trace post-compensation. On GPUs and in traced or exported graphs it is
+  matrix products with plain autograd through them (equal to the paper's hand-written backward); in
+  eager CPU code, where one eigen-decomposition costs less than the products, the same map is
+  applied to the eigenvalues and differentiated in the eigenbasis (`_NewtonSchulzEig`).
 * `mpn`: MPN-COV (Li et al., ICCV 2017), the exact matrix power by eigen-decomposition, with a
   backward that stays finite on rank-deficient and repeated-eigenvalue input.
 
@@ -30,20 +30,27 @@ def _divided_differences(evals: torch.Tensor, fvals: torch.Tensor, dvals: torch.
 
     In float64: the float32 eigenvalues differ exactly there, and the quotient does not cancel.
     """
-    lam, f, d = evals.double(), fvals.double(), dvals.double()
+    lam, f = evals.double(), fvals.double()
     diff = lam.unsqueeze(-1) - lam.unsqueeze(-2)
     scale = lam.abs().amax(-1, keepdim=True).unsqueeze(-1)
     close = diff.abs() <= 1e-12 * scale + 1e-300
-    quotient = (f.unsqueeze(-1) - f.unsqueeze(-2)) / torch.where(close, torch.ones_like(diff), diff)
-    mean_deriv = 0.5 * (d.unsqueeze(-1) + d.unsqueeze(-2))
-    return torch.where(close, mean_deriv, quotient).to(evals.dtype)
+    # in place, and back to the input dtype at once: these B x C x C tensors dominate the backward's memory
+    quotient = (f.unsqueeze(-1) - f.unsqueeze(-2)).div_(diff.masked_fill_(close, 1.0)).to(evals.dtype)
+    del diff
+    d = dvals.to(evals.dtype)
+    mean_deriv = (d.unsqueeze(-1) + d.unsqueeze(-2)).mul_(0.5)
+    return torch.where(close, mean_deriv, quotient, out=quotient)
 
 
 def _eigenbasis_grad(evecs: torch.Tensor, kernel: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
     """U (kernel o sym(U^T G U)) U^T: the gradient of a matrix function for symmetric perturbations."""
     inner = evecs.transpose(-2, -1) @ grad @ evecs
-    inner = 0.5 * (inner + inner.transpose(-2, -1))
-    return evecs @ (kernel * inner) @ evecs.transpose(-2, -1)
+    inner = (inner + inner.transpose(-2, -1)).mul_(kernel).mul_(0.5)
+    return evecs @ inner @ evecs.transpose(-2, -1)
+
+
+def _compose(evecs: torch.Tensor, fvals: torch.Tensor) -> torch.Tensor:
+    return (evecs * fvals.unsqueeze(-2)) @ evecs.transpose(-2, -1)
 
 
 def _newton_schulz(a: torch.Tensor, iters: int) -> torch.Tensor:
@@ -78,25 +85,49 @@ def _newton_schulz_scalar(evals: torch.Tensor, iters: int) -> Tuple[torch.Tensor
 
 
 class _NewtonSchulzEig(torch.autograd.Function):
-    """`_newton_schulz` forward; Daleckii-Krein backward in A's eigenbasis.
+    """`_newton_schulz` evaluated in A's eigenbasis, with the Daleckii-Krein backward.
 
-    For symmetric A, Y = f(A) with f the scalar Newton-Schulz map, so one eigh and four products
-    replace autograd's 24 (iters=5), and only A is saved. It is the gradient for symmetric
-    perturbations, which is all a covariance passes on (its backward symmetrizes).
+    For symmetric A = U diag(l) U^T every iterate is a polynomial in A, so Y_K = U diag(f(l)) U^T with
+    f the scalar Newton-Schulz map: the same output in exact arithmetic. One eigh serves forward and
+    backward; U and three vectors are saved. The gradient is the one for symmetric perturbations, so
+    the input must be symmetric (`isqrt` symmetrizes it first).
     """
 
     @staticmethod
     def forward(ctx, a: torch.Tensor, iters: int) -> torch.Tensor:
-        ctx.save_for_backward(a)
-        ctx.iters = iters
-        return _newton_schulz(a, iters)
+        evals, evecs = torch.linalg.eigh(a)
+        fvals, dvals = _newton_schulz_scalar(evals, iters)
+        ctx.save_for_backward(evals, evecs, fvals, dvals)
+        return _compose(evecs, fvals.to(a.dtype))
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
-        (a,) = ctx.saved_tensors
-        evals, evecs = torch.linalg.eigh(a)
-        fvals, dvals = _newton_schulz_scalar(evals, ctx.iters)
+        evals, evecs, fvals, dvals = ctx.saved_tensors
         return _eigenbasis_grad(evecs, _divided_differences(evals, fvals, dvals), grad), None
+
+
+def _eager() -> bool:
+    """False while scripting, jit-tracing, compiling, exporting (torch.export, ONNX): those need matrix products.
+
+    FX symbolic tracing never gets here: `ISqrt` is an FX leaf, and `isqrt` refuses a Proxy.
+    """
+    return not (
+        torch.jit.is_scripting()
+        or torch.jit.is_tracing()
+        or torch.compiler.is_compiling()
+        or torch.onnx.is_in_onnx_export()
+    )
+
+
+def _eigenbasis_faster(dim: int, iters: int, needs_grad: bool) -> bool:
+    """Where one eigh beats the Newton-Schulz products on a CPU (measured crossover, docs/methods.md).
+
+    Training replaces about 9 (iters - 1) products with eigh and five products, inference about
+    3 (iters - 1) with eigh and one; eigh costs relatively more on small matrices.
+    """
+    if needs_grad:
+        return (dim >= 48 and iters >= 4) or (dim >= 192 and iters >= 3)
+    return (dim >= 192 and iters >= 5) or (dim >= 128 and iters >= 7)
 
 
 def _trace_normalize(cov: torch.Tensor, eps: float) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -114,7 +145,7 @@ def isqrt(
         cov: torch.Tensor,
         iters: int = 5,
         eps: float = 1e-5,
-        eig_backward: Optional[bool] = None,
+        eigenbasis: Optional[bool] = None,
 ) -> torch.Tensor:
     """Approximate square root of symmetric B x C x C covariances by Newton-Schulz steps (iSQRT-COV).
 
@@ -122,20 +153,25 @@ def isqrt(
     all-zero covariance gives a zero output instead of NaN. Runs in float32 (float64 stays float64)
     whatever the autocast state. Five iterations are what every published model uses; the result is
     then deliberately approximate (0.06 relative to the exact root at C = 16, 0.35 at C = 128:
-    docs/methods.md, "iSQRT-COV"). `eig_backward` picks the eigenbasis gradient or autograd
-    through the products. By default it is used on CPU from 5 iterations up: autograd's backward
-    costs about 6 (iters - 1) matrix products there, one eigh about 15 to 20, and on GPUs batched
-    products always win.
+    docs/methods.md, "iSQRT-COV").
+
+    `eigenbasis` picks how: True applies the same map to the eigenvalues of the symmetrized input
+    (one eigh, shared by forward and backward), False runs the matrix products (autograd backward).
+    None (default) takes the eigenbasis only in eager CPU code above the measured crossover: with a
+    gradient from 4 iterations at C >= 48 (3 at C >= 192), without one from 5 iterations at
+    C >= 192 (7 at C >= 128). GPUs, TorchScript, jit tracing, torch.compile, torch.export and ONNX
+    export always get the products (FX keeps `ISqrt` as a leaf that runs as eager code).
     """
     check_square(cov, 'cov')
     check_int(iters, 'iters', 1)
-    if eig_backward is None:
-        eig_backward = cov.device.type == 'cpu' and iters >= 5
+    if eigenbasis is None:
+        eigenbasis = cov.device.type == 'cpu' and _eager() and _eigenbasis_faster(
+            cov.shape[-1], iters, torch.is_grad_enabled() and cov.requires_grad)
     with no_autocast(cov):
         cov = cov.to(compute_dtype(cov))
-        if not eig_backward:
+        if not eigenbasis:
             return _isqrt(cov, iters, eps)
-        a, scale = _trace_normalize(cov, eps)
+        a, scale = _trace_normalize(0.5 * (cov + cov.transpose(-2, -1)), eps)
         return _NewtonSchulzEig.apply(a, iters) * scale
 
 
@@ -171,10 +207,6 @@ def _eig_power(
     evals, evecs = torch.linalg.eigh(cov)
     floor = _power_floor(evals, eps)
     return evals, evecs, floor, torch.maximum(evals, floor).pow(power)
-
-
-def _compose(evecs: torch.Tensor, fvals: torch.Tensor) -> torch.Tensor:
-    return (evecs * fvals.unsqueeze(-2)) @ evecs.transpose(-2, -1)
 
 
 class _MatrixPower(torch.autograd.Function):

@@ -18,8 +18,9 @@ out="${BENCH_OUT:-.}"
 device="${BENCH_DEVICE:-cuda}"
 mkdir -p "$out"
 
-# The models of the first run, each timed against its timm baseline: append new presets here.
-models=(resnet50_isqrt resnet50_isqrt_d256 resnet50_dropcov)
+# The models of the first run, each timed against its timm baseline (the presets: their backbone with
+# timm's own head); append new models here.
+models=(resnet50_isqrt resnet50_isqrt_d256 resnet50_dropcov convnext_tiny_isqrt vit_small_patch16_224_dropcov)
 
 tf32=()
 if [[ "$device" == cuda* ]]; then

@@ -454,9 +454,10 @@ def _create_gcp_backbone(variant: str, pretrained: bool = False, **kwargs: Any) 
         raise TypeError(f"{variant} needs backbone=<timm model name>, e.g. backbone='convnext_tiny.fb_in22k'")
     arch, backbone_tag = resolve_backbone(kwargs['backbone'])
     tag = kwargs.get('pretrained_cfg') if isinstance(kwargs.get('pretrained_cfg'), str) else None
-    release = f'{variant}.{tag}' in RELEASES
-    whole_model = pretrained and (release or _weights_given(kwargs))
-    if not release and not _weights_given(kwargs):
+    # weights of the whole GCP model (an authors' release tag, an export, a file), else of the trunk only
+    model_weights = f'{variant}.{tag}' in RELEASES or _weights_given(kwargs)
+    whole_model = pretrained and model_weights
+    if not model_weights:
         # the trunk's tag: the preset's (which mirrors the backbone's), else the one in `backbone`
         backbone_tag = tag if tag in backbone_tags(arch) else backbone_tag
         kwargs['backbone'] = f'{arch}.{backbone_tag}' if backbone_tag else arch

@@ -427,7 +427,10 @@ def checkpoint_filter_fn(state_dict: Dict[str, Any], model: GCPBackboneModel) ->
     state_dict = state_dict.get('state_dict', state_dict)
     out = {rename_key(k, MOBILENETV2_RENAMES): v for k, v in state_dict.items() if isinstance(v, torch.Tensor)}
     model_sd = model.state_dict()
-    adaptable = {'head.fc.weight', 'head.fc.bias'}
+    # timm's loader adapts the classifier to num_classes and the first conv to in_chans after this filter
+    first_conv = model.pretrained_cfg.get('first_conv') or ()
+    first_conv = (first_conv,) if isinstance(first_conv, str) else tuple(first_conv)
+    adaptable = {'head.fc.weight', 'head.fc.bias'} | {f'{c}.weight' for c in first_conv}
     mismatched = [
         f'{k}: checkpoint {tuple(v.shape)} vs model {tuple(model_sd[k].shape)}'
         for k, v in out.items() if k in model_sd and k not in adaptable and v.shape != model_sd[k].shape

@@ -7,7 +7,7 @@ import yaml
 
 import timm_gcp  # noqa: F401  (registers the models)
 from timm_gcp.hub.cards import TABLE_END, TABLE_START, model_stats, render_card, render_model_table
-from timm_gcp.models.registry import release_names, registered_names
+from timm_gcp.models.registry import model_names, preset_names, release_names
 from timm_gcp.models.releases import RELEASES
 from timm_gcp.models.sources import PAPERS, REPOS
 
@@ -74,8 +74,14 @@ def test_readme_model_table_is_current():
     assert readme.index('## Usage\n') < readme.index('## Models\n')
     table = section[section.index(TABLE_START) + len(TABLE_START):section.index(TABLE_END)].strip()
     assert table == render_model_table(), 'README model table is out of date: run timm-gcp cards'
-    rows = {line.split('|')[1].strip().strip('`'): line for line in table.splitlines()[2:]}
-    assert list(rows) == registered_names()
+    models_table, presets_table = table.split('\n\n')
+    rows = {line.split('|')[1].strip().strip('`'): line for line in models_table.splitlines()[2:]}
+    assert list(rows) == model_names()
+    presets = {line.split('|')[1].strip().strip('`'): line for line in presets_table.splitlines()[2:]}
+    assert list(presets) == preset_names()
+    for name, line in presets.items():  # each preset row lists its tags (the backbone's)
+        tags = [n.split('.', 1)[1] for n in timm.list_models(name, include_tags=True) if '.' in n]
+        assert tags and all(f'`{tag}`' in line.split('|')[5] for tag in tags), name
     for name, result in RELEASES.items():
         assert f'| {result.top1:.2f} |' in rows[name], name
         if result.published:

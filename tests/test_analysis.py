@@ -14,7 +14,7 @@ from timm_gcp.analysis import (
     CORRUPTIONS, SEVERITIES, check_corruptions, compare, corruption, corruption_errors, mean_corruption_error,
     probe_activations, probe_parameters, resolve_split, split_points, step_sizes,
 )
-from timm_gcp.demo.training import create_pair, small_resnet_kwargs
+from timm_gcp.training.loop import create_pair, small_resnet_kwargs
 
 from tests.helpers.fashion_mnist import write_fashion_mnist
 from tests.helpers.images import write_image_folder

@@ -6,7 +6,7 @@ from timm_gcp.bench.layers import (
     dense_centring_covariance, head, naive_eigh_power, per_call_triu, plain_newton_schulz, saved_matrices,
     straightforward_head,
 )
-from timm_gcp.bench.measure import peak_tensor_bytes
+from timm_gcp.measure import peak_tensor_bytes
 from timm_gcp.layers import covariance, isqrt, mpn, triu_vec
 
 

@@ -15,9 +15,8 @@ import torch
 from torch import nn
 
 import timm_gcp  # noqa: F401  (registers the models)
-from timm_gcp import bench, cli
-from timm_gcp.bench import measure
-from timm_gcp.bench.measure import count_flops, saved_tensor_bytes
+from timm_gcp import cli
+from timm_gcp.measure import count_flops, saved_tensor_bytes
 from timm_gcp.bench.models import head_error, head_graph_breaks
 from timm_gcp.models.registry import baseline_name
 
@@ -213,11 +212,6 @@ def test_head_error_measures_the_precision_of_the_run():
     assert exact < 1e-5  # float32 against float64
     assert 1e-3 < bf16 < 0.1  # the reduction conv and the classifier run in bfloat16
     assert not model.training
-
-
-def test_measures_are_exported_by_the_bench_package():
-    assert bench.count_flops is measure.count_flops is count_flops
-    assert bench.saved_tensor_bytes is measure.saved_tensor_bytes is saved_tensor_bytes
 
 
 def test_saved_tensor_bytes_counts_each_storage_once():

@@ -21,10 +21,10 @@ import torch.nn.functional as F
 import timm_gcp  # noqa: F401  (registers the models)
 from timm_gcp import cli
 from timm_gcp.convert.converter import ConversionError, convert_checkpoint
-from timm_gcp.convert.layouts import (
+from timm_gcp.checkpoints.layouts import (
     MINDSPORE_TRAINING_STATE, RESNET_RENAMES, VIT_RENAMES, mindspore_key, rename_key,
 )
-from timm_gcp.convert.mindspore import MindSporeCheckpointError, is_mindspore_checkpoint, load_mindspore_checkpoint
+from timm_gcp.checkpoints.mindspore import MindSporeCheckpointError, is_mindspore_checkpoint, load_mindspore_checkpoint
 
 from tests.helpers.layouts import (
     fmpn_plain, fmpn_training, mindspore_layout, mindspore_message, module_prefixed, vit_original,
@@ -75,7 +75,7 @@ _EXPECTED_NUMERICS = {
 }
 
 
-# --- the key layouts (timm_gcp.convert.layouts, after docs/checkpoints.md) ----------------------------------
+# --- the key layouts (timm_gcp.checkpoints.layouts, after docs/checkpoints.md) ----------------------------------
 
 _REDUCE = 'head.global_pool.reduce.'
 

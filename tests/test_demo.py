@@ -10,7 +10,7 @@ import torch
 
 import timm_gcp  # noqa: F401  (registers the models)
 from timm_gcp import cli
-from timm_gcp.demo.fashion_mnist import DEBIAN_DIR, find_fashion_mnist, load_fashion_mnist, read_idx, write_idx
+from timm_gcp.training.fashion_mnist import DEBIAN_DIR, find_fashion_mnist, load_fashion_mnist, read_idx, write_idx
 from timm_gcp.demo.side_by_side import build_models
 from timm_gcp.models.registry import baseline_name
 

@@ -21,7 +21,7 @@ from torch import nn
 
 import timm_gcp  # noqa: F401  (registers the models)
 from timm_gcp.convert.converter import convert_checkpoint
-from timm_gcp.hub.export import export_for_hub
+from timm_gcp.export.folder import export_for_hub
 from timm_gcp.layers import covariance, isqrt, triu_vec
 from timm_gcp.models.gcp_backbone import PRESET_BACKBONES, BackboneError, GCPBackboneModel, GCPTokenModel, \
     probe_backbone

@@ -22,9 +22,9 @@ from torch import nn
 import timm_gcp  # noqa: F401  (registers the models)
 from timm_gcp import cli
 from timm_gcp.convert.converter import convert_checkpoint
-from timm_gcp.hub import export
+from timm_gcp.export import folder
+from timm_gcp.export.folder import HUB_FILES, export_for_hub
 from timm_gcp.hub.cards import render_card
-from timm_gcp.hub.export import HUB_FILES, export_for_hub
 from timm_gcp.hub.publish import PublishError, publish
 from timm_gcp.models.registry import release_names
 
@@ -125,7 +125,7 @@ def test_export_is_atomic(tmp_path, monkeypatch):
         (Path(directory) / 'model.safetensors').write_bytes(b'partial')
         raise OSError('disk full')
 
-    monkeypatch.setattr(export, 'save_for_hf', broken_save)
+    monkeypatch.setattr(folder, 'save_for_hf', broken_save)
     with pytest.raises(OSError, match='disk full'):
         export_for_hub(timm.create_model('resnet18_isqrt', gcp_dim=8), tmp_path / 'export', card='x')
     assert list(tmp_path.iterdir()) == []

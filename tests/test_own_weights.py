@@ -16,7 +16,7 @@ from timm.utils import CheckpointSaver, ModelEmaV3
 import timm_gcp  # noqa: F401  (registers the models)
 from timm_gcp import cli
 from timm_gcp.convert.converter import ConversionError, convert_checkpoint
-from timm_gcp.hub.export import AUTHORS_FIELDS
+from timm_gcp.export.folder import AUTHORS_FIELDS
 from timm_gcp.hub.publish import publish
 from timm_gcp.models.sources import PAPERS
 

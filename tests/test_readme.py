@@ -29,7 +29,7 @@ from timm.models import get_pretrained_cfg, save_for_hf, split_model_name_tag
 
 import timm_gcp  # noqa: F401  (registers the models)
 from timm_gcp.cli import SUBCOMMANDS
-from timm_gcp.hub.export import export_for_hub
+from timm_gcp.export.folder import export_for_hub
 
 from tests.helpers import REPO
 

@@ -19,7 +19,7 @@ SUBCOMMANDS = {
     'publish': ('timm_gcp.hub.publish', 'upload a converted model with an honest card to any Hugging Face Hub repo'),
     'release': ('timm_gcp.hub.release', "convert, measure and publish every authors' file found in a folder"),
     'cards': ('timm_gcp.hub.cards', 'write the model cards and the README model table from the registry'),
-    'export-onnx': ('timm_gcp.deploy.onnx', 'export a model to ONNX and check it against PyTorch with onnxruntime'),
+    'export-onnx': ('timm_gcp.export.onnx', 'export a model to ONNX and check it against PyTorch with onnxruntime'),
     'launch': ('timm_gcp.launch', "run timm's train.py / validate.py / ... with the GCP models registered"),
 }
 

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from timm_gcp.hub import export
+from timm_gcp.hub import publish
 
 SHA = '0123456789abcdef0123456789abcdef01234567'
 
@@ -27,7 +27,7 @@ class FakeHfApi:
 
 
 def install_fake_hub(monkeypatch: pytest.MonkeyPatch) -> type:
-    """Replace the Hub client of `timm_gcp.hub.export` by a fresh FakeHfApi (the `fake_hub` fixture)."""
+    """Replace the Hub client of `timm_gcp.hub.publish` by a fresh FakeHfApi (the `fake_hub` fixture)."""
     FakeHfApi.calls, FakeHfApi.uploads = [], {}
-    monkeypatch.setattr(export, 'HfApi', FakeHfApi)
+    monkeypatch.setattr(publish, 'HfApi', FakeHfApi)
     return FakeHfApi

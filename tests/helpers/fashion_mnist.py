@@ -3,7 +3,7 @@ from pathlib import Path
 
 import numpy as np
 
-from timm_gcp.demo.fashion_mnist import DEBIAN_DIR, FILES, find_fashion_mnist, write_idx
+from timm_gcp.training.fashion_mnist import DEBIAN_DIR, FILES, find_fashion_mnist, write_idx
 
 
 def write_fashion_mnist(folder: Path, n_train: int = 160, n_test: int = 80, gz: bool = True) -> Path:

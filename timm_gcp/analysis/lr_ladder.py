@@ -12,7 +12,7 @@ from typing import Callable, Dict, List, Sequence, Tuple
 import torch
 from torch import nn
 
-from ..demo.training import OptimConfig, train_pair
+from ..training.loop import OptimConfig, train_pair
 
 __all__ = ['ladder_optim', 'train_ladder']
 

@@ -20,9 +20,9 @@ from timm.utils import ParseKwargs
 from torch import nn
 
 from .._extras import require
-from ..demo.data import FashionMNISTData, TimmDatasetData
-from ..demo.fashion_mnist import find_fashion_mnist, load_fashion_mnist
-from ..demo.training import OptimConfig, create_pair, evaluate, small_resnet_kwargs, table_header, train_pair
+from ..training.data import FashionMNISTData, TimmDatasetData
+from ..training.fashion_mnist import find_fashion_mnist, load_fashion_mnist
+from ..training.loop import OptimConfig, create_pair, evaluate, small_resnet_kwargs, table_header, train_pair
 from ..models.registry import baseline_name
 from .corruptions import CORRUPTIONS, SEVERITIES, check_corruptions, corruption, mean_corruption_error
 from .landscape import STEM, probe_activations, probe_parameters, resolve_split, step_sizes

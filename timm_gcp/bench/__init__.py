@@ -1,4 +1,4 @@
-"""Benchmarks: `timm-gcp bench` (models against their timm twins) and `timm-gcp bench-layers` (the layers)."""
-from .measure import count_flops, saved_tensor_bytes
+"""Benchmarks: `timm-gcp bench` (models against their timm twins) and `timm-gcp bench-layers` (the layers).
 
-__all__ = ['count_flops', 'saved_tensor_bytes']
+The measuring utilities (FLOPs, saved and peak tensor bytes) are `timm_gcp.measure`.
+"""

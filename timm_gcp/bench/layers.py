@@ -16,7 +16,7 @@ from typing import Callable, Dict, List, Sequence, Tuple
 import torch
 
 from ..layers import covariance, isqrt, mpn, triu_vec
-from .measure import peak_tensor_bytes, saved_tensors
+from ..measure import peak_tensor_bytes, saved_tensors
 
 
 def dense_centring_covariance(x: torch.Tensor) -> torch.Tensor:

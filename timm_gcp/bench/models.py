@@ -26,7 +26,7 @@ import timm
 from timm.utils import ParseKwargs
 
 from ..models.registry import baseline_name, is_gcp_model
-from .measure import count_flops, saved_tensor_bytes
+from ..measure import count_flops, saved_tensor_bytes
 
 DEFAULT_MODELS = ('resnet50', 'resnet50_isqrt', 'resnet50_isqrt_d256', 'resnet50_dropcov')
 AMP_DTYPES = {'float32': None, 'bfloat16': torch.bfloat16, 'float16': torch.float16}

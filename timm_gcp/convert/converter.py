@@ -1,13 +1,13 @@
 """`timm-gcp convert`: a checkpoint to a timm-gcp export (model.safetensors, config.json, provenance.json).
 
-Sources (docs/checkpoints.md; key layouts in `timm_gcp.convert.layouts`):
+Sources (docs/checkpoints.md; key layouts in `timm_gcp.checkpoints.layouts`):
     * fast-MPN-COV: plain state dicts and its training checkpoints (under 'state_dict');
     * the CVPR'20 GCP ResNets and the DropCov ResNets: `module.`-prefixed, under 'state_dict';
     * the DropCov-ViT timm-style checkpoints: 'state_dict_ema' (how the authors evaluate) or 'state_dict';
     * timm `train.py` checkpoints of any timm-gcp model (`model_best.pth.tar`, `last.pth.tar`,
       `checkpoint-N.pth.tar`): the architecture, `num_classes` and `model_kwargs` come from the
       checkpoint, and the run's `args.yaml` / `summary.csv` are copied into the export;
-    * the TPAMI'23 MindSpore `.ckpt` files (read by `timm_gcp.convert.mindspore`), into the `ms_`
+    * the TPAMI'23 MindSpore `.ckpt` files (read by `timm_gcp.checkpoints.mindspore`), into the `ms_`
       architectures that have their numerics: MindSpore names, a 1001-way fc whose unused last row
       is dropped, Conv1d kernels stored 4-D.
 
@@ -33,11 +33,11 @@ from timm.utils import ParseKwargs
 from torch import nn
 
 import timm_gcp
-from ..hub.export import PROVENANCE_FILE, RUN_FILES, export_for_hub, own_weights
+from ..checkpoints.layouts import MINDSPORE_PREFIX, MINDSPORE_TRAINING_STATE, RESNET_RENAMES, mindspore_key, rename_key
+from ..checkpoints.mindspore import MindSporeCheckpointError, is_mindspore_checkpoint, load_mindspore_checkpoint
+from ..export.folder import PROVENANCE_FILE, RUN_FILES, export_for_hub, own_weights
+from ..models.gcp_resnet import DEPRECATED_NAMES, REDUCE_CONV_WEIGHT, GCPResNet
 from ..models.releases import RELEASES, Release
-from ..models.gcp_resnet import DEPRECATED_NAMES, MINDSPORE_PREFIX, REDUCE_CONV_WEIGHT, GCPResNet
-from .layouts import MINDSPORE_TRAINING_STATE, RESNET_RENAMES, mindspore_key, rename_key
-from .mindspore import MindSporeCheckpointError, is_mindspore_checkpoint, load_mindspore_checkpoint
 
 __all__ = [
     'ConversionError', 'ConversionReport', 'TrainingRun', 'convert_checkpoint', 'read_checkpoint',

@@ -36,9 +36,9 @@ from ..analysis.plots import draw_accuracy, draw_ladder, draw_loss, plot_analysi
 from ..analysis.run import (add_ladder_arguments, add_probe_arguments, analyze_seed, check_common_args,
                             make_pair_factory, pair_kwargs)
 from ..models.registry import baseline_name
-from .data import FashionMNISTData
-from .fashion_mnist import CLASSES, find_fashion_mnist, load_fashion_mnist
-from .training import create_pair
+from ..training.data import FashionMNISTData
+from ..training.fashion_mnist import CLASSES, find_fashion_mnist, load_fashion_mnist
+from ..training.loop import create_pair
 
 __all__ = ['add_arguments', 'build_models', 'run']
 

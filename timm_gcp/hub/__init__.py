@@ -1,4 +1,2 @@
-"""Hugging Face Hub: export and upload (`export`), model cards (`cards`, `timm-gcp cards`), `timm-gcp publish`."""
-from .export import HUB_FILES, export_for_hub, upload_folder, write_dir_atomic
-
-__all__ = ['HUB_FILES', 'export_for_hub', 'upload_folder', 'write_dir_atomic']
+"""Hugging Face Hub publication: model cards (`cards`, `run_card`), accuracy on an image folder (`evaluate`),
+`timm-gcp publish` with the upload (`publish`) and `timm-gcp release` (`release`)."""

@@ -18,13 +18,13 @@ from typing import List, Optional, Tuple
 import timm
 import torch
 
-from ..bench.measure import count_flops
+from ..export.folder import write_text_atomic
+from ..measure import count_flops
 from ..models.gcp_resnet import GCPResNet
 from ..models.registry import model_names, preset_names, release_names
 from ..models.releases import RELEASES, Release
 from ..models.sources import PAPERS, REPOS
 from .evaluate import Accuracy
-from .export import write_text_atomic
 
 __all__ = [
     'ModelStats', 'front_matter', 'measure_model', 'model_stats', 'papers_lines', 'render_card', 'render_model_table',

@@ -25,15 +25,16 @@ from pathlib import Path
 from typing import Any, Dict, Optional, Union
 
 import timm
+from huggingface_hub import HfApi
 
+from ..export.folder import PROVENANCE_FILE, RUN_FILES, export_model_args, write_dir_atomic
 from ..models.registry import is_gcp_model
 from ..models.releases import RELEASES
 from .cards import measure_model, render_card
 from .evaluate import Accuracy
-from .export import PROVENANCE_FILE, RUN_FILES, export_model_args, upload_folder, write_dir_atomic
 from .run_card import read_run, render_run_card
 
-__all__ = ['PublishError', 'PublishResult', 'publish', 'add_arguments', 'run']
+__all__ = ['PublishError', 'PublishResult', 'publish', 'upload_folder', 'add_arguments', 'run']
 
 # what a `timm-gcp convert` folder may hold besides the weights and config; uploaded as they are
 _SOURCE_FILES = ('config.json', 'model.safetensors', PROVENANCE_FILE, *RUN_FILES)
@@ -113,6 +114,25 @@ def _card(src: Path, repo_id: str, config: Dict[str, Any], provenance: Dict[str,
     arch, model_args = config['architecture'], export_model_args(config)
     stats = measure_model(timm.create_model(arch, device='meta', **model_args), arch)
     return render_run_card(repo_id, arch, model_args, stats, provenance=provenance, run=run, license=license)
+
+
+def upload_folder(
+        folder: Union[str, Path],
+        repo_id: str,
+        token: Optional[str] = None,
+        private: bool = False,
+        revision: Optional[str] = None,
+        commit_message: str = 'Add model',
+) -> Any:
+    """Create the Hub repo if needed and upload `folder` to it (the steps of timm's push_to_hf_hub)."""
+    api = HfApi(token=token, library_name='timm', library_version=timm.__version__)
+    repo_url = api.create_repo(repo_id, private=private, exist_ok=True)
+    return api.upload_folder(
+        repo_id=repo_url.repo_id,
+        folder_path=str(folder),
+        revision=revision,
+        commit_message=commit_message,
+    )
 
 
 def publish(

@@ -36,7 +36,7 @@ from timm.models import build_model_with_cfg, generate_default_cfgs, get_arch_pr
 from timm.models import PretrainedCfg
 from timm.models._registry import get_pretrained_cfg
 
-from ..convert.layouts import MOBILENETV2_RENAMES, rename_key
+from ..checkpoints.layouts import MOBILENETV2_RENAMES, rename_key
 from ..layers import GCPHead, check_pool_type, reset_pool_type
 from .releases import RELEASES, check_pretrained_source
 from .sources import pretrained_fields

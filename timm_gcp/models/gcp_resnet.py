@@ -30,14 +30,13 @@ from timm.models import build_model_with_cfg, generate_default_cfgs, model_entry
     split_model_name_tag
 from timm.models.resnet import BasicBlock, Bottleneck, ResNet
 
-from ..convert.layouts import RESNET_RENAMES, rename_key
+from ..checkpoints.layouts import MINDSPORE_PREFIX, RESNET_RENAMES, rename_key
 from ..layers import GCPHead, check_pool_type, reset_pool_type
 from .releases import RELEASES, check_pretrained_source
 from .sources import pretrained_fields
 
 __all__ = [
-    'GCPResNet', 'checkpoint_filter_fn', 'DEPRECATED_NAMES', 'MINDSPORE_NUMERICS', 'MINDSPORE_PREFIX',
-    'REDUCE_CONV_WEIGHT',
+    'GCPResNet', 'checkpoint_filter_fn', 'DEPRECATED_NAMES', 'MINDSPORE_NUMERICS', 'REDUCE_CONV_WEIGHT',
 ]
 
 
@@ -252,9 +251,6 @@ MINDSPORE_NUMERICS = {
     'basic': dict(bn_eps=1e-4, stem_bn_eps=1e-5, down_bn_eps=1e-5),
     'bottleneck': dict(pad_type='same', bn_eps=1e-4),
 }
-
-# the architectures with the MindSpore numerics are the PyTorch ones with this prefix (as timm's `tf_`)
-MINDSPORE_PREFIX = 'ms_'
 
 # names before the MindSpore models became `ms_` architectures -> their current names
 DEPRECATED_NAMES = {

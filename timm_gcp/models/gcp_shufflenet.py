@@ -17,7 +17,7 @@ from timm.layers import get_device_dtype
 from timm.models import build_model_with_cfg, checkpoint, generate_default_cfgs, register_model
 from timm.models._features import feature_take_indices
 
-from ..convert.layouts import SHUFFLENETV2_RENAMES, rename_key
+from ..checkpoints.layouts import SHUFFLENETV2_RENAMES, rename_key
 from ..layers import GCPHead, check_pool_type, reset_pool_type
 from .releases import RELEASES, check_pretrained_source
 from .sources import pretrained_fields

@@ -46,7 +46,7 @@ from timm.models.densenet import DenseBlock, DenseTransition
 from timm.models.vision_transformer import VisionTransformer
 from timm.models.vision_transformer import checkpoint_filter_fn as vit_checkpoint_filter_fn
 
-from ..convert.layouts import VIT_RENAMES, rename_key
+from ..checkpoints.layouts import VIT_RENAMES, rename_key
 from ..layers import TokenGCPHead, check_pool_type, reset_pool_type
 from .releases import RELEASES, check_pretrained_source
 from .sources import pretrained_fields

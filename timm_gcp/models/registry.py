@@ -4,8 +4,8 @@ from typing import List, Optional
 import timm
 from timm.models import model_entrypoint, split_model_name_tag
 
+from ..checkpoints.layouts import MINDSPORE_PREFIX
 from .gcp_backbone import GENERIC_MODELS, PRESETS
-from .gcp_resnet import MINDSPORE_PREFIX
 
 __all__ = ['GCP_MODULES', 'baseline_name', 'generic_names', 'is_gcp_model', 'model_names', 'preset_names',
            'registered_names', 'release_names']

@@ -21,6 +21,8 @@ from typing import Any, Dict, Optional, Tuple
 from huggingface_hub import constants, try_to_load_from_cache
 from timm.models import is_model, resolve_pretrained_cfg
 
+from ..checkpoints.layouts import MINDSPORE_PREFIX
+from ..checkpoints.mindspore import is_mindspore_checkpoint
 from .sources import REPOS
 
 __all__ = [
@@ -118,9 +120,6 @@ def _hub_cached(repo_id: str) -> bool:
 
 
 def _check_local_file(variant: str, tag: str, file: str) -> None:
-    from ..convert.mindspore import is_mindspore_checkpoint
-    from .gcp_resnet import MINDSPORE_PREFIX
-
     path = Path(file)
     if not path.is_file():
         raise WeightsUnavailableError(f'{file}: no such file (given as the pretrained weights of {variant})')

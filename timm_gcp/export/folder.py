@@ -1,10 +1,10 @@
-"""Hugging Face Hub export and upload: timm's `save_for_hf` plus a model card and provenance, written atomically.
+"""The Hub folder of a model: timm's `save_for_hf` plus a model card and provenance, written atomically.
 
 timm's `push_to_hf_hub` writes a README only when the repo has none and generates it from a dict;
 timm-gcp publishes its own cards (`timm_gcp.hub.cards`), so the export is `save_for_hf` (model.safetensors
 and config.json with the registered architecture and the model args) plus README.md and the files
 that say where the weights come from (provenance.json, and a training run's args.yaml / summary.csv).
-The upload is the same `HfApi.create_repo` + `upload_folder` that `push_to_hf_hub` performs.
+The folder loads with `local-dir:`; `timm_gcp.hub.publish` uploads it.
 
 `num_classes` stays at the root of config.json only: timm 1.0.31's `save_for_hf` also writes it into
 `model_args`, and transformers' `TimmWrapper` passes `num_classes` and then `**model_args` to
@@ -17,13 +17,11 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable, Dict, Optional, Union
 
-import timm
-from huggingface_hub import HfApi
 from timm.models import save_for_hf
 from torch import nn
 
 __all__ = ['AUTHORS_FIELDS', 'HUB_FILES', 'PROVENANCE_FILE', 'RUN_FILES', 'write_dir_atomic', 'write_text_atomic',
-           'own_weights', 'export_for_hub', 'export_model_args', 'upload_folder']
+           'own_weights', 'export_for_hub', 'export_model_args']
 
 PROVENANCE_FILE = 'provenance.json'
 # what timm's train.py writes into a run folder beside its checkpoints; an export of a run carries them
@@ -127,22 +125,3 @@ def export_for_hub(
             (tmp / name).write_text(text, encoding='utf-8')
 
     return write_dir_atomic(out_dir, write, overwrite=overwrite)
-
-
-def upload_folder(
-        folder: Union[str, Path],
-        repo_id: str,
-        token: Optional[str] = None,
-        private: bool = False,
-        revision: Optional[str] = None,
-        commit_message: str = 'Add model',
-) -> Any:
-    """Create the Hub repo if needed and upload `folder` to it (the steps of timm's push_to_hf_hub)."""
-    api = HfApi(token=token, library_name='timm', library_version=timm.__version__)
-    repo_url = api.create_repo(repo_id, private=private, exist_ok=True)
-    return api.upload_folder(
-        repo_id=repo_url.repo_id,
-        folder_path=str(folder),
-        revision=revision,
-        commit_message=commit_message,
-    )

@@ -11,8 +11,8 @@ import torch
 from PIL import Image
 
 from timm_gcp import cli  # importing timm_gcp registers the architectures TimmWrapper asks timm for
-from timm_gcp.deploy import OnnxExportError, export_onnx
-from timm_gcp.hub.export import export_for_hub
+from timm_gcp.export import OnnxExportError, export_onnx
+from timm_gcp.export.folder import export_for_hub
 from tests.helpers.weights import randomize
 
 # one model of every family, small: (registered name, settings, input size)

@@ -4,7 +4,7 @@
 trunk), so the heads are the only difference; `train_pair` steps both on each batch in turn, with
 timm's `create_optimizer_v2`, `create_scheduler_v2` (per update) and `ClassificationTask`, as
 train.py does, and evaluates both after every epoch. The data comes from a `PairData`
-(`timm_gcp.demo.data`): Fashion-MNIST in memory or any timm dataset.
+(`timm_gcp.training.data`): Fashion-MNIST in memory or any timm dataset.
 """
 import sys
 import time

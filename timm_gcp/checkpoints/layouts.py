@@ -20,9 +20,12 @@ import re
 from typing import Callable, Pattern, Sequence, Tuple, Union
 
 __all__ = [
-    'MINDSPORE_RENAMES', 'MINDSPORE_TRAINING_STATE', 'MOBILENETV2_RENAMES', 'RESNET_RENAMES', 'SHUFFLENETV2_RENAMES',
+    'MINDSPORE_PREFIX', 'MINDSPORE_RENAMES', 'MINDSPORE_TRAINING_STATE', 'MOBILENETV2_RENAMES', 'RESNET_RENAMES', 'SHUFFLENETV2_RENAMES',
     'VIT_RENAMES', 'mindspore_key', 'rename_key',
 ]
+
+# the architectures with the MindSpore numerics are the PyTorch ones with this prefix (as timm's `tf_`)
+MINDSPORE_PREFIX = 'ms_'
 
 Rename = Tuple[Pattern, Union[str, Callable[[re.Match], str]]]
 

@@ -1,0 +1,16 @@
+"""The authors' checkpoints as data: key layouts onto timm-gcp's names, and the MindSpore reader.
+
+No model code: the model families' checkpoint filters and `timm-gcp convert` both stand on it
+(docs/architecture.md).
+"""
+from .layouts import (
+    MINDSPORE_PREFIX, MINDSPORE_RENAMES, MINDSPORE_TRAINING_STATE, MOBILENETV2_RENAMES, RESNET_RENAMES,
+    SHUFFLENETV2_RENAMES, VIT_RENAMES, mindspore_key, rename_key,
+)
+from .mindspore import MindSporeCheckpointError, is_mindspore_checkpoint, load_mindspore_checkpoint
+
+__all__ = [
+    'MINDSPORE_PREFIX', 'MINDSPORE_RENAMES', 'MINDSPORE_TRAINING_STATE', 'MOBILENETV2_RENAMES', 'RESNET_RENAMES',
+    'SHUFFLENETV2_RENAMES', 'VIT_RENAMES', 'MindSporeCheckpointError', 'is_mindspore_checkpoint',
+    'load_mindspore_checkpoint', 'mindspore_key', 'rename_key',
+]

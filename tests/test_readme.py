@@ -1,4 +1,5 @@
-"""Every fenced code block of README.md, whatever the README holds when the test runs.
+"""Every fenced code block of README.md and of the guides in docs/ that show commands (PAGES), whatever
+they hold when the test runs.
 
 * `python` blocks run (exec), each in a fresh namespace. Blocks that load weights from the Hub
   (`pretrained=True`, `hf-hub:...`, `hf_hub_id=...`) run offline against a local Hub cache
@@ -42,9 +43,18 @@ def readme_blocks(text: str) -> List[Tuple[str, str]]:
     return [(m.group(1), m.group(2)) for m in FENCE.finditer(text)]
 
 
-BLOCKS = readme_blocks((REPO / 'README.md').read_text(encoding='utf-8'))
-PYTHON = [code for lang, code in BLOCKS if lang == 'python']
-BASH = [code for lang, code in BLOCKS if lang in ('bash', 'sh', 'shell')]
+# the README, and the pages of docs/ that its flows moved to (docs/README.md, "Guides")
+PAGES = ('README.md', 'docs/setup.md', 'docs/training.md', 'docs/deploy.md', 'docs/demo.md', 'docs/benchmarks.md')
+
+
+def page_blocks(page: str, languages: Tuple[str, ...]) -> List[Tuple[str, str, str]]:
+    """(test id, page, code) of each block of `page` in one of `languages`, numbered per page and language."""
+    blocks = [code for lang, code in readme_blocks((REPO / page).read_text(encoding='utf-8')) if lang in languages]
+    return [(f'{Path(page).stem}-{languages[0]}{i}', page, code) for i, code in enumerate(blocks)]
+
+
+PYTHON = [block for page in PAGES for block in page_blocks(page, ('python',))]
+BASH = [block for page in PAGES for block in page_blocks(page, ('bash', 'sh', 'shell'))]
 
 
 def hub_repos(code: str) -> Set[str]:
@@ -86,11 +96,11 @@ def hub_cache(tmp_path_factory):
     return tmp_path_factory.mktemp('hub_cache')
 
 
-@pytest.mark.parametrize('code', [
-    pytest.param(code, id=f'python{i}', marks=[pytest.mark.slow] if hub_repos(code) or local_exports(code) else [])
-    for i, code in enumerate(PYTHON)
+@pytest.mark.parametrize('page, code', [
+    pytest.param(page, code, id=block_id, marks=[pytest.mark.slow] if hub_repos(code) or local_exports(code) else [])
+    for block_id, page, code in PYTHON
 ])
-def test_python_block_runs(code, hub_cache, monkeypatch, tmp_path):
+def test_python_block_runs(page, code, hub_cache, monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     for name in local_exports(code):
         export_for_hub(timm.create_model(split_model_name_tag(name)[0]), tmp_path / name)
@@ -101,7 +111,7 @@ def test_python_block_runs(code, hub_cache, monkeypatch, tmp_path):
         for name, value in (('HF_HUB_OFFLINE', True), ('HF_HUB_CACHE', str(hub_cache))):
             monkeypatch.setenv(name, str(int(value)) if isinstance(value, bool) else value)
             monkeypatch.setattr(huggingface_hub.constants, name, value)  # read at import time
-    exec(compile(code, 'README.md', 'exec'), {'__name__': '__readme__'})
+    exec(compile(code, page, 'exec'), {'__name__': '__readme__'})
 
 
 def commands(code: str) -> List[List[str]]:
@@ -168,7 +178,7 @@ def check_command(words: List[str]) -> None:
         raise AssertionError(f'a command this test does not know how to check: {words}')
 
 
-@pytest.mark.parametrize('code', [pytest.param(code, id=f'bash{i}') for i, code in enumerate(BASH)])
+@pytest.mark.parametrize('code', [pytest.param(code, id=block_id) for block_id, _, code in BASH])
 def test_bash_block_commands_are_valid(code):
     for words in commands(code):
         check_command(words)
@@ -191,3 +201,23 @@ def test_blocks_are_found_and_checks_fail_on_bad_commands():
     check_command(['pip', 'install', 'timm-gcp[onnx]'])
     with pytest.raises(AssertionError, match='not an extra of ours'):
         check_command(['pip', 'install', 'timm-gcp[no_such_extra]'])
+
+
+def test_the_code_map_names_every_sub_package_and_no_stale_path():
+    """docs/README.md, "Where the code is": every sub-package and top-level module, and only paths that exist."""
+    text = (REPO / 'docs' / 'README.md').read_text(encoding='utf-8')
+    table = text[text.index('## Where the code is'):]
+    package = REPO / 'timm_gcp'
+    names = {f'timm_gcp/{p.name}/' for p in package.iterdir() if (p / '__init__.py').is_file()}
+    names |= {f'timm_gcp/{p.name}' for p in package.glob('*.py') if p.name != '__init__.py'}
+    assert sorted(n for n in names if f'`{n}`' not in table) == []
+    named = re.findall(r'`((?:timm_gcp|train_scripts|tools|model_cards|tests)/[\w./]*)`', table)
+    assert named and [n for n in named if not (REPO / n).exists()] == []
+
+
+def test_ci_runs_the_readme_set_up_and_test_commands():
+    """.ci/run runs what the README's first block tells a newcomer to run, and nothing else."""
+    ci = [words for words in commands((REPO / '.ci' / 'run').read_text()) if words[0] == 'bash']
+    first = BASH[0]
+    assert first[1] == 'README.md' and ci == commands(first[2]) == [
+        ['bash', 'tools/setup.sh'], ['bash', 'tools/run.sh', 'python', '-m', 'pytest', '-q']]

@@ -13,6 +13,8 @@ SUFFIXES = ('.py', '.sh', '.yaml', '.md')
 # `docs/FILE.md, "Heading"` or `..., "Heading" to "Heading"`; a line break (and a comment's '#') may
 # stand after the comma
 CITATION = re.compile(r'docs/([\w-]+\.md),\s*(?:#\s*)?"([^"\n]+)"(?:\s+to\s+"([^"\n]+)")?')
+# `(README, "Heading")`: the README's own sections
+README_CITATION = re.compile(r'\(README(?:\.md)?,\s*(?:#\s*)?"([^"\n]+)"')
 PAGE = re.compile(r'docs/([\w-]+\.(?:md|png))')
 PLACEHOLDER = 'FILE.md'  # docs/README.md spells the form out
 
@@ -53,6 +55,13 @@ def test_every_cited_heading_exists():
     broken = [f'{path.relative_to(ROOT)}: docs/{page}, "{heading}"'
               for path, cited in _all_citations().items() for page, heading in cited
               if heading not in known.get(page, ())]
+    assert broken == []
+
+
+def test_every_cited_readme_section_exists():
+    known = headings(ROOT / 'README.md')
+    broken = [f'{path.relative_to(ROOT)}: (README, "{heading}")' for path in _citing_files()
+              for heading in README_CITATION.findall(path.read_text(encoding='utf-8')) if heading not in known]
     assert broken == []
 
 

@@ -243,7 +243,8 @@ def _authors_shufflenetv2() -> nn.Module:
 
 def _save_authors_checkpoint(model: nn.Module, path: Path) -> Path:
     """As GCP_Optimization's training saves it: {'state_dict': DataParallel's `module.`-prefixed keys, ...}."""
-    torch.save({'epoch': 100, 'arch': 'authors', 'state_dict': {f'module.{k}': v for k, v in model.state_dict().items()},
+    state_dict = {f'module.{k}': v for k, v in model.state_dict().items()}
+    torch.save({'epoch': 100, 'arch': 'authors', 'state_dict': state_dict,
                 'best_prec1': 0.0}, path)
     return path
 
@@ -252,7 +253,8 @@ def _shufflenet_trunk(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return model.conv5(model.stage4(model.stage3(model.stage2(model.maxpool(model.conv1(x))))))
 
 
-@pytest.mark.parametrize('name, d', [('mobilenetv2_100_isqrt_d256.gcp_in1k', 256), ('mobilenetv2_100_isqrt.gcp_in1k', 128),
+@pytest.mark.parametrize('name, d', [('mobilenetv2_100_isqrt_d256.gcp_in1k', 256),
+                                     ('mobilenetv2_100_isqrt.gcp_in1k', 128),
                                      ('shufflenetv2_100_isqrt_d256.gcp_lrfast_in1k', 256)])
 def test_authors_checkpoint_converts_to_the_reference_logits(tmp_path, name, d):
     authors = _authors_shufflenetv2() if name.startswith('shufflenet') else _authors_mobilenetv2(d)
@@ -285,8 +287,9 @@ def test_filters_name_missing_unexpected_and_mis_shaped_keys():
     del sd['backbone.stem.0.bias']
     sd['backbone.extra'] = torch.zeros(1)
     with pytest.raises(ValueError, match=r'does not fit GCPBackboneModel on ConvNeXt\n'
-                                         r'mis-shaped: head\.global_pool\.reduce\.conv\.weight: checkpoint \(4, 64, 1, 1\) vs '
-                                         r'model \(8, 64, 1, 1\)\nmissing: backbone\.stem\.0\.bias\nunexpected: backbone\.extra'):
+                                         r'mis-shaped: head\.global_pool\.reduce\.conv\.weight: '
+                                         r'checkpoint \(4, 64, 1, 1\) vs model \(8, 64, 1, 1\)\n'
+                                         r'missing: backbone\.stem\.0\.bias\nunexpected: backbone\.extra'):
         gcp_backbone.checkpoint_filter_fn(sd, model)
 
 

@@ -8,7 +8,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 import timm
-from torch import nn
 from timm.optim import create_optimizer_v2
 
 import timm_gcp  # noqa: F401  (registers the models)
@@ -232,7 +231,8 @@ def test_token_head_logits_are_summed_classifiers(kwargs):
     assert head(cls, patches).shape == (3, 4) and head.cls_fc.weight.dtype == torch.float64
 
 
-@pytest.mark.parametrize('kwargs', [dict(pool='cov', dim=8), dict(pool='crosscov', dim=4, norm='svpn'), dict(pool='crosscov', dim=4)])
+@pytest.mark.parametrize('kwargs', [
+    dict(pool='cov', dim=8), dict(pool='crosscov', dim=4, norm='svpn'), dict(pool='crosscov', dim=4)])
 def test_token_head_float32_under_autocast_and_finite_on_degenerate_tokens(kwargs):
     torch.manual_seed(0)
     head = TokenGCPHead(16, num_classes=5, **kwargs).eval()
@@ -318,7 +318,8 @@ def _n_params(model, trainable=True):
 
 
 def _dense_embed_params(dim):
-    """Stem conv (bias), three BN-free dense blocks (6 x [1x1 -> 32, 3x3 -> 16]), transitions (BN + 1x1 -> 128), final 1x1 (bias)."""
+    """Stem conv (bias), three BN-free dense blocks (6 x [1x1 -> 32, 3x3 -> 16]), transitions (BN + 1x1 -> 128),
+    final 1x1 (bias)."""
     total = 3 * 64 * 9 + 64
     chs = 64
     for _ in range(3):
@@ -413,7 +414,8 @@ def _ref_original_forward(sd, x, num_heads, gcp_heads, r, chunks, svpn_norm):
         qkv = (ln(x, pre + 'norm1') @ sd[pre + 'attn.qkv.weight'].T).reshape(b, n + 1, 3, num_heads, c // num_heads)
         q, k, v = qkv.permute(2, 0, 3, 1, 4)
         attn = ((q @ k.transpose(-2, -1)) * (c // num_heads) ** -0.5).softmax(-1)
-        x = x + F.linear((attn @ v).transpose(1, 2).reshape(b, n + 1, c), sd[pre + 'attn.proj.weight'], sd[pre + 'attn.proj.bias'])
+        out = (attn @ v).transpose(1, 2).reshape(b, n + 1, c)
+        x = x + F.linear(out, sd[pre + 'attn.proj.weight'], sd[pre + 'attn.proj.bias'])
         h = F.gelu(F.linear(ln(x, pre + 'norm2'), sd[pre + 'mlp.fc1.weight'], sd[pre + 'mlp.fc1.bias']))
         x = x + F.linear(h, sd[pre + 'mlp.fc2.weight'], sd[pre + 'mlp.fc2.bias'])
     x = ln(x, 'norm')

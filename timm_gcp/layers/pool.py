@@ -76,7 +76,8 @@ def check_norm_args(
             f"norm={norm!r}")
     if power is not None and norm != 'mpn':
         detail = ' (iSQRT-COV computes the square root, power 0.5)' if norm == 'isqrt' else ''
-        raise ValueError(f"power={power!r} is the matrix power of norm='mpn' and means nothing for norm={norm!r}{detail}")
+        raise ValueError(
+            f"power={power!r} is the matrix power of norm='mpn' and means nothing for norm={norm!r}{detail}")
     if dropcov_scale is not None and not dropcov:
         raise ValueError(f'dropcov_scale={dropcov_scale!r} is the rate constant of DropCov and needs dropcov=True')
 

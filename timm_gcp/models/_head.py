@@ -9,6 +9,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import nn
+from timm.layers import get_device_dtype
 
 from ..layers import check_pool_type
 
@@ -36,8 +37,8 @@ def pop_gcp_args(kwargs: Dict[str, Any], names: Sequence[str] = GCP_POOL_ARGS) -
 class GCPClassifierMixin:
     """timm's classifier API for a model whose `head` is a `GCPHead` (or a `TokenGCPHead`).
 
-    The head resets itself (`GCPHead.reset`), rebuilding its pooling where the width it pools,
-    `head_in_features()`, has changed (after pruning) or where the pooling comes back.
+    The head resets itself (`GCPHead.reset`), on the model's device and dtype, rebuilding its pooling where
+    the width it pools, `head_in_features()`, has changed (after pruning) or where the pooling comes back.
     """
 
     def head_in_features(self) -> int:
@@ -56,11 +57,8 @@ class GCPClassifierMixin:
         if global_pool is not None:
             check_pool_type(global_pool, num_classes, 'global_pool')
         self.num_classes = num_classes
-        self.head.reset(num_classes, global_pool, in_features=self.head_in_features())
+        self.head.reset(num_classes, global_pool, in_features=self.head_in_features(), **get_device_dtype(self))
         self.head_hidden_size = self.head.num_features
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        return self.head(x, pre_logits=pre_logits)
 
 
 def split_prefix_tokens(x: torch.Tensor, num_prefix_tokens: int) -> List[torch.Tensor]:

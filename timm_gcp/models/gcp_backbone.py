@@ -71,7 +71,7 @@ class BackboneError(ValueError):
 
 @dataclass(frozen=True)
 class TrunkLayout:
-    """What the backbone's unpooled head output gives (`forward_head(..., pre_logits=True)`), from a meta-device forward."""
+    """The backbone's unpooled head output (`forward_head(..., pre_logits=True)`), from a meta-device forward."""
     input_fmt: str  # 'NCHW', 'NHWC' or 'NLC' (tokens)
     width: int  # channels (or token width) the GCP head pools
     num_prefix_tokens: int  # class / register tokens before the patch tokens ('NLC')
@@ -98,7 +98,8 @@ def backbone_tags(arch: str) -> Dict[str, PretrainedCfg]:
 def resolve_backbone(backbone: str) -> Tuple[str, Optional[str]]:
     """Split `backbone` into a timm architecture and tag, each checked; BackboneError names what is wrong."""
     if not isinstance(backbone, str) or not backbone:
-        raise BackboneError(f'backbone must be a timm model name, e.g. backbone="convnext_tiny.fb_in22k", got {backbone!r}')
+        raise BackboneError(
+            f'backbone must be a timm model name, e.g. backbone="convnext_tiny.fb_in22k", got {backbone!r}')
     arch, tag = split_model_name_tag(backbone)
     if not is_model(arch):
         raise BackboneError(f'unknown timm backbone {arch!r}{_close_matches(arch)}')
@@ -174,7 +175,8 @@ def _probe(backbone: str, in_chans: int = 3, **kwargs: Any) -> TrunkLayout:
     reduction = x.shape[-1] // w
     if output_stride is not None and reduction != output_stride:
         raise BackboneError(
-            f'backbone {arch!r} took output_stride={output_stride} but its features are still 1/{reduction} of the input')
+            f'backbone {arch!r} took output_stride={output_stride} but its features are still 1/{reduction} '
+            f'of the input')
     return TrunkLayout(fmt, width, 0, (h, w), reduction, len(trunk.feature_info))
 
 

@@ -145,6 +145,9 @@ class GCPResNet(GCPClassifierMixin, ResNet):
         )
         self.head_hidden_size = self.head.num_features
 
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        return self.head(x, pre_logits=pre_logits)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
 

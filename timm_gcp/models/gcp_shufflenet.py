@@ -213,6 +213,9 @@ class GCPShuffleNetV2(GCPClassifierMixin, nn.Module):
             x = self.stage4(self.stage3(self.stage2(x)))
         return self.conv5(x)
 
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        return self.head(x, pre_logits=pre_logits)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
 

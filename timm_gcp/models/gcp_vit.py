@@ -150,8 +150,10 @@ class DenseTokenEmbed(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.strict_img_size:
-            _assert(x.shape[2] == self.img_size[0], f'Input height ({x.shape[2]}) does not match model ({self.img_size[0]}).')
-            _assert(x.shape[3] == self.img_size[1], f'Input width ({x.shape[3]}) does not match model ({self.img_size[1]}).')
+            _assert(x.shape[2] == self.img_size[0],
+                    f'Input height ({x.shape[2]}) does not match model ({self.img_size[0]}).')
+            _assert(x.shape[3] == self.img_size[1],
+                    f'Input width ({x.shape[3]}) does not match model ({self.img_size[1]}).')
         x = self.transition(self.stage(self.stem(x)))
         if self.flatten:
             x = x.flatten(2).transpose(1, 2)

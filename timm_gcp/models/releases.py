@@ -131,7 +131,8 @@ def _check_local_file(variant: str, tag: str, file: str) -> None:
         model = ms_variant if not variant.startswith(MINDSPORE_PREFIX) and is_model(ms_variant) else variant
         name = f'{model}.{tag}' if tag else model
         raise WeightsUnavailableError(
-            f'{file}: a MindSpore checkpoint, which timm cannot load; convert it first:\n' + _convert_then_load(file, name))
+            f'{file}: a MindSpore checkpoint, which timm cannot load; convert it first:\n'
+            + _convert_then_load(file, name))
 
 
 def check_pretrained_source(variant: str, kwargs: Dict[str, Any]) -> None:

@@ -23,6 +23,8 @@ import timm_gcp  # noqa: F401  (registers the models)
 from timm_gcp.convert.converter import convert_checkpoint
 from timm_gcp.export.folder import export_for_hub
 from timm_gcp.layers import covariance, isqrt, triu_vec
+from timm_gcp.models import gcp_backbone, gcp_shufflenet
+from timm_gcp.models._head import split_prefix_tokens
 from timm_gcp.models.gcp_backbone import PRESET_BACKBONES, BackboneError, GCPBackboneModel, GCPTokenModel, \
     probe_backbone
 from timm_gcp.models.registry import baseline_name
@@ -100,7 +102,7 @@ def test_token_head_pools_the_patch_tokens_only():
         torch.testing.assert_close(model(x), model.head.fc(rep))
         # the class token does not reach the covariance
         changed = torch.cat([prefix + 1.0, patches], dim=1)
-        torch.testing.assert_close(model.forward_head(model._split(changed)), model(x))
+        torch.testing.assert_close(model.forward_head(split_prefix_tokens(changed, model.num_prefix_tokens)), model(x))
     assert model.num_features == model.head_hidden_size == 8 * 9 // 2
 
 
@@ -241,7 +243,8 @@ def _authors_shufflenetv2() -> nn.Module:
 
 def _save_authors_checkpoint(model: nn.Module, path: Path) -> Path:
     """As GCP_Optimization's training saves it: {'state_dict': DataParallel's `module.`-prefixed keys, ...}."""
-    torch.save({'epoch': 100, 'arch': 'authors', 'state_dict': {f'module.{k}': v for k, v in model.state_dict().items()},
+    state_dict = {f'module.{k}': v for k, v in model.state_dict().items()}
+    torch.save({'epoch': 100, 'arch': 'authors', 'state_dict': state_dict,
                 'best_prec1': 0.0}, path)
     return path
 
@@ -250,7 +253,8 @@ def _shufflenet_trunk(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return model.conv5(model.stage4(model.stage3(model.stage2(model.maxpool(model.conv1(x))))))
 
 
-@pytest.mark.parametrize('name, d', [('mobilenetv2_100_isqrt_d256.gcp_in1k', 256), ('mobilenetv2_100_isqrt.gcp_in1k', 128),
+@pytest.mark.parametrize('name, d', [('mobilenetv2_100_isqrt_d256.gcp_in1k', 256),
+                                     ('mobilenetv2_100_isqrt.gcp_in1k', 128),
                                      ('shufflenetv2_100_isqrt_d256.gcp_lrfast_in1k', 256)])
 def test_authors_checkpoint_converts_to_the_reference_logits(tmp_path, name, d):
     authors = _authors_shufflenetv2() if name.startswith('shufflenet') else _authors_mobilenetv2(d)
@@ -267,6 +271,40 @@ def test_authors_checkpoint_converts_to_the_reference_logits(tmp_path, name, d):
         expected = gcp_logits(features, authors.dimension_reduction, fc)
         torch.testing.assert_close(model(x), expected, rtol=1e-4, atol=1e-4)
     assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in authors.parameters())
+
+
+def test_filters_name_missing_unexpected_and_mis_shaped_keys():
+    """The ShuffleNetV2 and backbone filters report as the ResNet one does (checkpoints/fit.py)."""
+    shufflenet = timm.create_model('shufflenetv2_100_isqrt_d256', gcp_dim=8, device='meta')
+    sd = dict(shufflenet.state_dict())
+    del sd['stage2.0.branch1.0.weight']
+    sd['extra.weight'] = torch.zeros(1)
+    with pytest.raises(ValueError, match=r'does not fit GCPShuffleNetV2\nmissing: stage2\.0\.branch1\.0\.weight\n'
+                                         r'unexpected: extra\.weight'):
+        gcp_shufflenet.checkpoint_filter_fn(sd, shufflenet)
+    model = timm.create_model('gcp_isqrt', backbone='test_convnext', gcp_dim=8)
+    sd = dict(model.state_dict(), **{'head.global_pool.reduce.conv.weight': torch.zeros(4, 64, 1, 1)})
+    del sd['backbone.stem.0.bias']
+    sd['backbone.extra'] = torch.zeros(1)
+    with pytest.raises(ValueError, match=r'does not fit GCPBackboneModel on ConvNeXt\n'
+                                         r'mis-shaped: head\.global_pool\.reduce\.conv\.weight: '
+                                         r'checkpoint \(4, 64, 1, 1\) vs model \(8, 64, 1, 1\)\n'
+                                         r'missing: backbone\.stem\.0\.bias\nunexpected: backbone\.extra'):
+        gcp_backbone.checkpoint_filter_fn(sd, model)
+
+
+@pytest.mark.parametrize('name,kwargs', [
+    ('gcp_isqrt', dict(backbone='test_convnext')),
+    ('shufflenetv2_100_isqrt_d256', {}),
+])
+def test_every_head_argument_reaches_the_pooling(name, kwargs):
+    """The model arguments `gcp_X` users pass (and exported config.json files hold) set the pooling's X."""
+    model = timm.create_model(name, gcp_dim=6, gcp_norm='mpn', gcp_power=0.25, gcp_dropcov=True,
+                              gcp_dropcov_scale=4.0, gcp_act='relu6', device='meta', **kwargs)
+    pool = model.head.global_pool
+    assert (pool.dim, pool.norm.power, pool.dropcov.scale, type(pool.reduce.bn.act)) == (6, 0.25, 4.0, nn.ReLU6)
+    with pytest.raises(TypeError, match='unknown GCP head argument gcp_heads'):
+        timm.create_model(name, gcp_heads=2, device='meta', **kwargs)
 
 
 def test_published_parameter_counts():

@@ -152,6 +152,16 @@ def test_classifier_on_unpooled_features_brings_the_pooling_back():
     assert model.head.pool_type == 'gcp' and model(x).shape == (2, 2) and model.head_hidden_size == 136
 
 
+def test_classifier_after_pruning_pools_the_last_kept_stage():
+    """timm's ResNet pruning removes the head; a classifier brings a GCP pooling back, sized for the kept stage."""
+    model = timm.create_model('resnet18_isqrt', gcp_dim=8, gcp_iters=3).eval()
+    model.prune_intermediate_layers([2])  # conv1, layer1, layer2
+    assert model.num_features == 128 and model.head.pool_type == '' and model.head_hidden_size == 128
+    model.reset_classifier(5)
+    assert model.head.global_pool.in_features == 128 and model.head.global_pool.norm.iters == 3
+    assert model(torch.randn(2, 3, 64, 64)).shape == (2, 5) and model.head_hidden_size == 36
+
+
 def test_refused_reset_classifier_changes_nothing():
     model = timm.create_model('resnet18_isqrt', num_classes=5, gcp_dim=8, device='meta')
     for bad in ('avg', ''):
@@ -203,7 +213,7 @@ def test_factory_kwargs_and_head_settings():
 
 
 def test_bad_settings():
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match='unknown GCP head argument gcp_bogus; this model takes gcp_dim, gcp_norm'):
         timm.create_model('resnet18_isqrt', gcp_bogus=1)
     with pytest.raises(ValueError, match="unknown GCP norm 'svd'"):
         timm.create_model('resnet18_isqrt', gcp_norm='svd')

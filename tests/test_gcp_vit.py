@@ -8,7 +8,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 import timm
-from torch import nn
 from timm.optim import create_optimizer_v2
 
 import timm_gcp  # noqa: F401  (registers the models)
@@ -132,14 +131,14 @@ def test_svpn_module_uses_its_start_vector():
 
 @pytest.mark.parametrize('chunks,norm', [(2, 'none'), (3, 'none'), (2, 'svpn')])
 def test_multihead_cross_cov_matches_per_head_reference(chunks, norm):
-    pool = MultiHeadCrossCovPool(12, num_heads=3, head_dim=4, qk_chunks=chunks, norm=norm, token_drop=0.2)
+    pool = MultiHeadCrossCovPool(12, heads=3, dim=4, qk_chunks=chunks, norm=norm, token_drop=0.2)
     pool = pool.double().eval()
     x = _tokens(2, 10, 12)
     v0 = pool.norm.weight.detach() if norm == 'svpn' else None
     expected = _ref_multihead(x, pool.wr.weight.detach(), 3, 4, chunks, norm=v0)
     out = pool(x)
     assert out.shape == (2, 3 * 16) == (2, pool.out_features)
-    assert (pool.in_features, pool.num_heads, pool.head_dim) == (12, 3, 4)
+    assert (pool.in_features, pool.heads, pool.dim) == (12, 3, 4)
     torch.testing.assert_close(out, expected, rtol=1e-10, atol=1e-12)
     if chunks == 3:  # DropCov-ViT's third block of wr is dead weight
         with torch.no_grad():
@@ -148,7 +147,7 @@ def test_multihead_cross_cov_matches_per_head_reference(chunks, norm):
 
 
 def test_token_dropout_train_and_eval(monkeypatch):
-    pool = MultiHeadCrossCovPool(12, num_heads=3, head_dim=4, token_drop=0.2).double()
+    pool = MultiHeadCrossCovPool(12, heads=3, dim=4, token_drop=0.2).double()
     x = _tokens(2, 10, 12)
     wr = pool.wr.weight.detach()
     plain = _ref_multihead(x, wr, 3, 4, 2)
@@ -185,7 +184,7 @@ def test_token_drop_mask_statistics():
 
 def test_token_gcp_pool_matches_sovit_reference():
     """So-ViT's pooling is `GCPPool` on the tokens (input_fmt='NLC'), as TokenGCPHead(pool='cov') builds it."""
-    pool = randomize(GCPPool(12, reduce_dim=6, iters=5, input_fmt='NLC'), 'all').double()
+    pool = randomize(GCPPool(12, dim=6, iters=5, input_fmt='NLC'), 'all').double()
     tokens = _tokens(2, 20, 12)
     expected = _ref_sovit_pool(tokens, pool.reduce.conv.weight.detach(), pool.reduce.bn, 5)
     out = pool(tokens)
@@ -193,12 +192,12 @@ def test_token_gcp_pool_matches_sovit_reference():
     torch.testing.assert_close(out, expected.detach(), rtol=1e-9, atol=1e-10)
     representation = TokenGCPHead(12, pool='cov', dim=6).representation
     assert isinstance(representation, GCPPool) and representation.input_fmt == 'NLC'
-    assert (representation.in_features, representation.reduce_dim) == (12, 6)
+    assert (representation.in_features, representation.dim) == (12, 6)
 
 
 def test_token_head_dropout_acts_on_the_pooled_vector(monkeypatch):
     """`drop` (pool_drop) drops entries of the pooled vector, `drop_rate` (drop) the pre-logits, in training only."""
-    head = TokenGCPHead(12, num_classes=0, pool='crosscov', dim=4, num_heads=3, drop=0.5, drop_rate=0.25)
+    head = TokenGCPHead(12, num_classes=0, pool='crosscov', dim=4, heads=3, drop=0.5, drop_rate=0.25)
     assert (head.pool_drop.p, head.drop.p) == (0.5, 0.25)
     cls, patches = torch.randn(2, 12), torch.randn(2, 9, 12)
     rep = head.representation(patches)
@@ -213,7 +212,7 @@ def test_token_head_dropout_acts_on_the_pooled_vector(monkeypatch):
     torch.testing.assert_close(dropped[kept], 2 * pooled[kept])  # survivors scaled by 1 / (1 - 0.5)
 
 
-@pytest.mark.parametrize('kwargs', [dict(pool='cov', dim=6), dict(pool='crosscov', dim=4, num_heads=3, norm='svpn')])
+@pytest.mark.parametrize('kwargs', [dict(pool='cov', dim=6), dict(pool='crosscov', dim=4, heads=3, norm='svpn')])
 def test_token_head_logits_are_summed_classifiers(kwargs):
     head = randomize(TokenGCPHead(12, num_classes=7, **kwargs), 'all').double()
     cls, patches = _tokens(3, 1, 12)[:, 0], _tokens(3, 15, 12, seed=1)
@@ -232,7 +231,8 @@ def test_token_head_logits_are_summed_classifiers(kwargs):
     assert head(cls, patches).shape == (3, 4) and head.cls_fc.weight.dtype == torch.float64
 
 
-@pytest.mark.parametrize('kwargs', [dict(pool='cov', dim=8), dict(pool='crosscov', dim=4, norm='svpn'), dict(pool='crosscov', dim=4)])
+@pytest.mark.parametrize('kwargs', [
+    dict(pool='cov', dim=8), dict(pool='crosscov', dim=4, norm='svpn'), dict(pool='crosscov', dim=4)])
 def test_token_head_float32_under_autocast_and_finite_on_degenerate_tokens(kwargs):
     torch.manual_seed(0)
     head = TokenGCPHead(16, num_classes=5, **kwargs).eval()
@@ -291,16 +291,16 @@ def test_token_head_bad_input_and_settings():
         TokenGCPHead(12, pool='cov', norm='svpn')
     with pytest.raises(ValueError, match="unknown norm 'isqrt' for pool='crosscov'"):
         TokenGCPHead(12, pool='crosscov', norm='isqrt')
-    with pytest.raises(ValueError, match="num_heads, token_drop only apply to pool='crosscov'"):
-        TokenGCPHead(12, pool='cov', num_heads=4, token_drop=0.1)
+    with pytest.raises(ValueError, match="heads, token_drop only apply to pool='crosscov'"):
+        TokenGCPHead(12, pool='cov', heads=4, token_drop=0.1)
     with pytest.raises(ValueError, match='qk_chunks must be 2'):
         TokenGCPHead(12, pool='crosscov', qk_chunks=4)
     with pytest.raises(ValueError, match='token_drop must be a rate'):
         TokenGCPHead(12, pool='crosscov', token_drop=1.0)
     with pytest.raises(ValueError, match='drop_rate must be a rate'):
         TokenGCPHead(12, drop_rate=-0.1)
-    with pytest.raises(ValueError, match='num_heads must be >= 1'):
-        TokenGCPHead(12, pool='crosscov', num_heads=0)
+    with pytest.raises(ValueError, match='heads must be >= 1'):
+        TokenGCPHead(12, pool='crosscov', heads=0)
     with pytest.raises(ValueError, match='dim must be >= 2'):
         TokenGCPHead(12, pool='cov', dim=1)
     with pytest.raises(TypeError, match='dim must be an int'):
@@ -318,7 +318,8 @@ def _n_params(model, trainable=True):
 
 
 def _dense_embed_params(dim):
-    """Stem conv (bias), three BN-free dense blocks (6 x [1x1 -> 32, 3x3 -> 16]), transitions (BN + 1x1 -> 128), final 1x1 (bias)."""
+    """Stem conv (bias), three BN-free dense blocks (6 x [1x1 -> 32, 3x3 -> 16]), transitions (BN + 1x1 -> 128),
+    final 1x1 (bias)."""
     total = 3 * 64 * 9 + 64
     chs = 64
     for _ in range(3):
@@ -413,7 +414,8 @@ def _ref_original_forward(sd, x, num_heads, gcp_heads, r, chunks, svpn_norm):
         qkv = (ln(x, pre + 'norm1') @ sd[pre + 'attn.qkv.weight'].T).reshape(b, n + 1, 3, num_heads, c // num_heads)
         q, k, v = qkv.permute(2, 0, 3, 1, 4)
         attn = ((q @ k.transpose(-2, -1)) * (c // num_heads) ** -0.5).softmax(-1)
-        x = x + F.linear((attn @ v).transpose(1, 2).reshape(b, n + 1, c), sd[pre + 'attn.proj.weight'], sd[pre + 'attn.proj.bias'])
+        out = (attn @ v).transpose(1, 2).reshape(b, n + 1, c)
+        x = x + F.linear(out, sd[pre + 'attn.proj.weight'], sd[pre + 'attn.proj.bias'])
         h = F.gelu(F.linear(ln(x, pre + 'norm2'), sd[pre + 'mlp.fc1.weight'], sd[pre + 'mlp.fc1.bias']))
         x = x + F.linear(h, sd[pre + 'mlp.fc2.weight'], sd[pre + 'mlp.fc2.bias'])
     x = ln(x, 'norm')
@@ -496,10 +498,18 @@ def test_deit_weights_load_into_backbone(tmp_path, name):
 
 
 def test_checkpoint_of_another_gcp_head_is_refused():
+    """The filter names every tensor that does not fit, as every family's (checkpoints/fit.py)."""
     small = timm.create_model('deit_small_patch16_224_dropcov', depth=1)
     isqrt = timm.create_model('deit_small_patch16_224_isqrt', depth=1)
-    with pytest.raises(RuntimeError, match='head.representation'):
-        isqrt.load_state_dict(checkpoint_filter_fn(small.state_dict(), isqrt))
+    with pytest.raises(ValueError, match=r'does not fit GCPVisionTransformer\n'
+                                         r'missing: head\.representation\.reduce\.conv\.weight(.|\n)*'
+                                         r'unexpected: head\.representation\.wr\.weight'):
+        checkpoint_filter_fn(small.state_dict(), isqrt)
+    deeper = timm.create_model('deit_small_patch16_224_isqrt', depth=2).state_dict()
+    deeper['blocks.0.attn.qkv.weight'] = deeper['blocks.0.attn.qkv.weight'][:-1]
+    with pytest.raises(ValueError, match=r'mis-shaped: blocks\.0\.attn\.qkv\.weight: checkpoint \(1151, 384\) vs '
+                                         r'model \(1152, 384\)(.|\n)*unexpected: blocks\.1\.norm1\.weight'):
+        checkpoint_filter_fn(deeper, isqrt)
 
 
 # --- the timm model API ------------------------------------------------------------------------------------
@@ -544,7 +554,9 @@ def test_model_api(name):
     assert [f.shape for f in features(x)] == [(2, model.embed_dim, 14, 14)] * 2
 
     model.prune_intermediate_layers([0])
-    assert isinstance(model.head, nn.Identity) and model.head_hidden_size == model.embed_dim
+    # the whole head goes: no pooling, no classifiers, no parameters
+    assert model.head.pool_type == '' and not list(model.head.parameters())
+    assert model.head_hidden_size == model.num_features == model.embed_dim
     model.reset_classifier(4, 'gcp')
     assert model(x).shape == (2, 4)
 
@@ -585,7 +597,7 @@ def test_model_bad_settings_and_tokens():
         timm.create_model('deit_tiny_patch16_224_isqrt', not_a_model_arg=1)
     with pytest.raises(ValueError, match="unknown norm 'svpn' for pool='cov'"):
         timm.create_model('deit_tiny_patch16_224_isqrt', gcp_norm='svpn')
-    with pytest.raises(ValueError, match="num_heads only apply to pool='crosscov'"):
+    with pytest.raises(ValueError, match="heads only apply to pool='crosscov'"):
         timm.create_model('deit_tiny_patch16_224_isqrt', gcp_heads=4)
     with pytest.raises(ValueError, match="unknown GCP global_pool 'avg'"):
         timm.create_model('deit_tiny_patch16_224_dropcov', global_pool='avg')

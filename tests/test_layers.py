@@ -6,8 +6,8 @@ import torch
 from torch.autograd import gradcheck
 
 from timm_gcp.layers import (
-    AdaptiveChannelDrop, CovPool, GCP_POOL_TYPES, GCPHead, GCPPool, ISqrt, MatrixPower, TriuVec, check_pool_input,
-    covariance, covariance_tokens, drop_channels, dropcov_rate, isqrt, mpn, triu_vec,
+    EIGENBASIS_CROSSOVER, AdaptiveChannelDrop, CovPool, GCP_POOL_TYPES, GCPHead, GCPPool, ISqrt, MatrixPower, TriuVec,
+    check_pool_input, covariance, covariance_tokens, drop_channels, dropcov_rate, isqrt, make_fc, mpn, triu_vec,
 )
 
 from tests.helpers.weights import randomize
@@ -159,14 +159,18 @@ def test_isqrt_eigenbasis_equals_products(kind, iters):
 
 def test_isqrt_default_path():
     """Eager CPU code above the crossover takes the eigenbasis; jit tracing and torch.export get the products."""
-    cov = covariance(torch.randn(1, 192, 4, 4, generator=torch.Generator().manual_seed(0)).relu())
-    eig, products = isqrt(cov, 5, eigenbasis=True), isqrt(cov, 5, eigenbasis=False)
+    dim, iters = EIGENBASIS_CROSSOVER['eval'][0]
+    assert not any(dim >= d and iters - 1 >= k for d, k in EIGENBASIS_CROSSOVER['eval'])
+    assert any(dim >= d and iters - 1 >= k for d, k in EIGENBASIS_CROSSOVER['train'])
+    cov = covariance(torch.randn(1, dim, 4, 4, generator=torch.Generator().manual_seed(0)).relu())
+    eig, products = isqrt(cov, iters, eigenbasis=True), isqrt(cov, iters, eigenbasis=False)
     assert not torch.equal(eig, products)  # float32 rounding tells the two apart
-    assert torch.equal(isqrt(cov, 5), eig)  # C = 192, 5 iterations, no gradient
-    assert torch.equal(isqrt(cov, 4), isqrt(cov, 4, eigenbasis=False))
-    assert torch.equal(isqrt(cov.requires_grad_(), 4), isqrt(cov, 4, eigenbasis=True))
-    traced = torch.jit.trace(ISqrt(5), cov.detach())
-    exported = torch.export.export(ISqrt(5), (cov.detach(),))
+    assert torch.equal(isqrt(cov, iters), eig)  # on the inference crossover, no gradient
+    assert torch.equal(isqrt(cov, iters - 1), isqrt(cov, iters - 1, eigenbasis=False))  # below it
+    # with a gradient the crossover is lower: one iteration fewer is above it
+    assert torch.equal(isqrt(cov.requires_grad_(), iters - 1), isqrt(cov, iters - 1, eigenbasis=True))
+    traced = torch.jit.trace(ISqrt(iters), cov.detach())
+    exported = torch.export.export(ISqrt(iters), (cov.detach(),))
     for graph in (traced.graph, exported.graph):
         assert 'eigh' not in str(graph)
     torch.testing.assert_close(exported.module()(cov.detach()), products, rtol=0, atol=0)
@@ -270,7 +274,7 @@ def test_gradcheck_triu_vec():
 @pytest.mark.parametrize('norm', ['isqrt', 'mpn', 'none'])
 def test_gradcheck_head(norm):
     torch.manual_seed(0)  # a full-rank covariance: the eigen power is smooth only above its floor
-    head = GCPHead(6, num_classes=3, reduce_dim=4, norm=norm).double().eval()
+    head = GCPHead(6, num_classes=3, dim=4, norm=norm).double().eval()
     x = torch.randn(2, 6, 5, 5, dtype=torch.float64)  # not ReLU'd: zero inputs would sit on the head's ReLU kink
     assert gradcheck(head, (x.requires_grad_(),))
 
@@ -332,7 +336,7 @@ def test_dropcov_eval_is_identity_and_train_perturbs():
 
 
 def test_dropcov_head_eval_is_plain_covariance_pooling():
-    head = GCPHead(12, num_classes=0, reduce_dim=None, norm='none', dropcov=True).eval()
+    head = GCPHead(12, num_classes=0, dim=None, norm='none', dropcov=True).eval()
     x = _features(2, 12, 4, 4, dtype=torch.float32)
     torch.testing.assert_close(head(x), triu_vec(covariance(x)))
 
@@ -350,7 +354,7 @@ def test_dropcov_training_rate_without_host_sync():
 @pytest.mark.parametrize('shape', [(2, 8, 1, 2), (2, 8, 2, 2), (2, 8, 5, 5)])  # 1x1 is refused (test below)
 @pytest.mark.parametrize('scale', [0.0, 1e-20, 1.0])
 def test_degenerate_inputs_finite(norm, dropcov, shape, scale):
-    head = GCPHead(8, num_classes=3, reduce_dim=None, norm=norm, dropcov=dropcov).train()
+    head = GCPHead(8, num_classes=3, dim=None, norm=norm, dropcov=dropcov).train()
     x = (_features(*shape, dtype=torch.float32) * scale).requires_grad_(True)
     out = head(x)
     out.sum().backward()
@@ -361,11 +365,11 @@ def test_degenerate_inputs_finite(norm, dropcov, shape, scale):
 
 # --- pooling ---------------------------------------------------------------------------------------
 
-def _pool_pair(input_fmt, in_features=12, reduce_dim=6, norm='isqrt'):
+def _pool_pair(input_fmt, in_features=12, dim=6, norm='isqrt'):
     """A float64 GCPPool with random BN statistics and a second one, for `input_fmt`, with the same weights."""
     torch.manual_seed(0)
-    reference = randomize(GCPPool(in_features, reduce_dim=reduce_dim, norm=norm)).double()
-    other = GCPPool(in_features, reduce_dim=reduce_dim, norm=norm, input_fmt=input_fmt).double().eval()
+    reference = randomize(GCPPool(in_features, dim=dim, norm=norm)).double()
+    other = GCPPool(in_features, dim=dim, norm=norm, input_fmt=input_fmt).double().eval()
     other.load_state_dict(reference.state_dict())
     return reference, other
 
@@ -386,25 +390,25 @@ def test_pool_input_formats_give_the_same_vector(norm):
     assert (nchw.input_fmt, nhwc.input_fmt, nlc.input_fmt) == ('NCHW', 'NHWC', 'NLC')
 
 
-@pytest.mark.parametrize('in_features,reduce_dim,out_features', [(12, 2, 3), (12, 7, 28), (512, 128, 8256),
-                                                                  (512, 256, 32896), (10, None, 55)])
-def test_pool_out_features_is_the_triangle(in_features, reduce_dim, out_features):
-    pool = GCPPool(in_features, reduce_dim=reduce_dim)
-    assert pool.out_features == out_features == pool.reduce_dim * (pool.reduce_dim + 1) // 2
-    assert pool.in_features == in_features and pool.reduce_dim == (reduce_dim or in_features)
-    assert isinstance(pool.reduce, torch.nn.Identity) == (reduce_dim is None)
+@pytest.mark.parametrize('in_features,dim,out_features', [(12, 2, 3), (12, 7, 28), (512, 128, 8256),
+                                                           (512, 256, 32896), (10, None, 55)])
+def test_pool_out_features_is_the_triangle(in_features, dim, out_features):
+    pool = GCPPool(in_features, dim=dim)
+    assert pool.out_features == out_features == pool.dim * (pool.dim + 1) // 2
+    assert pool.in_features == in_features and pool.dim == (dim or in_features)
+    assert isinstance(pool.reduce, torch.nn.Identity) == (dim is None)
     x = torch.randn(2, in_features, 3, 3)
     assert pool.eval()(x).shape == (2, out_features)
 
 
 def test_pool_submodules_and_reduction_init():
-    pool = GCPPool(512, reduce_dim=128, dropcov=True, dropcov_scale=4.0, bn_eps=1e-4)
+    pool = GCPPool(512, dim=128, dropcov=True, dropcov_scale=4.0, bn_eps=1e-4)
     assert [name for name, _ in pool.named_children()] == ['reduce', 'dropcov', 'cov', 'norm', 'triu']
     assert isinstance(pool.dropcov, AdaptiveChannelDrop) and pool.dropcov.scale == 4.0
     assert pool.reduce.bn.eps == 1e-4 and pool.reduce.conv.bias is None
     # Kaiming normal, fan-out, as the original heads: std sqrt(2 / 128), not PyTorch's default conv init
     assert pool.reduce.conv.weight.std().item() == pytest.approx(math.sqrt(2 / 128), rel=0.02)
-    assert isinstance(GCPPool(16, reduce_dim=8).dropcov, torch.nn.Identity)
+    assert isinstance(GCPPool(16, dim=8).dropcov, torch.nn.Identity)
 
 
 def test_pool_bad_input_format_and_width():
@@ -427,7 +431,7 @@ def test_pool_bad_input_format_and_width():
 # --- head ------------------------------------------------------------------------------------------
 
 def test_head_shapes_and_reset():
-    head = GCPHead(32, num_classes=10, reduce_dim=16).eval()
+    head = GCPHead(32, num_classes=10, dim=16).eval()
     x = torch.randn(3, 32, 7, 7)
     assert head(x).shape == (3, 10)
     assert head(x, pre_logits=True).shape == (3, 136)
@@ -449,18 +453,49 @@ def test_head_unpooled_features_need_num_classes_0():
     head = GCPHead(16, num_classes=0, pool_type='')
     x = torch.randn(2, 16, 3, 3)
     assert head(x) is x and head.num_features == 16 and isinstance(head.global_pool, torch.nn.Identity)
-    with pytest.raises(ValueError, match="pool_type='' returns the unpooled features and needs num_classes=0"):
-        head.reset(5)
-    pooled = GCPHead(16, num_classes=3, reduce_dim=4)
+    pooled = GCPHead(16, num_classes=3, dim=4)
     with pytest.raises(ValueError, match="pool_type='' returns the unpooled features and needs num_classes=0"):
         pooled.reset(5, '')
     assert pooled.pool_type == 'gcp' and pooled.num_classes == 3  # the refused reset changed nothing
-    with pytest.raises(ValueError, match='no pooling left to restore'):
-        head.reset(0, 'gcp')
+
+
+def test_head_reset_brings_the_pooling_back():
+    """As timm's ClassifierHead: a removed pooling comes back with its settings, on request or under a classifier."""
+    head = GCPHead(16, num_classes=0, pool_type='', dim=4, iters=3, drop_rate=0.5).eval()
+    x = torch.randn(2, 16, 3, 3)
+    head.reset(0, 'gcp')
+    assert head.pool_type == 'gcp' and head(x).shape == (2, 10) and head.num_features == 10
+    assert isinstance(head.global_pool, GCPPool) and head.global_pool.norm.iters == 3
+    assert not head.global_pool.training  # the new pooling takes the head's mode
+    head.reset(0, '')
+    head.reset(5)  # a classifier on unpooled features brings the pooling back
+    assert head.pool_type == 'gcp' and head(x).shape == (2, 5) and head.global_pool.dim == 4
+
+
+def test_head_reset_in_features_rebuilds_the_pooling():
+    """A new in_features (the trunk was pruned) builds a pooling for that width; the same width keeps it."""
+    head = GCPHead(16, num_classes=3, dim=4, bn_eps=1e-3, feat_stride=8)
+    pool = head.global_pool
+    head.reset(7, in_features=16)
+    assert head.global_pool is pool and head.fc.out_features == 7
+    head.requires_grad_(False)
+    head.reset(2, in_features=8)
+    assert head.in_features == head.global_pool.in_features == 8 and head.global_pool is not pool
+    assert head.global_pool.reduce.bn.eps == 1e-3 and head.global_pool.feat_stride == 8  # the same settings
+    assert head(torch.randn(2, 8, 3, 3)).shape == (2, 2) and head.num_features == 10
+    head.reset(0, '', in_features=6)
+    x = torch.randn(2, 6, 3, 3)
+    assert head(x) is x and head.num_features == 6
+
+
+def test_make_fc():
+    assert isinstance(make_fc(8, 0), torch.nn.Identity)
+    fc = make_fc(8, 3, dtype=torch.float64)
+    assert (fc.in_features, fc.out_features, fc.weight.dtype) == (8, 3, torch.float64)
 
 
 def test_head_matches_composed_layers():
-    head = GCPHead(32, num_classes=10, reduce_dim=16, iters=3).eval()
+    head = GCPHead(32, num_classes=10, dim=16, iters=3).eval()
     x = torch.randn(3, 32, 7, 7)
     rep = triu_vec(isqrt(covariance(head.global_pool.reduce(x)), 3))
     torch.testing.assert_close(head(x), head.fc(rep))
@@ -469,7 +504,7 @@ def test_head_matches_composed_layers():
 @pytest.mark.parametrize('norm', ['isqrt', 'mpn', 'none'])
 def test_head_under_bf16_autocast_matches_float32(norm):
     torch.manual_seed(0)
-    head = GCPHead(16, num_classes=0, reduce_dim=None, norm=norm).eval()
+    head = GCPHead(16, num_classes=0, dim=None, norm=norm).eval()
     x = torch.randn(4, 16, 7, 7).relu()
     ref = head(x)
     with torch.autocast('cpu', dtype=torch.bfloat16):
@@ -479,7 +514,7 @@ def test_head_under_bf16_autocast_matches_float32(norm):
 
 
 def test_head_bf16_model_outputs_bf16():
-    head = GCPHead(16, num_classes=4, reduce_dim=8).eval()
+    head = GCPHead(16, num_classes=4, dim=8).eval()
     x = torch.randn(2, 16, 5, 5)
     ref = head(x)
     out = head.to(torch.bfloat16)(x.bfloat16())
@@ -489,7 +524,7 @@ def test_head_bf16_model_outputs_bf16():
 
 @pytest.mark.parametrize('norm,dropcov', [('isqrt', False), ('mpn', False), ('none', True)])
 def test_head_torchscript(norm, dropcov):
-    head = GCPHead(16, num_classes=4, reduce_dim=8, norm=norm, dropcov=dropcov).eval()
+    head = GCPHead(16, num_classes=4, dim=8, norm=norm, dropcov=dropcov).eval()
     x = torch.randn(2, 16, 5, 5)
     scripted = torch.jit.script(head)
     torch.testing.assert_close(scripted(x), head(x))
@@ -523,15 +558,15 @@ def test_bad_input_errors():
 def test_head_bad_settings_and_input():
     with pytest.raises(ValueError, match="unknown GCP norm 'svd'"):
         GCPHead(16, norm='svd')
-    with pytest.raises(ValueError, match='reduce_dim must be >= 2'):
-        GCPHead(16, reduce_dim=1)
+    with pytest.raises(ValueError, match='dim must be >= 2'):
+        GCPHead(16, dim=1)
     with pytest.raises(ValueError, match='iters must be >= 1'):
         GCPHead(16, iters=0)
     with pytest.raises(ValueError, match="pool_type 'avg'"):
         GCPHead(16, pool_type='avg')
     with pytest.raises(ValueError, match='dim must be >= 2'):
         AdaptiveChannelDrop(1)
-    head = GCPHead(16, reduce_dim=8)
+    head = GCPHead(16, dim=8)
     with pytest.raises(ValueError, match=r'expects 16 input channels \(NCHW\), got 12'):
         head(torch.randn(2, 12, 5, 5))
     with pytest.raises(ValueError, match=r'GCP pooling input must be 4-D \(NCHW\)'):
@@ -544,13 +579,13 @@ def test_head_bad_settings_and_input():
 def test_a_map_of_one_position_is_refused(fmt, shape):
     # the centred covariance of one position is zero: the output would be the same for every input
     with pytest.raises(ValueError, match=r'1x1 feature map .* covariance of one position is zero'):
-        GCPPool(8, reduce_dim=4, input_fmt=fmt)(torch.randn(shape))
+        GCPPool(8, dim=4, input_fmt=fmt)(torch.randn(shape))
     with pytest.raises(ValueError, match=r'reduced 16x, so an input image needs a side of at least 17 px'):
-        GCPHead(8, num_classes=3, reduce_dim=4, input_fmt=fmt, feat_stride=16)(torch.randn(shape))
+        GCPHead(8, num_classes=3, dim=4, input_fmt=fmt, feat_stride=16)(torch.randn(shape))
     with pytest.raises(ValueError, match='at least 2 tokens, got 1'):
-        GCPPool(8, reduce_dim=4, input_fmt='NLC')(torch.randn(2, 1, 8))
+        GCPPool(8, dim=4, input_fmt='NLC')(torch.randn(2, 1, 8))
     # two positions are enough for an output that depends on the input
-    out = GCPPool(8, reduce_dim=4).eval()(torch.randn(3, 8, 1, 2))
+    out = GCPPool(8, dim=4).eval()(torch.randn(3, 8, 1, 2))
     assert out.std(dim=0).min() > 0
 
 

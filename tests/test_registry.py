@@ -6,27 +6,9 @@ from timm.models import get_pretrained_cfg, split_model_name_tag
 import timm_gcp  # noqa: F401  (registers the models)
 from timm_gcp.models.registry import GCP_MODULES, generic_names, is_gcp_model, model_names, preset_names, \
     registered_names, release_names
-from timm_gcp.models.releases import RELEASES
+from timm_gcp.models.releases import RELEASES, release_cfgs
 from timm_gcp.models.sources import PAPERS, REPOS, pretrained_fields
 
-# the weights timm-gcp publishes on the Hub (README, "Models"), written out here
-PUBLISHED = sorted([
-    'resnet18_isqrt_d256.gcp_in1k', 'resnet18_isqrt_d256.gcp_lradju_in1k', 'resnet18_isqrt_d256.gcp_lrfast_in1k',
-    'resnet34_isqrt_d256.gcp_in1k', 'resnet34_isqrt_d256.gcp_lradju_in1k', 'resnet34_isqrt_d256.gcp_lrfast_in1k',
-    'resnet50_isqrt_d256.gcp_in1k', 'resnet50_isqrt_d256.fmpn_in1k', 'resnet50_isqrt_d256.gcp_lradju_in1k',
-    'resnet50_isqrt_d256.gcp_lrfast_in1k',
-    'resnet101_isqrt_d256.gcp_in1k', 'resnet101_isqrt_d256.fmpn_in1k', 'resnet101_isqrt_d256.gcp_lradju_in1k',
-    'resnet101_isqrt_d256.gcp_lrfast_in1k',
-    'resnet50_isqrt.gcp_in1k', 'resnet50_isqrt.gcp_lradju_in1k',
-    'resnet34_dropcov.dc_in1k', 'resnet50_dropcov.dc_in1k', 'resnet101_dropcov.dc_in1k',
-    'ms_resnet18_isqrt.tpami_in1k', 'ms_resnet34_isqrt.tpami_in1k', 'ms_resnet50_isqrt.tpami_in1k',
-    'ms_resnet18_dropcov.tpami_in1k', 'ms_resnet34_dropcov.tpami_in1k', 'ms_resnet50_dropcov.tpami_in1k',
-    'vit_dropcov_small.dc_in1k', 'vit_dropcov_t2t_14.dc_in1k',
-    'mobilenetv2_100_isqrt_d256.gcp_in1k', 'mobilenetv2_100_isqrt_d256.gcp_lrfast_in1k',
-    'mobilenetv2_100_isqrt_d256.gcp_lradju_in1k', 'mobilenetv2_100_isqrt.gcp_in1k', 'mobilenetv2_100_isqrt.gcp_lradju_in1k',
-    'shufflenetv2_100_isqrt_d256.gcp_in1k', 'shufflenetv2_100_isqrt_d256.gcp_lrfast_in1k',
-    'shufflenetv2_100_isqrt_d256.gcp_lradju_in1k',
-])
 # architectures without weights, listed by their bare name
 UNTAGGED = sorted([
     'resnet18_isqrt', 'resnet34_isqrt', 'resnet101_isqrt', 'resnet152_isqrt', 'resnet152_isqrt_d256',
@@ -46,7 +28,7 @@ def test_gcp_modules_are_the_model_families():
 def test_registered_names():
     names = registered_names()
     assert len(names) == len(set(names))
-    assert sorted(model_names()) == sorted(PUBLISHED + UNTAGGED)
+    assert sorted(model_names()) == sorted(list(RELEASES) + UNTAGGED)
     assert generic_names() == ['gcp_isqrt', 'gcp_dropcov', 'gcp_mpncov']
     # the presets: their tags are their backbones' (tests/test_gcp_backbone.py), no weights of their own
     presets = [n for n in names if split_model_name_tag(n)[0] in preset_names()]
@@ -57,15 +39,34 @@ def test_registered_names():
     assert not {'resnet18_isqrt.tpami_in1k', 'resnet50_dropcov.tpami_in1k'} & set(names)
 
 
-def test_release_names_have_hub_repos():
+def test_registry_and_releases_agree_both_ways():
+    """Every tag with weights is a release record (links, accuracy), and every release record a registered tag whose
+    cfg is generated from it: its Hub repo, its paper and the code its weights come from."""
     names = release_names()
-    assert sorted(names) == PUBLISHED
-    assert set(RELEASES) == set(names)  # a release record (links, accuracy) for each, and only for those
-    for name in names:
-        assert get_pretrained_cfg(name).hf_hub_id == RELEASES[name].hub_id == f'timm-gcp/{name}', name
+    assert len(names) == len(set(names)) and set(names) == set(RELEASES)
+    for name, release in RELEASES.items():
+        cfg = get_pretrained_cfg(name)
+        assert cfg.hf_hub_id == release.hub_id == f'timm-gcp/{name}', name
+        expected = pretrained_fields(release.papers[0], release.code)
+        assert (cfg.paper_ids, cfg.paper_name, cfg.origin_url, cfg.license) == (
+            expected['paper_ids'], expected['paper_name'], expected['origin_url'], expected['license']), name
     for name in UNTAGGED:
         cfg = get_pretrained_cfg(name)
         assert cfg.hf_hub_id is None and cfg.url is None and cfg.file is None, name
+
+
+def test_default_tag_is_the_first_release():
+    """timm's default tag of an architecture (its bare name) is its first release in RELEASES."""
+    first = {}
+    for name in RELEASES:
+        first.setdefault(split_model_name_tag(name)[0], name)
+    for arch, name in first.items():
+        assert get_pretrained_cfg(arch).tag == split_model_name_tag(name)[1], arch
+
+
+def test_release_cfgs_refuse_an_architecture_without_a_release():
+    with pytest.raises(ValueError, match='no release of resnet18_isqrt in RELEASES'):
+        release_cfgs(dict, 'resnet50_isqrt', 'resnet18_isqrt')
 
 
 @pytest.mark.parametrize('name,ours', [

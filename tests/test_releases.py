@@ -130,9 +130,11 @@ def test_mindspore_file_in_pretrained_cfg_overlay_names_the_converter(tmp_path):
         assert f'{ckpt}: a MindSpore checkpoint, which timm cannot load' in str(info.value)
         assert f'timm-gcp convert {ckpt} --model {expected} --out {expected}' in str(info.value)
     with pytest.raises(WeightsUnavailableError, match=r'nope\.pth: no such file'):
-        timm.create_model('resnet18_isqrt', pretrained=True, pretrained_cfg_overlay=dict(file=str(tmp_path / 'nope.pth')))
+        timm.create_model(
+            'resnet18_isqrt', pretrained=True, pretrained_cfg_overlay=dict(file=str(tmp_path / 'nope.pth')))
     # a PyTorch file still loads through timm's loader
     path = tmp_path / 'r18.pth'
     torch.save(model.state_dict(), path)
-    loaded = timm.create_model('resnet18_isqrt', gcp_dim=8, pretrained=True, pretrained_cfg_overlay=dict(file=str(path)))
+    loaded = timm.create_model(
+        'resnet18_isqrt', gcp_dim=8, pretrained=True, pretrained_cfg_overlay=dict(file=str(path)))
     torch.testing.assert_close(loaded.head.fc.weight, model.head.fc.weight)

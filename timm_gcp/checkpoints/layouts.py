@@ -20,8 +20,8 @@ import re
 from typing import Callable, Pattern, Sequence, Tuple, Union
 
 __all__ = [
-    'MINDSPORE_PREFIX', 'MINDSPORE_RENAMES', 'MINDSPORE_TRAINING_STATE', 'MOBILENETV2_RENAMES', 'RESNET_RENAMES', 'SHUFFLENETV2_RENAMES',
-    'VIT_RENAMES', 'mindspore_key', 'rename_key',
+    'MINDSPORE_PREFIX', 'MINDSPORE_RENAMES', 'MINDSPORE_TRAINING_STATE', 'MOBILENETV2_RENAMES', 'RESNET_RENAMES',
+    'SHUFFLENETV2_RENAMES', 'VIT_RENAMES', 'mindspore_key', 'rename_key',
 ]
 
 # the architectures with the MindSpore numerics are the PyTorch ones with this prefix (as timm's `tf_`)
@@ -73,7 +73,8 @@ VIT_RENAMES = _table(
 )
 
 
-# torchvision MobileNetV2 `features.i` (i = 1..17) -> timm `blocks.<stage>.<index>`, stages of 1, 2, 3, 4, 3, 3, 1 blocks
+# torchvision MobileNetV2 `features.i` (i = 1..17) -> timm `blocks.<stage>.<index>`,
+# stages of 1, 2, 3, 4, 3, 3, 1 blocks
 _MBV2_BLOCKS = [(stage, index) for stage, depth in enumerate((1, 2, 3, 4, 3, 3, 1)) for index in range(depth)]
 # torchvision's module path in a block -> timm's: the first block has no expansion conv
 _MBV2_DS = {'0.0': 'conv_dw', '0.1': 'bn1', '1': 'conv_pw', '2': 'bn2'}

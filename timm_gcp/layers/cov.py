@@ -10,6 +10,7 @@ from functools import lru_cache
 
 import torch
 from torch import nn
+from timm.layers import register_notrace_module
 
 from ._checks import check_float, check_rank, check_square, compute_dtype, no_autocast
 
@@ -43,6 +44,7 @@ def covariance_tokens(x: torch.Tensor) -> torch.Tensor:
         return _centred_cov(x.transpose(1, 2).to(compute_dtype(x)))
 
 
+@register_notrace_module  # shape- and autocast-dependent Python: FX keeps it a leaf
 class CovPool(nn.Module):
     """Module form of `covariance`: B x C x H x W features to their B x C x C covariance."""
 
@@ -69,13 +71,15 @@ def triu_vec(m: torch.Tensor) -> torch.Tensor:
     return m.flatten(1).index_select(1, index)
 
 
+@register_notrace_module
 class TriuVec(nn.Module):
     """Module form of `triu_vec` for a fixed size, holding its index as a (non-persistent) buffer."""
 
     def __init__(self, dim: int, device=None) -> None:
         super().__init__()
         self.dim = dim
-        self.register_buffer('index', torch.empty(dim * (dim + 1) // 2, dtype=torch.long, device=device), persistent=False)
+        index = torch.empty(dim * (dim + 1) // 2, dtype=torch.long, device=device)
+        self.register_buffer('index', index, persistent=False)
         self.init_non_persistent_buffers()
 
     def init_non_persistent_buffers(self) -> None:

@@ -14,6 +14,7 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+from timm.layers import register_notrace_module
 
 from ._checks import check_float, check_rank
 from .cov import covariance
@@ -40,6 +41,7 @@ def drop_channels(x: torch.Tensor, rate: torch.Tensor) -> torch.Tensor:
     return x * (mask.to(x.dtype) / keep.clamp_min(torch.finfo(x.dtype).tiny))
 
 
+@register_notrace_module  # data-dependent training branch: FX keeps it a leaf
 class AdaptiveChannelDrop(nn.Module):
     """DropCov's adaptive channel dropout for B x dim x H x W features; identity in eval mode."""
 

@@ -24,15 +24,22 @@ def check_pool_type(pool_type: str, num_classes: int, name: str = 'pool_type') -
 
 
 def reset_pool_type(current: str, requested: Optional[str], num_classes: int) -> str:
-    """The pool type a model's `reset_classifier(num_classes, requested)` leaves, checked.
+    """The pool type a head's `reset(num_classes, requested)` leaves, checked.
 
     None keeps `current`, except that a classifier on unpooled features brings the GCP pooling back,
     as timm's ResNet brings back its average pooling.
     """
     if requested is None:
         requested = 'gcp' if num_classes > 0 else current
-    check_pool_type(requested, num_classes, 'global_pool')
+    check_pool_type(requested, num_classes)
     return requested
+
+
+def make_fc(in_features: int, num_classes: int, device=None, dtype=None) -> nn.Module:
+    """The classifier of a GCP head: a Linear, or Identity for num_classes <= 0 (as timm's heads)."""
+    if num_classes <= 0:
+        return nn.Identity()
+    return nn.Linear(in_features, num_classes, device=device, dtype=dtype)
 
 
 class GCPHead(nn.Module):
@@ -54,8 +61,8 @@ class GCPHead(nn.Module):
             num_classes: Classifier outputs; 0 returns the pooled vector.
             pool_type: 'gcp', or '' to return the features unpooled (requires num_classes=0).
             drop_rate: Dropout on the pooled vector before the classifier.
-            **pool_kwargs: `GCPPool` settings (reduce_dim, norm, iters, power, dropcov, dropcov_scale, feat_stride,
-                bn_eps, act_layer, input_fmt).
+            **pool_kwargs: `GCPPool` settings (dim, norm, iters, power, dropcov, dropcov_scale, act, bn_eps,
+                input_fmt, feat_stride), kept to rebuild the pooling in `reset`.
         """
         super().__init__()
         check_pool_type(pool_type, num_classes)
@@ -63,35 +70,43 @@ class GCPHead(nn.Module):
         self.in_features = in_features
         self.num_classes = num_classes
         self.pool_type = pool_type
-        pool = GCPPool(in_features, device=device, dtype=dtype, **pool_kwargs) if pool_type else nn.Identity()
-        self.global_pool = pool
+        self.pool_kwargs = pool_kwargs
+        self.global_pool = self._make_pool(device=device, dtype=dtype)
         self.num_features = self.global_pool.out_features if pool_type else in_features
         self.drop = nn.Dropout(drop_rate)
-        self.fc = self._make_fc(num_classes, device=device, dtype=dtype)
+        self.fc = make_fc(self.num_features, num_classes, device=device, dtype=dtype)
 
-    def _make_fc(self, num_classes: int, device=None, dtype=None) -> nn.Module:
-        if num_classes <= 0:
+    def _make_pool(self, device=None, dtype=None) -> nn.Module:
+        if not self.pool_type:
             return nn.Identity()
-        return nn.Linear(self.num_features, num_classes, device=device, dtype=dtype)
+        return GCPPool(self.in_features, device=device, dtype=dtype, **self.pool_kwargs)
 
-    def reset(self, num_classes: int, pool_type: Optional[str] = None, device=None, dtype=None) -> None:
-        """Replace the classifier (0: none), keeping the pooling and its weights (and frozen state).
+    def reset(
+            self,
+            num_classes: int,
+            pool_type: Optional[str] = None,
+            in_features: Optional[int] = None,
+            device=None,
+            dtype=None,
+    ) -> None:
+        """Replace the classifier (0: none), as timm's `ClassifierHead.reset`.
 
-        `pool_type=''` also removes the pooling: the head then passes features through. A removed
-        pooling cannot come back; build a new head for that. The new classifier takes `device` /
-        `dtype`, by default those of the head's parameters.
+        The pooling keeps its weights and frozen state unless `pool_type` or `in_features` changes it:
+        `pool_type=''` removes it (features pass through; needs num_classes=0), None keeps it, and a
+        classifier on unpooled features brings a new GCP pooling back; a new `in_features` (e.g. after
+        pruning the layers that feed the head) builds a new pooling for that width. New layers take
+        `device` / `dtype`, by default those of the head's parameters.
         """
         dd = get_device_dtype(self, device, dtype)
-        pool_type = self.pool_type if pool_type is None else pool_type
-        check_pool_type(pool_type, num_classes)
-        if pool_type != self.pool_type:
-            if pool_type:
-                raise ValueError('this head has no pooling left to restore; build a new GCPHead')
-            self.pool_type = pool_type
-            self.global_pool = nn.Identity()
-            self.num_features = self.in_features
+        pool_type = reset_pool_type(self.pool_type, pool_type, num_classes)
+        in_features = self.in_features if in_features is None else in_features
+        if pool_type != self.pool_type or in_features != self.in_features:
+            self.pool_type, self.in_features = pool_type, in_features
+            self.global_pool = self._make_pool(**dd)
+            self.global_pool.train(self.training)
+            self.num_features = self.global_pool.out_features if pool_type else in_features
         self.num_classes = num_classes
-        self.fc = self._make_fc(num_classes, **dd)
+        self.fc = make_fc(self.num_features, num_classes, **dd)
         self.fc.train(self.training)
 
     def forward(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:

@@ -1,8 +1,8 @@
 """Global covariance pooling: features to the vectorized, normalized covariance of their channels.
 
-reduce (1x1 conv + BN + ReLU to `reduce_dim`) -> [DropCov, training only] -> covariance ->
+reduce (1x1 conv + BN + ReLU to `dim`) -> [DropCov, training only] -> covariance ->
 normalization (`isqrt`: iSQRT-COV, `mpn`: MPN-COV, `none`: DropCov and plain covariance pooling)
--> upper triangle, `reduce_dim (reduce_dim + 1) / 2` values. This is the pooling of the
+-> upper triangle, `dim (dim + 1) / 2` values. This is the pooling of the
 fast-MPN-COV, CVPR'20, TPAMI'23 and DropCov ResNets and of So-ViT's patch tokens
 (docs/methods.md, "Covariance" to "DropCov").
 """
@@ -10,7 +10,7 @@ from typing import Optional
 
 import torch
 from torch import nn
-from timm.layers import ConvNormAct, LayerType, register_notrace_function, register_notrace_module
+from timm.layers import ConvNormAct, LayerType, register_notrace_function
 
 from ._checks import check_int
 from .cov import CovPool, TriuVec
@@ -19,11 +19,6 @@ from .sqrtm import ISqrt, MatrixPower
 
 GCP_NORMS = ('isqrt', 'mpn', 'none')
 INPUT_FORMATS = ('NCHW', 'NHWC', 'NLC')
-
-for _leaf in (CovPool, ISqrt, MatrixPower, AdaptiveChannelDrop, TriuVec):
-    # the matrix work is shape- and autocast-dependent Python: FX keeps these modules as leaves
-    register_notrace_module(_leaf)
-
 
 def min_input_side(feat_stride: int) -> int:
     """The smallest image side whose features at `feat_stride` have 2 positions along it (ceil(side / stride) = 2)."""
@@ -81,7 +76,8 @@ def check_norm_args(
             f"norm={norm!r}")
     if power is not None and norm != 'mpn':
         detail = ' (iSQRT-COV computes the square root, power 0.5)' if norm == 'isqrt' else ''
-        raise ValueError(f"power={power!r} is the matrix power of norm='mpn' and means nothing for norm={norm!r}{detail}")
+        raise ValueError(
+            f"power={power!r} is the matrix power of norm='mpn' and means nothing for norm={norm!r}{detail}")
     if dropcov_scale is not None and not dropcov:
         raise ValueError(f'dropcov_scale={dropcov_scale!r} is the rate constant of DropCov and needs dropcov=True')
 
@@ -100,14 +96,14 @@ class GCPPool(nn.Module):
     def __init__(
             self,
             in_features: int,
-            reduce_dim: Optional[int] = 128,
+            dim: Optional[int] = 128,
             norm: str = 'isqrt',
             iters: Optional[int] = None,
             power: Optional[float] = None,
             dropcov: bool = False,
             dropcov_scale: Optional[float] = None,
             bn_eps: float = 1e-5,
-            act_layer: LayerType = nn.ReLU,
+            act: LayerType = nn.ReLU,
             input_fmt: str = 'NCHW',
             feat_stride: Optional[int] = None,
             device=None,
@@ -116,7 +112,7 @@ class GCPPool(nn.Module):
         """
         Args:
             in_features: Channels of the input features.
-            reduce_dim: Channels after the 1x1 reduction (128 in TPAMI'23 / DropCov, 256 in iSQRT-COV);
+            dim: Channels after the 1x1 reduction (128 in TPAMI'23 / DropCov, 256 in iSQRT-COV);
                 None pools the input channels directly.
             norm: Matrix normalization: 'isqrt' (Newton-Schulz), 'mpn' (eigen power), 'none'.
             iters: Newton-Schulz iterations of 'isqrt' (None: 5); an error with another norm.
@@ -124,7 +120,7 @@ class GCPPool(nn.Module):
             dropcov: Insert DropCov's adaptive channel dropout (training only) before the covariance.
             dropcov_scale: DropCov's rate constant, > 0 (None: 10, as in the paper); an error without dropcov.
             bn_eps: Epsilon of the reduction's BatchNorm.
-            act_layer: Activation of the reduction (ReLU; GCP_Optimization's MobileNetV2 / ShuffleNetV2: 'relu6').
+            act: Activation of the reduction (ReLU; GCP_Optimization's MobileNetV2 / ShuffleNetV2: 'relu6').
             input_fmt: 'NCHW', 'NHWC' or 'NLC' (tokens, pooled over N as a C x N x 1 map, as So-ViT).
             feat_stride: How much the model reduces its input to these features, where known: the error
                 for a one-position map then names the smallest input image.
@@ -137,26 +133,26 @@ class GCPPool(nn.Module):
             raise ValueError(f'unknown input_fmt {input_fmt!r}, expected one of {INPUT_FORMATS}')
         check_norm_args(norm, iters, power, dropcov, dropcov_scale)
         check_int(in_features, 'in_features', 2)
-        if reduce_dim is not None:
-            check_int(reduce_dim, 'reduce_dim', 2)
+        if dim is not None:
+            check_int(dim, 'dim', 2)
         self.in_features = in_features
-        self.reduce_dim = reduce_dim or in_features
+        self.dim = dim or in_features
         self.input_fmt = input_fmt
         self.feat_stride = feat_stride
-        self.out_features = self.reduce_dim * (self.reduce_dim + 1) // 2
+        self.out_features = self.dim * (self.dim + 1) // 2
 
-        if reduce_dim is None:
+        if dim is None:
             self.reduce = nn.Identity()
         else:
-            self.reduce = ConvNormAct(in_features, reduce_dim, 1, act_layer=act_layer, norm_kwargs=dict(eps=bn_eps), **dd)
+            self.reduce = ConvNormAct(in_features, dim, 1, act_layer=act, norm_kwargs=dict(eps=bn_eps), **dd)
         if dropcov:
             scale = 10.0 if dropcov_scale is None else dropcov_scale
-            self.dropcov = AdaptiveChannelDrop(self.reduce_dim, scale=scale, **dd)
+            self.dropcov = AdaptiveChannelDrop(self.dim, scale=scale, **dd)
         else:
             self.dropcov = nn.Identity()
         self.cov = CovPool()
         self.norm = _make_norm(norm, iters, power)
-        self.triu = TriuVec(self.reduce_dim, device=device)
+        self.triu = TriuVec(self.dim, device=device)
         for m in self.reduce.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode='fan_out', nonlinearity='relu')
@@ -169,11 +165,11 @@ class GCPPool(nn.Module):
         return x
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Features to the pooled vector B x reduce_dim(reduce_dim+1)/2, in the features' dtype."""
+        """Features to the pooled vector B x dim(dim+1)/2, in the features' dtype."""
         if not torch.jit.is_scripting():
             check_pool_input(x, self.in_features, self.input_fmt, self.feat_stride)
         x = self.dropcov(self.reduce(self._to_nchw(x)))
         return self.triu(self.norm(self.cov(x))).to(x.dtype)
 
     def extra_repr(self) -> str:
-        return f'in_features={self.in_features}, reduce_dim={self.reduce_dim}, input_fmt={self.input_fmt}'
+        return f'in_features={self.in_features}, dim={self.dim}, input_fmt={self.input_fmt}'

@@ -13,10 +13,11 @@ function f applied to it: dL/dA = U (F o sym(U^T G U)) U^T with F_ij = (f(l_i) -
 and F_ii = f'(l_i). Unlike autograd's eigh backward (1 / (l_i - l_j) terms) it is bounded for
 equal eigenvalues. Details: docs/methods.md, "iSQRT-COV" and "MPN-COV".
 """
-from typing import Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 import torch
 from torch import nn
+from timm.layers import register_notrace_module
 
 from ._checks import check_int, check_square, compute_dtype, no_autocast
 
@@ -119,15 +120,19 @@ def _eager() -> bool:
     )
 
 
-def _eigenbasis_faster(dim: int, iters: int, needs_grad: bool) -> bool:
-    """Where one eigh beats the Newton-Schulz products on a CPU (measured crossover, docs/methods.md).
+# Where one eigh beats the Newton-Schulz products in eager CPU code, measured (docs/methods.md, "iSQRT-COV"):
+# (smallest C, fewest iterations) pairs, with a gradient ('train') and without ('eval'); any pair that holds selects it.
+# Training replaces about 9 (iters - 1) products with eigh and five products, inference about 3 (iters - 1) with
+# eigh and one; eigh costs relatively more on small matrices.
+EIGENBASIS_CROSSOVER: Dict[str, Tuple[Tuple[int, int], ...]] = {
+    'train': ((48, 4), (192, 3)),
+    'eval': ((192, 5), (128, 7)),
+}
 
-    Training replaces about 9 (iters - 1) products with eigh and five products, inference about
-    3 (iters - 1) with eigh and one; eigh costs relatively more on small matrices.
-    """
-    if needs_grad:
-        return (dim >= 48 and iters >= 4) or (dim >= 192 and iters >= 3)
-    return (dim >= 192 and iters >= 5) or (dim >= 128 and iters >= 7)
+
+def _eigenbasis_faster(dim: int, iters: int, needs_grad: bool) -> bool:
+    """Whether `EIGENBASIS_CROSSOVER` selects the eigenbasis for C = `dim` and `iters` iterations."""
+    return any(dim >= d and iters >= k for d, k in EIGENBASIS_CROSSOVER['train' if needs_grad else 'eval'])
 
 
 def _trace_normalize(cov: torch.Tensor, eps: float) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -157,9 +162,8 @@ def isqrt(
 
     `eigenbasis` picks how: True applies the same map to the eigenvalues of the symmetrized input
     (one eigh, shared by forward and backward), False runs the matrix products (autograd backward).
-    None (default) takes the eigenbasis only in eager CPU code above the measured crossover: with a
-    gradient from 4 iterations at C >= 48 (3 at C >= 192), without one from 5 iterations at
-    C >= 192 (7 at C >= 128). GPUs, TorchScript, jit tracing, torch.compile, torch.export and ONNX
+    None (default) takes the eigenbasis only in eager CPU code above the measured crossover
+    (`EIGENBASIS_CROSSOVER`). GPUs, TorchScript, jit tracing, torch.compile, torch.export and ONNX
     export always get the products (FX keeps `ISqrt` as a leaf that runs as eager code).
     """
     check_square(cov, 'cov')
@@ -175,6 +179,7 @@ def isqrt(
         return _NewtonSchulzEig.apply(a, iters) * scale
 
 
+@register_notrace_module  # shape- and autocast-dependent Python: FX keeps it a leaf
 class ISqrt(nn.Module):
     """Module form of `isqrt`."""
 
@@ -250,6 +255,7 @@ def mpn(cov: torch.Tensor, power: float = 0.5, eps: float = 1e-4) -> torch.Tenso
         return _MatrixPower.apply(0.5 * (cov + cov.transpose(-2, -1)), float(power), eps)
 
 
+@register_notrace_module
 class MatrixPower(nn.Module):
     """Module form of `mpn`."""
 

@@ -26,6 +26,7 @@ from torch import nn
 from timm.layers import get_device_dtype, register_notrace_function, register_notrace_module
 
 from ._checks import check_float, check_int, check_rank, check_rate, check_square, compute_dtype, no_autocast
+from .head import make_fc, reset_pool_type, check_pool_type
 from .pool import GCP_NORMS, GCPPool
 
 TOKEN_POOLS = ('cov', 'crosscov')
@@ -104,6 +105,7 @@ def token_drop_mask(
 
 # --- module forms -------------------------------------------------------------------------------------
 
+@register_notrace_module  # shape- and autocast-dependent Python: FX keeps it a leaf
 class SvPN(nn.Module):
     """Module form of `svpn` with SoT's learnable start vector `weight` (length `dim`, randn init)."""
 
@@ -126,8 +128,9 @@ class SvPN(nn.Module):
         return f'dim={self.weight.shape[0]}, alpha={self.alpha}'
 
 
+@register_notrace_module
 class MultiHeadCrossCovPool(nn.Module):
-    """Multi-head cross-covariance pooling of SoT / DropCov-ViT: B x N x C tokens to B x heads*head_dim^2.
+    """Multi-head cross-covariance pooling of SoT / DropCov-ViT: B x N x C tokens to B x heads*dim^2.
 
     `wr` (Linear, no bias) projects to [Q heads | K heads] (`qk_chunks=2`, SoT) or
     [Q heads | K heads | unused] (`qk_chunks=3`, the layout of the published DropCov-ViT weights).
@@ -137,8 +140,8 @@ class MultiHeadCrossCovPool(nn.Module):
     def __init__(
             self,
             in_features: int,
-            num_heads: int = 6,
-            head_dim: int = 24,
+            heads: int = 6,
+            dim: int = 24,
             qk_chunks: int = 2,
             norm: str = 'none',
             token_drop: float = 0.0,
@@ -148,8 +151,8 @@ class MultiHeadCrossCovPool(nn.Module):
         """
         Args:
             in_features: Token width C.
-            num_heads: Number of heads.
-            head_dim: Per-head projection width r (each head gives an r x r matrix).
+            heads: Number of heads.
+            dim: Per-head projection width r (each head gives an r x r matrix).
             qk_chunks: 2 (Q, K) or 3 (Q, K and an unused third block, as DropCov-ViT's checkpoints).
             norm: 'svpn' (SoT) or 'none' (DropCov-ViT).
             token_drop: Token dropout rate in training (DropCov-ViT: 0.2).
@@ -157,26 +160,26 @@ class MultiHeadCrossCovPool(nn.Module):
         super().__init__()
         dd = {'device': device, 'dtype': dtype}
         check_int(in_features, 'in_features', 1)
-        check_int(num_heads, 'num_heads', 1)
-        check_int(head_dim, 'head_dim', 1)
+        check_int(heads, 'heads', 1)
+        check_int(dim, 'dim', 1)
         if qk_chunks not in (2, 3):
             raise ValueError(f'qk_chunks must be 2 (Q, K) or 3 (Q, K, unused), got {qk_chunks!r}')
         if norm not in CROSSCOV_NORMS:
             raise ValueError(f'unknown cross-covariance norm {norm!r}, expected one of {CROSSCOV_NORMS}')
         check_rate(token_drop, 'token_drop')
         self.in_features = in_features
-        self.num_heads = num_heads
-        self.head_dim = head_dim
+        self.heads = heads
+        self.dim = dim
         self.qk_chunks = qk_chunks
         self.token_drop = float(token_drop)
-        self.out_features = num_heads * head_dim * head_dim
+        self.out_features = heads * dim * dim
 
-        self.wr = nn.Linear(in_features, qk_chunks * num_heads * head_dim, bias=False, **dd)
-        self.norm = SvPN(head_dim, **dd) if norm == 'svpn' else nn.Identity()
+        self.wr = nn.Linear(in_features, qk_chunks * heads * dim, bias=False, **dd)
+        self.norm = SvPN(dim, **dd) if norm == 'svpn' else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, N, _ = x.shape
-        h, r = self.num_heads, self.head_dim
+        h, r = self.heads, self.dim
         qk = self.wr(x).reshape(B, N, self.qk_chunks, h, r).permute(2, 0, 3, 1, 4)
         q = qk[0].reshape(B * h, N, r)
         k = qk[1].reshape(B * h, N, r)
@@ -191,7 +194,7 @@ class MultiHeadCrossCovPool(nn.Module):
         return self.norm(s).reshape(B, self.out_features).to(x.dtype)
 
     def extra_repr(self) -> str:
-        return (f'num_heads={self.num_heads}, head_dim={self.head_dim}, qk_chunks={self.qk_chunks}, '
+        return (f'heads={self.heads}, dim={self.dim}, qk_chunks={self.qk_chunks}, '
                 f'token_drop={self.token_drop}')
 
 
@@ -219,14 +222,14 @@ def check_token_head_input(cls_token: torch.Tensor, patch_tokens: torch.Tensor, 
 
 
 def _token_pool(
-        pool: str,
         in_features: int,
-        dim: int,
-        norm: Optional[str],
-        iters: Optional[int],
-        num_heads: Optional[int],
-        qk_chunks: Optional[int],
-        token_drop: Optional[float],
+        pool: str = 'cov',
+        dim: int = 128,
+        norm: Optional[str] = None,
+        iters: Optional[int] = None,
+        heads: Optional[int] = None,
+        qk_chunks: Optional[int] = None,
+        token_drop: Optional[float] = None,
         device=None,
         dtype=None,
 ) -> nn.Module:
@@ -235,7 +238,7 @@ def _token_pool(
     if pool not in TOKEN_POOLS:
         raise ValueError(f'unknown token pooling {pool!r}, expected one of {TOKEN_POOLS}')
     if pool == 'cov':
-        crosscov_only = dict(num_heads=num_heads, qk_chunks=qk_chunks, token_drop=token_drop)
+        crosscov_only = dict(heads=heads, qk_chunks=qk_chunks, token_drop=token_drop)
         given = [k for k, v in crosscov_only.items() if v is not None]
         if given:
             raise ValueError(f"{', '.join(given)} only apply to pool='crosscov', not pool='cov'")
@@ -243,7 +246,7 @@ def _token_pool(
         if norm not in GCP_NORMS:
             raise ValueError(f"unknown norm {norm!r} for pool='cov', expected one of {GCP_NORMS}")
         check_int(dim, 'dim', 2)
-        return GCPPool(in_features, reduce_dim=dim, norm=norm, iters=iters, input_fmt='NLC', **dd)
+        return GCPPool(in_features, dim=dim, norm=norm, iters=iters, input_fmt='NLC', **dd)
     if iters is not None:
         raise ValueError(f"iters={iters!r} is the Newton-Schulz iteration count of pool='cov' with norm='isqrt', "
                          f"and means nothing for pool='crosscov'")
@@ -252,8 +255,8 @@ def _token_pool(
         raise ValueError(f"unknown norm {norm!r} for pool='crosscov', expected one of {CROSSCOV_NORMS}")
     return MultiHeadCrossCovPool(
         in_features,
-        num_heads=6 if num_heads is None else num_heads,
-        head_dim=dim,
+        heads=6 if heads is None else heads,
+        dim=dim,
         qk_chunks=2 if qk_chunks is None else qk_chunks,
         norm=norm,
         token_drop=0.0 if token_drop is None else token_drop,
@@ -268,73 +271,97 @@ class TokenGCPHead(nn.Module):
     (`pre_logits=True`, or `num_classes=0`) are [cls token, pooled vector], B x (C + K), on which the
     summed logits are one linear map. Pooling: `representation` (`GCPPool` on tokens or
     `MultiHeadCrossCovPool`); classifiers: `cls_fc` (C -> classes), `visual_fc` (K -> classes).
+    With `pool_type=''` the head has neither and passes [cls token, patch tokens] through, B x (1 + N) x C.
     """
 
     def __init__(
             self,
             in_features: int,
             num_classes: int = 1000,
-            pool: str = 'cov',
-            dim: int = 128,
-            norm: Optional[str] = None,
-            iters: Optional[int] = None,
-            num_heads: Optional[int] = None,
-            qk_chunks: Optional[int] = None,
-            token_drop: Optional[float] = None,
+            pool_type: str = 'gcp',
             drop: float = 0.0,
             drop_rate: float = 0.0,
             device=None,
             dtype=None,
+            **pool_kwargs,
     ) -> None:
         """
         Args:
             in_features: Token width C.
             num_classes: Classifier outputs; 0 returns the pre-logits [cls token, pooled vector].
-            pool: 'cov' (So-ViT iSQRT-COV of reduced patch tokens) or 'crosscov' (SoT / DropCov-ViT).
-            dim: Side of the pooled matrices: `GCPPool`'s reduce_dim ('cov'), the per-head width
-                head_dim ('crosscov').
-            norm: 'cov': 'isqrt' (default), 'mpn' or 'none'; 'crosscov': 'none' (default) or 'svpn'.
-            iters: Newton-Schulz iterations of 'cov' with 'isqrt' (None: 5); an error elsewhere.
-            num_heads: 'crosscov' heads (default 6).
-            qk_chunks: 'crosscov' projection blocks, 2 (default) or 3 (DropCov-ViT checkpoints).
-            token_drop: 'crosscov' token dropout rate in training (default 0).
+            pool_type: 'gcp', or '' to pass the tokens through unpooled (requires num_classes=0).
             drop: Dropout on the pooled matrix entries in training.
             drop_rate: Dropout on the pre-logits before the classifiers.
+            **pool_kwargs: The patch-token pooling, kept to rebuild it in `reset`:
+                pool: 'cov' (So-ViT iSQRT-COV of reduced patch tokens, default) or 'crosscov' (SoT / DropCov-ViT).
+                dim: Side of the pooled matrices: `GCPPool`'s dim ('cov', default 128), the per-head width
+                    ('crosscov').
+                norm: 'cov': 'isqrt' (default), 'mpn' or 'none'; 'crosscov': 'none' (default) or 'svpn'.
+                iters: Newton-Schulz iterations of 'cov' with 'isqrt' (None: 5); an error elsewhere.
+                heads: 'crosscov' heads (default 6).
+                qk_chunks: 'crosscov' projection blocks, 2 (default) or 3 (DropCov-ViT checkpoints).
+                token_drop: 'crosscov' token dropout rate in training (default 0).
         """
         super().__init__()
-        dd = {'device': device, 'dtype': dtype}
         check_int(in_features, 'in_features', 1)
+        check_pool_type(pool_type, num_classes)
         check_rate(drop, 'drop')
         check_rate(drop_rate, 'drop_rate')
-        self.representation = _token_pool(pool, in_features, dim, norm, iters, num_heads, qk_chunks, token_drop, **dd)
         self.in_features = in_features
-        self.pool = pool
+        self.pool_type = pool_type
+        self.pool_kwargs = pool_kwargs
         self.num_classes = num_classes
-        self.num_features = in_features + self.representation.out_features
         self.pool_drop = nn.Dropout(drop)
         self.drop = nn.Dropout(drop_rate)
-        self.cls_fc = self._make_fc(in_features, num_classes, **dd)
-        self.visual_fc = self._make_fc(self.representation.out_features, num_classes, **dd)
+        self._make_layers(device=device, dtype=dtype)
 
-    @staticmethod
-    def _make_fc(in_features: int, num_classes: int, device=None, dtype=None) -> nn.Module:
-        if num_classes <= 0:
-            return nn.Identity()
-        return nn.Linear(in_features, num_classes, device=device, dtype=dtype)
+    def _make_layers(self, device=None, dtype=None) -> None:
+        """The pooling and both classifiers for the current pool type, width and classes."""
+        dd = {'device': device, 'dtype': dtype}
+        if self.pool_type:
+            self.representation = _token_pool(self.in_features, **self.pool_kwargs, **dd)
+            pooled = self.representation.out_features
+        else:
+            self.representation, pooled = nn.Identity(), 0
+        self.num_features = self.in_features + pooled
+        self._make_fcs(**dd)
 
-    def reset(self, num_classes: int, device=None, dtype=None) -> None:
-        """Replace both classifiers (0: none); the pooling keeps its weights and frozen state.
+    def _make_fcs(self, device=None, dtype=None) -> None:
+        num_classes = self.num_classes if self.pool_type else 0
+        self.cls_fc = make_fc(self.in_features, num_classes, device=device, dtype=dtype)
+        self.visual_fc = make_fc(self.num_features - self.in_features, num_classes, device=device, dtype=dtype)
 
-        The new classifiers take `device` / `dtype`, by default those of the head's parameters.
+    def reset(
+            self,
+            num_classes: int,
+            pool_type: Optional[str] = None,
+            in_features: Optional[int] = None,
+            device=None,
+            dtype=None,
+    ) -> None:
+        """Replace both classifiers (0: none), as `GCPHead.reset`.
+
+        The pooling keeps its weights and frozen state unless `pool_type` or `in_features` changes it:
+        `pool_type=''` removes it, None keeps it, and a classifier on unpooled tokens brings a new pooling
+        back; a new `in_features` builds a new pooling for that width. New layers take `device` / `dtype`,
+        by default those of the head's parameters.
         """
         dd = get_device_dtype(self, device, dtype)
+        pool_type = reset_pool_type(self.pool_type, pool_type, num_classes)
+        in_features = self.in_features if in_features is None else in_features
         self.num_classes = num_classes
-        self.cls_fc = self._make_fc(self.in_features, num_classes, **dd)
-        self.visual_fc = self._make_fc(self.representation.out_features, num_classes, **dd)
+        if pool_type != self.pool_type or in_features != self.in_features:
+            self.pool_type, self.in_features = pool_type, in_features
+            self._make_layers(**dd)
+            self.representation.train(self.training)
+        else:
+            self._make_fcs(**dd)
         self.cls_fc.train(self.training)
         self.visual_fc.train(self.training)
 
     def forward(self, cls_token: torch.Tensor, patch_tokens: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        if not self.pool_type:
+            return torch.cat([cls_token.unsqueeze(1), patch_tokens], dim=1)
         if not torch.jit.is_scripting():
             check_token_head_input(cls_token, patch_tokens, self.in_features)
         rep = self.drop(self.pool_drop(self.representation(patch_tokens)))
@@ -342,8 +369,3 @@ class TokenGCPHead(nn.Module):
         if pre_logits or self.num_classes <= 0:
             return torch.cat([cls_token, rep.to(cls_token.dtype)], dim=1)
         return self.cls_fc(cls_token) + self.visual_fc(rep)
-
-
-for _leaf in (MultiHeadCrossCovPool, SvPN):
-    # shape- and autocast-dependent Python: FX keeps these modules as leaves
-    register_notrace_module(_leaf)

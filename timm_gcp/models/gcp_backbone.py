@@ -1,45 +1,35 @@
 """GCP heads on any timm backbone: `gcp_isqrt`, `gcp_dropcov`, `gcp_mpncov` and the `<backbone>_<method>` presets.
 
 `timm.create_model('gcp_isqrt', backbone='convnext_tiny.fb_in22k', pretrained=True, num_classes=200)`
-creates the backbone with timm (no classifier, no pooling), and puts the GCP head of
-`timm_gcp.layers.GCPHead` on its `forward_features`: NCHW maps (most CNNs), NHWC maps (Swin) or
-tokens B x N x C, whose `num_prefix_tokens` class / register tokens are left out of the covariance.
-The head is a 1x1 reduction to `gcp_dim` channels, covariance, normalization, upper triangle and one
-Linear, as in the GCP ResNets (docs/backbones.md).
+builds the backbone with timm (no classifier, no pooling) and puts `GCPHead` on its unpooled features:
+NCHW maps (most CNNs), NHWC maps (Swin) or tokens B x N x C, whose class / register tokens are left out
+of the covariance (docs/backbones.md).
 
-* `pretrained=True` loads the backbone tag's own timm weights into the trunk and leaves the head
-  fresh; the model's pretrained cfg (mean, std, input size, interpolation, crop) is that tag's, so
-  timm's data config and scripts read it. Weights of a whole GCP model (a `hf-hub:` / `local-dir:`
-  export, `pretrained_cfg_overlay=dict(file=...)`, an authors' release tag) load into the whole model.
-* `output_stride=16` keeps a 2x larger last map where the backbone takes timm's `output_stride`
-  (dilated last stage; the GCP ResNets remove the stride instead); off by default (docs/backbones.md, "Resolution").
-* Every check (backbone name and tag, feature layout, output stride) runs on a meta-device copy of
-  the backbone, before any weights are created or loaded.
+`pretrained=True` loads the backbone tag's timm weights into the trunk, and the model's pretrained cfg is
+that tag's, so timm's data config reads it; weights of a whole GCP model (an export, a file, an authors'
+release tag) load into the whole model. Every check of the backbone (name, tag, feature layout, output
+stride) runs on a meta-device copy, before any weights are created.
 
-Presets: `PRESET_BACKBONES` lists timm backbones; each gets `<backbone>_isqrt` and
-`<backbone>_dropcov`, with one pretrained tag per tag of the backbone. GCP_Optimization's MobileNetV2
-(CVPR'20) is `mobilenetv2_100_isqrt[_d256]` on timm's `mobilenetv2_100`, with its authors' tags.
+Presets: each of `PRESET_BACKBONES` gets `<backbone>_isqrt` and `<backbone>_dropcov`, with one tag per
+tag of the backbone. GCP_Optimization's MobileNetV2 (CVPR'20) is `mobilenetv2_100_isqrt[_d256]`.
 """
 import difflib
 import inspect
 import re
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import timm
 import torch
 from torch import nn
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
-from timm.layers import LayerType, get_device_dtype
-from timm.models import build_model_with_cfg, generate_default_cfgs, get_arch_pretrained_cfgs, is_model, \
-    model_entrypoint, register_model, split_model_name_tag
-from timm.models import PretrainedCfg
-from timm.models._registry import get_pretrained_cfg
+from timm.models import PretrainedCfg, build_model_with_cfg, generate_default_cfgs, get_arch_pretrained_cfgs, \
+    get_pretrained_cfg, is_model, model_entrypoint, register_model, split_model_name_tag
 
-from ..checkpoints.layouts import MOBILENETV2_RENAMES, rename_key
-from ..layers import GCPHead, check_pool_type, reset_pool_type
-from .releases import RELEASES, check_pretrained_source
-from .sources import pretrained_fields
+from ..checkpoints import MOBILENETV2_RENAMES, check_fit, rename_key
+from ..layers import GCPHead, check_pool_type
+from ._head import GCPClassifierMixin, pop_gcp_args, split_final_tokens, split_prefix_tokens
+from .releases import RELEASES, check_pretrained_source, release_cfgs
 
 __all__ = [
     'BackboneError', 'GCPBackboneModel', 'GCPTokenModel', 'GCP_METHODS', 'GENERIC_MODELS', 'PRESETS',
@@ -81,7 +71,7 @@ class BackboneError(ValueError):
 
 @dataclass(frozen=True)
 class TrunkLayout:
-    """What the backbone's unpooled head output gives (`forward_head(..., pre_logits=True)`), from a meta-device forward."""
+    """The backbone's unpooled head output (`forward_head(..., pre_logits=True)`), from a meta-device forward."""
     input_fmt: str  # 'NCHW', 'NHWC' or 'NLC' (tokens)
     width: int  # channels (or token width) the GCP head pools
     num_prefix_tokens: int  # class / register tokens before the patch tokens ('NLC')
@@ -108,7 +98,8 @@ def backbone_tags(arch: str) -> Dict[str, PretrainedCfg]:
 def resolve_backbone(backbone: str) -> Tuple[str, Optional[str]]:
     """Split `backbone` into a timm architecture and tag, each checked; BackboneError names what is wrong."""
     if not isinstance(backbone, str) or not backbone:
-        raise BackboneError(f'backbone must be a timm model name, e.g. backbone="convnext_tiny.fb_in22k", got {backbone!r}')
+        raise BackboneError(
+            f'backbone must be a timm model name, e.g. backbone="convnext_tiny.fb_in22k", got {backbone!r}')
     arch, tag = split_model_name_tag(backbone)
     if not is_model(arch):
         raise BackboneError(f'unknown timm backbone {arch!r}{_close_matches(arch)}')
@@ -184,7 +175,8 @@ def _probe(backbone: str, in_chans: int = 3, **kwargs: Any) -> TrunkLayout:
     reduction = x.shape[-1] // w
     if output_stride is not None and reduction != output_stride:
         raise BackboneError(
-            f'backbone {arch!r} took output_stride={output_stride} but its features are still 1/{reduction} of the input')
+            f'backbone {arch!r} took output_stride={output_stride} but its features are still 1/{reduction} '
+            f'of the input')
     return TrunkLayout(fmt, width, 0, (h, w), reduction, len(trunk.feature_info))
 
 
@@ -197,7 +189,7 @@ def _prefixed(pattern: Any, prefix: str) -> Any:
     return pattern
 
 
-class GCPBackboneModel(nn.Module):
+class GCPBackboneModel(GCPClassifierMixin, nn.Module):
     """A timm backbone with feature maps (`self.backbone`, no classifier) and a global covariance pooling head.
 
     `forward_features` is the backbone's; `forward_head` runs the layers timm counts as the
@@ -211,13 +203,6 @@ class GCPBackboneModel(nn.Module):
             in_chans: int = 3,
             global_pool: str = 'gcp',
             drop_rate: float = 0.0,
-            gcp_dim: Optional[int] = 128,
-            gcp_norm: str = 'isqrt',
-            gcp_iters: Optional[int] = None,
-            gcp_power: Optional[float] = None,
-            gcp_dropcov: bool = False,
-            gcp_dropcov_scale: Optional[float] = None,
-            gcp_act: LayerType = 'relu',
             pretrained_backbone: bool = False,
             device=None,
             dtype=None,
@@ -230,15 +215,14 @@ class GCPBackboneModel(nn.Module):
             in_chans: Input image channels.
             global_pool: 'gcp', or '' for the backbone's unpooled features (with num_classes=0).
             drop_rate: Dropout on the covariance vector before the classifier.
-            gcp_dim: Reduction channels before the covariance (None: no reduction).
-            gcp_norm, gcp_iters, gcp_power, gcp_dropcov, gcp_dropcov_scale: the GCP head's settings, as
-                the GCP ResNets take them ('isqrt' / 'mpn' / 'none', ...).
-            gcp_act: Activation of the reduction ('relu'; GCP_Optimization's MobileNetV2: 'relu6').
             pretrained_backbone: Load the backbone tag's timm weights into the trunk.
-            **kwargs: `timm.create_model` arguments of the backbone (output_stride, drop_path_rate, img_size, ...).
+            **kwargs: `gcp_X` sets the head's `GCPPool` argument X, as the GCP ResNets take them (gcp_dim,
+                gcp_norm, gcp_act, ...); the rest are `timm.create_model` arguments of the backbone
+                (output_stride, drop_path_rate, img_size, ...).
         """
         super().__init__()
         check_pool_type(global_pool, num_classes, 'global_pool')
+        gcp_args = pop_gcp_args(kwargs)
         dd = {'device': device, 'dtype': dtype}
         layout = probe_backbone(backbone, in_chans, **kwargs)
         if (layout.input_fmt == 'NLC') != isinstance(self, GCPTokenModel):
@@ -252,19 +236,16 @@ class GCPBackboneModel(nn.Module):
         self.num_features = self.backbone.num_features
         self.output_fmt = layout.input_fmt
         self.feature_info = [dict(info, module=f'backbone.{info["module"]}') for info in self.backbone.feature_info]
-        self._gcp_args = dict(
-            reduce_dim=gcp_dim,
-            norm=gcp_norm,
-            iters=gcp_iters,
-            power=gcp_power,
-            dropcov=gcp_dropcov,
-            dropcov_scale=gcp_dropcov_scale,
-            act_layer=gcp_act,
+        self.head = GCPHead(
+            layout.width,
+            num_classes=num_classes,
+            pool_type=global_pool,
             drop_rate=drop_rate,
             input_fmt=layout.input_fmt,
             feat_stride=layout.reduction,  # names the smallest input in the pooling's errors
+            **gcp_args,
+            **dd,
         )
-        self.head = GCPHead(layout.width, num_classes=num_classes, pool_type=global_pool, **self._gcp_args, **dd)
         self.head_hidden_size = self.head.num_features
 
     @torch.jit.ignore
@@ -281,29 +262,13 @@ class GCPBackboneModel(nn.Module):
         names = self.backbone.no_weight_decay() if hasattr(self.backbone, 'no_weight_decay') else set()
         return {f'backbone.{n}' for n in names}
 
-    @torch.jit.ignore
-    def get_classifier(self, name_only: bool = False) -> Union[str, nn.Module]:
-        return 'head.fc' if name_only else self.head.fc
-
-    def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None) -> None:
-        """Replace the classifier; `global_pool=''` returns unpooled features, None keeps the pooling.
-
-        A classifier on unpooled features brings a new GCP head back, on the trunk's current width.
-        """
-        pool_type = reset_pool_type(self.head.pool_type, global_pool, num_classes)
-        dd = get_device_dtype(self)
-        self.num_classes = num_classes
-        width = self.backbone.head_hidden_size
-        if pool_type and (not self.head.pool_type or self.head.in_features != width):
-            self.head = GCPHead(width, num_classes=num_classes, pool_type=pool_type, **self._gcp_args, **dd)
-            self.head.train(self.training)
-        else:
-            self.head.reset(num_classes, pool_type, **dd)
-        self.head_hidden_size = self.head.num_features
+    def head_in_features(self) -> int:
+        """The width of the backbone's unpooled head output (`forward_head(pre_logits=True)`)."""
+        return self.backbone.head_hidden_size
 
     @torch.jit.ignore
     def forward_intermediates(self, x: torch.Tensor, indices: Optional[Union[int, List[int]]] = None, **kwargs: Any):
-        """The backbone's `forward_intermediates` (its arguments: norm, stop_early, output_fmt, intermediates_only ...)."""
+        """The backbone's `forward_intermediates` (its arguments: norm, stop_early, output_fmt, ...)."""
         return self.backbone.forward_intermediates(x, indices, **kwargs)
 
     @torch.jit.ignore
@@ -313,7 +278,7 @@ class GCPBackboneModel(nn.Module):
             prune_norm: bool = False,
             prune_head: bool = True,
     ) -> List[int]:
-        """Prune the backbone after the `indices` taps; `prune_head` also removes the backbone's head layers and the GCP head."""
+        """Prune the backbone after the `indices` taps; `prune_head` also removes its head layers and the GCP head."""
         take_indices = self.backbone.prune_intermediate_layers(indices, prune_norm=prune_norm, prune_head=prune_head)
         self.num_features = self.backbone.num_features
         if prune_head:
@@ -348,16 +313,10 @@ class GCPTokenModel(GCPBackboneModel):
         super().reset_classifier(num_classes, global_pool)
         self.num_features = self.head_hidden_size
 
-    def _split(self, x: torch.Tensor) -> List[torch.Tensor]:
-        return [x[:, :self.num_prefix_tokens], x[:, self.num_prefix_tokens:]]
-
     @torch.jit.ignore
     def forward_intermediates(self, x: torch.Tensor, indices: Optional[Union[int, List[int]]] = None, **kwargs: Any):
         """The backbone's `forward_intermediates`, with the final tokens split as `forward_features` gives them."""
-        out = self.backbone.forward_intermediates(x, indices, **kwargs)
-        if kwargs.get('intermediates_only', False):
-            return out
-        return self._split(out[0]), out[1]
+        return split_final_tokens(self.backbone.forward_intermediates(x, indices, **kwargs), self.num_prefix_tokens)
 
     @torch.jit.ignore
     def prune_intermediate_layers(
@@ -371,7 +330,7 @@ class GCPTokenModel(GCPBackboneModel):
         return take_indices
 
     def forward_features(self, x: torch.Tensor) -> List[torch.Tensor]:
-        return self._split(self.backbone.forward_features(x))
+        return split_prefix_tokens(self.backbone.forward_features(x), self.num_prefix_tokens)
 
     def forward_head(self, x: List[torch.Tensor], pre_logits: bool = False) -> torch.Tensor:
         tokens = self.backbone.forward_head(torch.cat(x, dim=1), pre_logits=True)
@@ -426,18 +385,12 @@ def checkpoint_filter_fn(state_dict: Dict[str, Any], model: GCPBackboneModel) ->
     """
     state_dict = state_dict.get('state_dict', state_dict)
     out = {rename_key(k, MOBILENETV2_RENAMES): v for k, v in state_dict.items() if isinstance(v, torch.Tensor)}
-    model_sd = model.state_dict()
     # timm's loader adapts the classifier to num_classes and the first conv to in_chans after this filter
     first_conv = model.pretrained_cfg.get('first_conv') or ()
     first_conv = (first_conv,) if isinstance(first_conv, str) else tuple(first_conv)
     adaptable = {'head.fc.weight', 'head.fc.bias'} | {f'{c}.weight' for c in first_conv}
-    mismatched = [
-        f'{k}: checkpoint {tuple(v.shape)} vs model {tuple(model_sd[k].shape)}'
-        for k, v in out.items() if k in model_sd and k not in adaptable and v.shape != model_sd[k].shape
-    ]
-    if mismatched:
-        raise ValueError(f'checkpoint does not fit {type(model).__name__} on {type(model.backbone).__name__}: '
-                         + '; '.join(mismatched))
+    name = f'{type(model).__name__} on {type(model.backbone).__name__}'
+    check_fit(out, model.state_dict(), name, adaptable=adaptable)
     return out
 
 
@@ -448,7 +401,8 @@ _MODEL_ARGS = tuple(inspect.signature(GCPBackboneModel.__init__).parameters)
 
 
 def _backbone_kwargs(kwargs: Dict[str, Any]) -> Dict[str, Any]:
-    return {k: v for k, v in kwargs.items() if k not in _MODEL_ARGS and k not in _BUILD_ARGS}
+    return {k: v for k, v in kwargs.items()
+            if k not in _MODEL_ARGS and k not in _BUILD_ARGS and not k.startswith('gcp_')}
 
 
 def _create_gcp_backbone(variant: str, pretrained: bool = False, **kwargs: Any) -> GCPBackboneModel:
@@ -484,17 +438,6 @@ def _create_gcp_backbone(variant: str, pretrained: bool = False, **kwargs: Any) 
     )
 
 
-def _entrypoint(name: str, doc: str, **model_args: Any) -> Callable[..., GCPBackboneModel]:
-    """The registered function of a GCP model; `model_args` are its defaults, the caller's kwargs win."""
-    def create(pretrained: bool = False, **kwargs: Any) -> GCPBackboneModel:
-        return _create_gcp_backbone(name, pretrained, **dict(model_args, **kwargs))
-
-    create.__name__ = create.__qualname__ = name
-    create.__module__ = __name__
-    create.__doc__ = doc
-    return create
-
-
 # --- the presets: `<backbone>_<method>`, one tag per tag of the backbone ---------------------------------
 
 def _preset_cfgs(backbone: str, name: str) -> Dict[str, Dict[str, Any]]:
@@ -511,36 +454,178 @@ PRESETS = {
 
 # --- GCP_Optimization's MobileNetV2 (CVPR'20): iSQRT-COV, ReLU6 reduction, dropout 0.2 -------------------
 
-_GCPO = ('gcp_opt', 'ZhangLi-CS/GCP_Optimization')
 _MOBILENETV2 = dict(backbone='mobilenetv2_100', gcp_act='relu6', drop_rate=0.2, **GCP_METHODS['isqrt'])
 
 
-def _mobilenetv2_cfgs(name: str, tags: Tuple[str, ...]) -> Dict[str, Dict[str, Any]]:
+def _mobilenetv2_cfg(**kwargs: Any) -> Dict[str, Any]:
+    """timm's mobilenetv2_100 cfg with the authors' evaluation (bilinear, crop 0.875) and weights."""
     base = trunk_cfg(get_pretrained_cfg('mobilenetv2_100').to_dict(), 'mobilenetv2_100')
-    base.update(interpolation='bilinear', crop_pct=0.875, notes=())
-    return {f'{name}.{tag}': dict(base, hf_hub_id=RELEASES[f'{name}.{tag}'].hub_id, **pretrained_fields(*_GCPO))
-            for tag in tags}
+    return dict(base, interpolation='bilinear', crop_pct=0.875, notes=(), **kwargs)
 
 
 default_cfgs = generate_default_cfgs({
     **{name: _generic_cfg() for name in GENERIC_MODELS},
     **{k: v for name, (backbone, _) in PRESETS.items() for k, v in _preset_cfgs(backbone, name).items()},
-    **_mobilenetv2_cfgs('mobilenetv2_100_isqrt_d256', ('gcp_in1k', 'gcp_lrfast_in1k', 'gcp_lradju_in1k')),
-    **_mobilenetv2_cfgs('mobilenetv2_100_isqrt', ('gcp_in1k', 'gcp_lradju_in1k')),
+    **release_cfgs(_mobilenetv2_cfg, 'mobilenetv2_100_isqrt_d256', 'mobilenetv2_100_isqrt'),
 })
 
-for _name, _method in GENERIC_MODELS.items():
-    register_model(_entrypoint(
-        _name, f'Any timm backbone (backbone=...) with a {_method} GCP head.', **GCP_METHODS[_method]))
 
-for _name, (_backbone, _method) in PRESETS.items():
-    register_model(_entrypoint(
-        _name, f'timm {_backbone} with a {_method} GCP head (128-d reduction).', backbone=_backbone,
-        **GCP_METHODS[_method]))
+@register_model
+def gcp_isqrt(pretrained: bool = False, **kwargs: Any) -> GCPBackboneModel:
+    """Any timm backbone (backbone=...) with a isqrt GCP head."""
+    model_args = dict(**GCP_METHODS['isqrt'])
+    return _create_gcp_backbone('gcp_isqrt', pretrained, **dict(model_args, **kwargs))
 
-register_model(_entrypoint(
-    'mobilenetv2_100_isqrt_d256', "MobileNetV2 with GCP_Optimization's iSQRT-COV head (256-d, ReLU6, dropout 0.2).",
-    gcp_dim=256, **_MOBILENETV2))
-register_model(_entrypoint(
-    'mobilenetv2_100_isqrt', "MobileNetV2 with GCP_Optimization's 128-d iSQRT-COV head (ReLU6, dropout 0.2).",
-    gcp_dim=128, **_MOBILENETV2))
+
+@register_model
+def gcp_dropcov(pretrained: bool = False, **kwargs: Any) -> GCPBackboneModel:
+    """Any timm backbone (backbone=...) with a dropcov GCP head."""
+    model_args = dict(**GCP_METHODS['dropcov'])
+    return _create_gcp_backbone('gcp_dropcov', pretrained, **dict(model_args, **kwargs))
+
+
+@register_model
+def gcp_mpncov(pretrained: bool = False, **kwargs: Any) -> GCPBackboneModel:
+    """Any timm backbone (backbone=...) with a mpncov GCP head."""
+    model_args = dict(**GCP_METHODS['mpncov'])
+    return _create_gcp_backbone('gcp_mpncov', pretrained, **dict(model_args, **kwargs))
+
+
+@register_model
+def convnext_tiny_isqrt(pretrained: bool = False, **kwargs: Any) -> GCPBackboneModel:
+    """timm convnext_tiny with a isqrt GCP head (128-d reduction)."""
+    model_args = dict(backbone='convnext_tiny', **GCP_METHODS['isqrt'])
+    return _create_gcp_backbone('convnext_tiny_isqrt', pretrained, **dict(model_args, **kwargs))
+
+
+@register_model
+def convnext_tiny_dropcov(pretrained: bool = False, **kwargs: Any) -> GCPBackboneModel:
+    """timm convnext_tiny with a dropcov GCP head (128-d reduction)."""
+    model_args = dict(backbone='convnext_tiny', **GCP_METHODS['dropcov'])
+    return _create_gcp_backbone('convnext_tiny_dropcov', pretrained, **dict(model_args, **kwargs))
+
+
+@register_model
+def convnext_small_isqrt(pretrained: bool = False, **kwargs: Any) -> GCPBackboneModel:
+    """timm convnext_small with a isqrt GCP head (128-d reduction)."""
+    model_args = dict(backbone='convnext_small', **GCP_METHODS['isqrt'])
+    return _create_gcp_backbone('convnext_small_isqrt', pretrained, **dict(model_args, **kwargs))
+
+
+@register_model
+def convnext_small_dropcov(pretrained: bool = False, **kwargs: Any) -> GCPBackboneModel:
+    """timm convnext_small with a dropcov GCP head (128-d reduction)."""
+    model_args = dict(backbone='convnext_small', **GCP_METHODS['dropcov'])
+    return _create_gcp_backbone('convnext_small_dropcov', pretrained, **dict(model_args, **kwargs))
+
+
+@register_model
+def efficientnet_b0_isqrt(pretrained: bool = False, **kwargs: Any) -> GCPBackboneModel:
+    """timm efficientnet_b0 with a isqrt GCP head (128-d reduction)."""
+    model_args = dict(backbone='efficientnet_b0', **GCP_METHODS['isqrt'])
+    return _create_gcp_backbone('efficientnet_b0_isqrt', pretrained, **dict(model_args, **kwargs))
+
+
+@register_model
+def efficientnet_b0_dropcov(pretrained: bool = False, **kwargs: Any) -> GCPBackboneModel:
+    """timm efficientnet_b0 with a dropcov GCP head (128-d reduction)."""
+    model_args = dict(backbone='efficientnet_b0', **GCP_METHODS['dropcov'])
+    return _create_gcp_backbone('efficientnet_b0_dropcov', pretrained, **dict(model_args, **kwargs))
+
+
+@register_model
+def efficientnet_b3_isqrt(pretrained: bool = False, **kwargs: Any) -> GCPBackboneModel:
+    """timm efficientnet_b3 with a isqrt GCP head (128-d reduction)."""
+    model_args = dict(backbone='efficientnet_b3', **GCP_METHODS['isqrt'])
+    return _create_gcp_backbone('efficientnet_b3_isqrt', pretrained, **dict(model_args, **kwargs))
+
+
+@register_model
+def efficientnet_b3_dropcov(pretrained: bool = False, **kwargs: Any) -> GCPBackboneModel:
+    """timm efficientnet_b3 with a dropcov GCP head (128-d reduction)."""
+    model_args = dict(backbone='efficientnet_b3', **GCP_METHODS['dropcov'])
+    return _create_gcp_backbone('efficientnet_b3_dropcov', pretrained, **dict(model_args, **kwargs))
+
+
+@register_model
+def regnety_040_isqrt(pretrained: bool = False, **kwargs: Any) -> GCPBackboneModel:
+    """timm regnety_040 with a isqrt GCP head (128-d reduction)."""
+    model_args = dict(backbone='regnety_040', **GCP_METHODS['isqrt'])
+    return _create_gcp_backbone('regnety_040_isqrt', pretrained, **dict(model_args, **kwargs))
+
+
+@register_model
+def regnety_040_dropcov(pretrained: bool = False, **kwargs: Any) -> GCPBackboneModel:
+    """timm regnety_040 with a dropcov GCP head (128-d reduction)."""
+    model_args = dict(backbone='regnety_040', **GCP_METHODS['dropcov'])
+    return _create_gcp_backbone('regnety_040_dropcov', pretrained, **dict(model_args, **kwargs))
+
+
+@register_model
+def mobilenetv3_large_100_isqrt(pretrained: bool = False, **kwargs: Any) -> GCPBackboneModel:
+    """timm mobilenetv3_large_100 with a isqrt GCP head (128-d reduction)."""
+    model_args = dict(backbone='mobilenetv3_large_100', **GCP_METHODS['isqrt'])
+    return _create_gcp_backbone('mobilenetv3_large_100_isqrt', pretrained, **dict(model_args, **kwargs))
+
+
+@register_model
+def mobilenetv3_large_100_dropcov(pretrained: bool = False, **kwargs: Any) -> GCPBackboneModel:
+    """timm mobilenetv3_large_100 with a dropcov GCP head (128-d reduction)."""
+    model_args = dict(backbone='mobilenetv3_large_100', **GCP_METHODS['dropcov'])
+    return _create_gcp_backbone('mobilenetv3_large_100_dropcov', pretrained, **dict(model_args, **kwargs))
+
+
+@register_model
+def swin_tiny_patch4_window7_224_isqrt(pretrained: bool = False, **kwargs: Any) -> GCPBackboneModel:
+    """timm swin_tiny_patch4_window7_224 with a isqrt GCP head (128-d reduction)."""
+    model_args = dict(backbone='swin_tiny_patch4_window7_224', **GCP_METHODS['isqrt'])
+    return _create_gcp_backbone('swin_tiny_patch4_window7_224_isqrt', pretrained, **dict(model_args, **kwargs))
+
+
+@register_model
+def swin_tiny_patch4_window7_224_dropcov(pretrained: bool = False, **kwargs: Any) -> GCPBackboneModel:
+    """timm swin_tiny_patch4_window7_224 with a dropcov GCP head (128-d reduction)."""
+    model_args = dict(backbone='swin_tiny_patch4_window7_224', **GCP_METHODS['dropcov'])
+    return _create_gcp_backbone('swin_tiny_patch4_window7_224_dropcov', pretrained, **dict(model_args, **kwargs))
+
+
+@register_model
+def vit_small_patch16_224_isqrt(pretrained: bool = False, **kwargs: Any) -> GCPBackboneModel:
+    """timm vit_small_patch16_224 with a isqrt GCP head (128-d reduction)."""
+    model_args = dict(backbone='vit_small_patch16_224', **GCP_METHODS['isqrt'])
+    return _create_gcp_backbone('vit_small_patch16_224_isqrt', pretrained, **dict(model_args, **kwargs))
+
+
+@register_model
+def vit_small_patch16_224_dropcov(pretrained: bool = False, **kwargs: Any) -> GCPBackboneModel:
+    """timm vit_small_patch16_224 with a dropcov GCP head (128-d reduction)."""
+    model_args = dict(backbone='vit_small_patch16_224', **GCP_METHODS['dropcov'])
+    return _create_gcp_backbone('vit_small_patch16_224_dropcov', pretrained, **dict(model_args, **kwargs))
+
+
+@register_model
+def vit_base_patch16_224_isqrt(pretrained: bool = False, **kwargs: Any) -> GCPBackboneModel:
+    """timm vit_base_patch16_224 with a isqrt GCP head (128-d reduction)."""
+    model_args = dict(backbone='vit_base_patch16_224', **GCP_METHODS['isqrt'])
+    return _create_gcp_backbone('vit_base_patch16_224_isqrt', pretrained, **dict(model_args, **kwargs))
+
+
+@register_model
+def vit_base_patch16_224_dropcov(pretrained: bool = False, **kwargs: Any) -> GCPBackboneModel:
+    """timm vit_base_patch16_224 with a dropcov GCP head (128-d reduction)."""
+    model_args = dict(backbone='vit_base_patch16_224', **GCP_METHODS['dropcov'])
+    return _create_gcp_backbone('vit_base_patch16_224_dropcov', pretrained, **dict(model_args, **kwargs))
+
+
+@register_model
+def mobilenetv2_100_isqrt_d256(pretrained: bool = False, **kwargs: Any) -> GCPBackboneModel:
+    """MobileNetV2 with GCP_Optimization's iSQRT-COV head (256-d, ReLU6, dropout 0.2)."""
+    model_args = dict(gcp_dim=256, **_MOBILENETV2)
+    return _create_gcp_backbone('mobilenetv2_100_isqrt_d256', pretrained, **dict(model_args, **kwargs))
+
+
+@register_model
+def mobilenetv2_100_isqrt(pretrained: bool = False, **kwargs: Any) -> GCPBackboneModel:
+    """MobileNetV2 with GCP_Optimization's 128-d iSQRT-COV head (ReLU6, dropout 0.2)."""
+    model_args = dict(gcp_dim=128, **_MOBILENETV2)
+    return _create_gcp_backbone('mobilenetv2_100_isqrt', pretrained, **dict(model_args, **kwargs))

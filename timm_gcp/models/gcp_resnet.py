@@ -1,23 +1,13 @@
 """ResNets with global covariance pooling heads (iSQRT-COV, DropCov, MPN-COV).
 
-timm's ResNet (v1.5: stride on the 3x3 conv) with the last stage at stride 1 and no dilation, so
-the features are 14x14 at 224 px, followed by the GCP head of `timm_gcp.layers.GCPHead`: a 1x1
-reduction to `gcp_dim` channels, covariance, normalization, upper triangle and one Linear.
+timm's ResNet (v1.5) with the last stage at stride 1 and no dilation (14x14 features at 224 px), and
+`GCPHead` in place of the average pooling: a 1x1 reduction to `gcp_dim` channels, covariance,
+normalization, upper triangle and one Linear (docs/architectures.md, "GCP ResNets").
 
-Methods: iSQRT-COV (CVPR'18), the CVPR'20 and TPAMI'23 optimization studies, DropCov (NeurIPS'22),
-MPN-COV (ICCV'17); titles, links and source repositories are in `timm_gcp.models.sources`, the
-original architectures in docs/architectures.md, "GCP ResNets".
-
-Names: `<backbone>_<method>[_d<dim>]`, dim 128 unless `_d256`. Head settings are keyword arguments
-(`gcp_dim`, `gcp_norm`, `gcp_iters`, `gcp_power`, `gcp_dropcov`, `gcp_dropcov_scale`), so
-`--model-kwargs gcp_iters=3` reaches them from timm's scripts.
-
-`ms_<name>` models are the same architectures with the numerics of the TPAMI'23 MindSpore
-weights: TF-style 'same' padding (ResNet-50) and BatchNorm eps 1e-4 in places
-(docs/checkpoints.md, "MindSpore numerics"). Like timm's `tf_` models, the prefix names the
-framework the weights come from, and the settings are the model's defaults (`pad_type`, `bn_eps`,
-`stem_bn_eps`, `down_bn_eps`), so `timm.create_model('ms_resnet50_isqrt')` trains with them too.
-The earlier names `<name>.tpami_in1k` still load, with a FutureWarning.
+Names: `<backbone>_<method>[_d<dim>]`, dim 128 unless `_d256`; head settings are the `gcp_*` keyword
+arguments. `ms_<name>` models have the numerics of the TPAMI'23 MindSpore weights as their defaults
+(docs/checkpoints.md, "MindSpore numerics"); like timm's `tf_` models, the prefix names the weights'
+framework. The names `<name>.tpami_in1k` of those weights load them with a FutureWarning.
 """
 import warnings
 from typing import Any, Dict, Optional, Tuple, Type, Union
@@ -25,14 +15,15 @@ from typing import Any, Dict, Optional, Tuple, Type, Union
 import torch
 from torch import nn
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
-from timm.layers import create_conv2d, create_pool2d, get_device_dtype
+from timm.layers import create_conv2d, create_pool2d
 from timm.models import build_model_with_cfg, generate_default_cfgs, model_entrypoint, register_model, \
     split_model_name_tag
 from timm.models.resnet import BasicBlock, Bottleneck, ResNet
 
-from ..checkpoints.layouts import MINDSPORE_PREFIX, RESNET_RENAMES, rename_key
-from ..layers import GCPHead, check_pool_type, reset_pool_type
-from .releases import RELEASES, check_pretrained_source
+from ..checkpoints import MINDSPORE_PREFIX, RESNET_RENAMES, check_fit, rename_key
+from ..layers import GCPHead, check_pool_type
+from ._head import GCPClassifierMixin, pop_gcp_args
+from .releases import check_pretrained_source, release_cfgs
 from .sources import pretrained_fields
 
 __all__ = [
@@ -90,7 +81,7 @@ def _set_bn_eps(
                 module.eps = eps
 
 
-class GCPResNet(ResNet):
+class GCPResNet(GCPClassifierMixin, ResNet):
     """ResNet whose last stage keeps stride 1 and whose average pooling is replaced by a GCP head."""
 
     def __init__(
@@ -101,12 +92,6 @@ class GCPResNet(ResNet):
             in_chans: int = 3,
             global_pool: str = 'gcp',
             drop_rate: float = 0.0,
-            gcp_dim: Optional[int] = 128,
-            gcp_norm: str = 'isqrt',
-            gcp_iters: Optional[int] = None,
-            gcp_power: Optional[float] = None,
-            gcp_dropcov: bool = False,
-            gcp_dropcov_scale: Optional[float] = None,
             pad_type: str = '',
             bn_eps: Optional[float] = None,
             stem_bn_eps: Optional[float] = None,
@@ -117,25 +102,22 @@ class GCPResNet(ResNet):
     ) -> None:
         """
         Args:
-            block, layers, in_chans, **kwargs: timm ResNet settings (stem, norm, drop path, ...).
+            block, layers, in_chans: timm ResNet settings.
             num_classes: Classifier outputs; 0 returns the pooled covariance vector.
             global_pool: 'gcp', or '' for unpooled features (with num_classes=0).
             drop_rate: Dropout on the covariance vector before the classifier.
-            gcp_dim: Reduction channels before the covariance (None: no reduction).
-            gcp_norm: 'isqrt' (Newton-Schulz square root), 'mpn' (eigen power) or 'none'.
-            gcp_iters: Newton-Schulz iterations of 'isqrt' (None: 5); an error with another norm.
-            gcp_power: Matrix power of 'mpn' (None: 0.5); an error with another norm.
-            gcp_dropcov: DropCov's adaptive channel dropout (training only) before the covariance.
-            gcp_dropcov_scale: DropCov's rate constant, > 0 (None: 10); an error without gcp_dropcov.
             pad_type: '' (PyTorch symmetric padding) or 'same' (TensorFlow 'same' padding of every conv
                 and the stem max pool, as the MindSpore ResNet-50 uses).
             bn_eps: Eps of the residual blocks' BNs and of the GCP reduction's BN (None: 1e-5).
             stem_bn_eps: Eps of the stem BN (None: bn_eps).
             down_bn_eps: Eps of the shortcut projection BNs (None: bn_eps).
+            **kwargs: `gcp_X` sets the head's `GCPPool` argument X (gcp_dim, gcp_norm, gcp_iters, gcp_power,
+                gcp_dropcov, gcp_dropcov_scale, gcp_act); the rest are timm ResNet settings (stem, drop path, ...).
         """
         if pad_type not in ('', 'same'):
             raise ValueError(f"unknown pad_type {pad_type!r}, expected '' or 'same'")
         check_pool_type(global_pool, num_classes, 'global_pool')
+        gcp_args = pop_gcp_args(kwargs)
         dd = {'device': device, 'dtype': dtype}
         super().__init__(block, layers, num_classes=0, in_chans=in_chans, global_pool='', **kwargs, **dd)
         del self.global_pool, self.fc
@@ -151,38 +133,16 @@ class GCPResNet(ResNet):
         self.feature_info[-1]['reduction'] = self.feature_info[-2]['reduction']
         self.drop_rate = drop_rate
         self.num_classes = num_classes
-        self._gcp_args = dict(
-            reduce_dim=gcp_dim,
-            norm=gcp_norm,
-            iters=gcp_iters,
-            power=gcp_power,
-            dropcov=gcp_dropcov,
-            dropcov_scale=gcp_dropcov_scale,
+        self.head = GCPHead(
+            self.num_features,
+            num_classes=num_classes,
+            pool_type=global_pool,
             drop_rate=drop_rate,
             bn_eps=1e-5 if bn_eps is None else bn_eps,
             feat_stride=self.feature_info[-1]['reduction'],  # names the smallest input in the pooling's errors
+            **gcp_args,
+            **dd,
         )
-        self.head = GCPHead(self.num_features, num_classes=num_classes, pool_type=global_pool, **self._gcp_args, **dd)
-        self.head_hidden_size = self.head.num_features
-
-    @torch.jit.ignore
-    def get_classifier(self, name_only: bool = False) -> Union[str, nn.Module]:
-        return 'head.fc' if name_only else self.head.fc
-
-    def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None) -> None:
-        """Replace the classifier; `global_pool=''` returns unpooled features, None keeps the pooling.
-
-        A classifier on unpooled features (`num_classes > 0`, None) brings a new GCP head back.
-        """
-        pool_type = reset_pool_type(self.head.pool_type, global_pool, num_classes)
-        dd = get_device_dtype(self)
-        self.num_classes = num_classes
-        if pool_type and (not self.head.pool_type or self.head.in_features != self.num_features):
-            # the pooling was removed (or the trunk pruned): a new GCP head on the current features
-            self.head = GCPHead(self.num_features, num_classes=num_classes, pool_type=pool_type, **self._gcp_args, **dd)
-            self.head.train(self.training)
-        else:
-            self.head.reset(num_classes, pool_type, **dd)
         self.head_hidden_size = self.head.num_features
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
@@ -218,28 +178,20 @@ def checkpoint_filter_fn(state_dict: Dict[str, Any], model: GCPResNet) -> Dict[s
     state_dict = state_dict.get('state_dict', state_dict)
     out = {rename_key(k, RESNET_RENAMES): v for k, v in state_dict.items() if isinstance(v, torch.Tensor)}
     model_sd = model.state_dict()
-    adaptable = {'conv1.weight', 'head.fc.weight', 'head.fc.bias'}
-
-    mismatched = [
-        f'{k}: checkpoint {tuple(v.shape)} vs model {tuple(model_sd[k].shape)}'
-        for k, v in out.items() if k in model_sd and k not in adaptable and v.shape != model_sd[k].shape
-    ]
-    if REDUCE_CONV_WEIGHT in out and REDUCE_CONV_WEIGHT in model_sd:
-        ckpt_fc, model_fc = out.get('head.fc.weight'), model_sd.get('head.fc.weight')
-        if ckpt_fc is not None and model_fc is not None and ckpt_fc.shape[1] != model_fc.shape[1]:
-            mismatched.append(f'head.fc.weight: checkpoint {tuple(ckpt_fc.shape)} vs model {tuple(model_fc.shape)}')
-    missing = [k for k in model_sd if k not in out and not k.endswith('num_batches_tracked') and k not in adaptable]
-    unexpected = [k for k in out if k not in model_sd and k not in adaptable]
-    if mismatched or missing or unexpected:
-        lines = [f'checkpoint does not fit {type(model).__name__} '
-                 f'({_describe_reduction(model_sd)}); checkpoint has {_describe_reduction(out) or "no GCP head"}']
-        if mismatched:
-            lines.append('mis-shaped: ' + '; '.join(mismatched))
-        if missing:
-            lines.append('missing: ' + ', '.join(missing))
-        if unexpected:
-            lines.append('unexpected: ' + ', '.join(unexpected))
-        raise ValueError('\n'.join(lines))
+    mismatched = []
+    ckpt_fc, model_fc = out.get('head.fc.weight'), model_sd.get('head.fc.weight')
+    if REDUCE_CONV_WEIGHT in out and ckpt_fc is not None and model_fc is not None \
+            and ckpt_fc.shape[1] != model_fc.shape[1]:
+        # timm adapts the classifier's outputs, never its inputs: the covariance widths must agree
+        mismatched.append(f'head.fc.weight: checkpoint {tuple(ckpt_fc.shape)} vs model {tuple(model_fc.shape)}')
+    check_fit(
+        out,
+        model_sd,
+        type(model).__name__,
+        adaptable={'conv1.weight', 'head.fc.weight', 'head.fc.bias'},
+        mismatched=mismatched,
+        detail=f'{_describe_reduction(model_sd)}; checkpoint has {_describe_reduction(out) or "no GCP head"}',
+    )
     return out
 
 
@@ -289,64 +241,26 @@ def _cfg(**kwargs: Any) -> Dict[str, Any]:
     }
 
 
-def _hub(name: str, paper: str, repo: str) -> Dict[str, Any]:
-    """The cfg of the authors' weights for `name`, converted from `repo`'s, in their Hub repo (`RELEASES`)."""
-    return _cfg(hf_hub_id=RELEASES[name].hub_id, **pretrained_fields(paper, repo))
-
-
-_FMPN = ('isqrt', 'jiangtaoxie/fast-MPN-COV')
-_GCPO = ('gcp_opt', 'ZhangLi-CS/GCP_Optimization')
-_DC = ('dropcov', 'mingzeG/DropCov')
-_TPAMI = ('tpami', 'Terror03/GCP-OPT')
-_TPAMI_DC = ('tpami', 'Sherry1945/Dropcov_mindspore')
+_MPNCOV_SOURCE = pretrained_fields('mpncov', 'jiangtaoxie/MPN-COV')
 
 default_cfgs = generate_default_cfgs({
-    # iSQRT-COV, 256-d reduction: fast-MPN-COV (CVPR'18) and the CVPR'20 LR-schedule study
-    'resnet18_isqrt_d256.gcp_in1k': _hub('resnet18_isqrt_d256.gcp_in1k', *_GCPO),
-    'resnet18_isqrt_d256.gcp_lradju_in1k': _hub('resnet18_isqrt_d256.gcp_lradju_in1k', *_GCPO),
-    'resnet18_isqrt_d256.gcp_lrfast_in1k': _hub('resnet18_isqrt_d256.gcp_lrfast_in1k', *_GCPO),
-    'resnet34_isqrt_d256.gcp_in1k': _hub('resnet34_isqrt_d256.gcp_in1k', *_GCPO),
-    'resnet34_isqrt_d256.gcp_lradju_in1k': _hub('resnet34_isqrt_d256.gcp_lradju_in1k', *_GCPO),
-    'resnet34_isqrt_d256.gcp_lrfast_in1k': _hub('resnet34_isqrt_d256.gcp_lrfast_in1k', *_GCPO),
-    'resnet50_isqrt_d256.gcp_in1k': _hub('resnet50_isqrt_d256.gcp_in1k', *_GCPO),
-    'resnet50_isqrt_d256.fmpn_in1k': _hub('resnet50_isqrt_d256.fmpn_in1k', *_FMPN),
-    'resnet50_isqrt_d256.gcp_lradju_in1k': _hub('resnet50_isqrt_d256.gcp_lradju_in1k', *_GCPO),
-    'resnet50_isqrt_d256.gcp_lrfast_in1k': _hub('resnet50_isqrt_d256.gcp_lrfast_in1k', *_GCPO),
-    'resnet101_isqrt_d256.gcp_in1k': _hub('resnet101_isqrt_d256.gcp_in1k', *_GCPO),
-    'resnet101_isqrt_d256.fmpn_in1k': _hub('resnet101_isqrt_d256.fmpn_in1k', *_FMPN),
-    'resnet101_isqrt_d256.gcp_lradju_in1k': _hub('resnet101_isqrt_d256.gcp_lradju_in1k', *_GCPO),
-    'resnet101_isqrt_d256.gcp_lrfast_in1k': _hub('resnet101_isqrt_d256.gcp_lrfast_in1k', *_GCPO),
-    'resnet152_isqrt_d256': _cfg(),
-
-    # iSQRT-COV, 128-d reduction: the CVPR'20 128-d ResNet-50
-    'resnet18_isqrt': _cfg(),
-    'resnet34_isqrt': _cfg(),
-    'resnet50_isqrt.gcp_in1k': _hub('resnet50_isqrt.gcp_in1k', *_GCPO),
-    'resnet50_isqrt.gcp_lradju_in1k': _hub('resnet50_isqrt.gcp_lradju_in1k', *_GCPO),
-    'resnet101_isqrt': _cfg(),
-    'resnet152_isqrt': _cfg(),
-
-    # DropCov, 128-d reduction: the NeurIPS'22 PyTorch models
-    'resnet18_dropcov': _cfg(),
-    'resnet34_dropcov.dc_in1k': _hub('resnet34_dropcov.dc_in1k', *_DC),
-    'resnet50_dropcov.dc_in1k': _hub('resnet50_dropcov.dc_in1k', *_DC),
-    'resnet101_dropcov.dc_in1k': _hub('resnet101_dropcov.dc_in1k', *_DC),
-    'resnet152_dropcov': _cfg(),
-
+    # the authors' weights (`RELEASES`): fast-MPN-COV, the CVPR'20 study, DropCov, the TPAMI'23 MindSpore models
+    **release_cfgs(
+        _cfg,
+        'resnet18_isqrt_d256', 'resnet34_isqrt_d256', 'resnet50_isqrt_d256', 'resnet101_isqrt_d256', 'resnet50_isqrt',
+        'resnet34_dropcov', 'resnet50_dropcov', 'resnet101_dropcov',
+        'ms_resnet18_isqrt', 'ms_resnet34_isqrt', 'ms_resnet50_isqrt',
+        'ms_resnet18_dropcov', 'ms_resnet34_dropcov', 'ms_resnet50_dropcov',
+    ),
+    **{name: _cfg() for name in (
+        'resnet152_isqrt_d256', 'resnet18_isqrt', 'resnet34_isqrt', 'resnet101_isqrt', 'resnet152_isqrt',
+        'resnet18_dropcov', 'resnet152_dropcov',
+    )},
     # MPN-COV (exact matrix square root by eigen-decomposition); the published MatConvNet weights are a
     # ResNet v1 with biased convs, which these v1.5 models do not fit
-    'resnet50_mpncov': _cfg(**pretrained_fields('mpncov', 'jiangtaoxie/MPN-COV')),
-    'resnet50_mpncov_d256': _cfg(**pretrained_fields('mpncov', 'jiangtaoxie/MPN-COV')),
-    'resnet101_mpncov': _cfg(**pretrained_fields('mpncov', 'jiangtaoxie/MPN-COV')),
-    'resnet101_mpncov_d256': _cfg(**pretrained_fields('mpncov', 'jiangtaoxie/MPN-COV')),
-
-    # the TPAMI'23 MindSpore models (iSQRT-COV and DropCov, 128-d), with their numerics
-    'ms_resnet18_isqrt.tpami_in1k': _hub('ms_resnet18_isqrt.tpami_in1k', *_TPAMI),
-    'ms_resnet34_isqrt.tpami_in1k': _hub('ms_resnet34_isqrt.tpami_in1k', *_TPAMI),
-    'ms_resnet50_isqrt.tpami_in1k': _hub('ms_resnet50_isqrt.tpami_in1k', *_TPAMI),
-    'ms_resnet18_dropcov.tpami_in1k': _hub('ms_resnet18_dropcov.tpami_in1k', *_TPAMI_DC),
-    'ms_resnet34_dropcov.tpami_in1k': _hub('ms_resnet34_dropcov.tpami_in1k', *_TPAMI_DC),
-    'ms_resnet50_dropcov.tpami_in1k': _hub('ms_resnet50_dropcov.tpami_in1k', *_TPAMI_DC),
+    **{name: _cfg(**_MPNCOV_SOURCE) for name in (
+        'resnet50_mpncov', 'resnet50_mpncov_d256', 'resnet101_mpncov', 'resnet101_mpncov_d256',
+    )},
 })
 
 _ISQRT = dict(gcp_norm='isqrt')

@@ -1,26 +1,22 @@
 """ShuffleNetV2 with a GCP head: GCP_Optimization's ShuffleNetV2 x1.0 GCP (Wang et al., CVPR'20).
 
-timm has no ShuffleNetV2, so the trunk is built here, the timm way (feature_info,
-forward_intermediates, pruning), with the module names of torchvision's `shufflenet_v2_x1_0`
-(Ma et al., ECCV'18), which the authors' model copies: `conv1`, `maxpool`, `stage2`-`stage4` of
-`InvertedResidual` blocks (channel split, two branches, channel shuffle), `conv5` (1x1 to 1024).
-The head is `timm_gcp.layers.GCPHead`: a 1x1 reduction to 256 channels with BN and ReLU6,
-iSQRT-COV (5 iterations), upper triangle (32,896 values) and one Linear. The last map is 7x7 at
-224 px: no stride is removed (docs/architectures.md, "GCP_Optimization's MobileNetV2 and ShuffleNetV2").
+timm has no ShuffleNetV2, so the trunk is built here the timm way (feature_info, forward_intermediates,
+pruning), with the module names of torchvision's `shufflenet_v2_x1_0`, which the authors' model copies.
+The head is `GCPHead`: a 1x1 reduction to 256 channels with BN and ReLU6, iSQRT-COV, upper triangle and one
+Linear, on the 7x7 map at 224 px (docs/architectures.md, "GCP_Optimization's MobileNetV2 and ShuffleNetV2").
 """
 from typing import Any, Dict, List, Optional, Tuple, Union
 
 import torch
 from torch import nn
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
-from timm.layers import get_device_dtype
 from timm.models import build_model_with_cfg, checkpoint, generate_default_cfgs, register_model
 from timm.models._features import feature_take_indices
 
-from ..checkpoints.layouts import SHUFFLENETV2_RENAMES, rename_key
-from ..layers import GCPHead, check_pool_type, reset_pool_type
-from .releases import RELEASES, check_pretrained_source
-from .sources import pretrained_fields
+from ..checkpoints import SHUFFLENETV2_RENAMES, check_fit, rename_key
+from ..layers import GCPHead, check_pool_type
+from ._head import GCPClassifierMixin, pop_gcp_args
+from .releases import check_pretrained_source, release_cfgs
 
 __all__ = ['GCPShuffleNetV2', 'InvertedResidual', 'channel_shuffle', 'checkpoint_filter_fn']
 
@@ -30,7 +26,14 @@ def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
     return x.unflatten(1, (groups, -1)).transpose(1, 2).flatten(1, 2)
 
 
-def _conv_bn(in_chs: int, out_chs: int, kernel_size: int = 1, stride: int = 1, groups: int = 1, dd=None) -> List[nn.Module]:
+def _conv_bn(
+        in_chs: int,
+        out_chs: int,
+        kernel_size: int = 1,
+        stride: int = 1,
+        groups: int = 1,
+        dd: Optional[Dict[str, Any]] = None,
+) -> List[nn.Module]:
     dd = dd or {}
     return [
         nn.Conv2d(in_chs, out_chs, kernel_size, stride, kernel_size // 2, groups=groups, bias=False, **dd),
@@ -74,7 +77,7 @@ class InvertedResidual(nn.Module):
         return channel_shuffle(out, 2)
 
 
-class GCPShuffleNetV2(nn.Module):
+class GCPShuffleNetV2(GCPClassifierMixin, nn.Module):
     """ShuffleNetV2 trunk (torchvision's module names) with a global covariance pooling head."""
 
     def __init__(
@@ -85,15 +88,9 @@ class GCPShuffleNetV2(nn.Module):
             in_chans: int = 3,
             global_pool: str = 'gcp',
             drop_rate: float = 0.0,
-            gcp_dim: Optional[int] = 256,
-            gcp_norm: str = 'isqrt',
-            gcp_iters: Optional[int] = None,
-            gcp_power: Optional[float] = None,
-            gcp_dropcov: bool = False,
-            gcp_dropcov_scale: Optional[float] = None,
-            gcp_act: str = 'relu6',
             device=None,
             dtype=None,
+            **kwargs: Any,
     ) -> None:
         """
         Args:
@@ -102,11 +99,14 @@ class GCPShuffleNetV2(nn.Module):
             num_classes: Classifier outputs; 0 returns the pooled covariance vector.
             global_pool: 'gcp', or '' for unpooled features (with num_classes=0).
             drop_rate: Dropout on the covariance vector before the classifier (the authors': none).
-            gcp_dim, gcp_norm, gcp_iters, gcp_power, gcp_dropcov, gcp_dropcov_scale, gcp_act: the GCP
-                head's settings, as the GCP ResNets take them; the authors' reduction ends in ReLU6.
+            **kwargs: `gcp_X` sets the head's `GCPPool` argument X, as the GCP ResNets take them; the
+                authors' head is gcp_dim=256, gcp_act='relu6'.
         """
         super().__init__()
         check_pool_type(global_pool, num_classes, 'global_pool')
+        gcp_args = dict(dict(dim=256, act='relu6'), **pop_gcp_args(kwargs))
+        if kwargs:
+            raise TypeError(f"GCPShuffleNetV2 got unexpected arguments {', '.join(kwargs)}")
         if len(stages_repeats) != 3 or len(stages_out_channels) != 5:
             raise ValueError(f'ShuffleNetV2 needs 3 stage repeats and 5 widths, got {stages_repeats} and '
                              f'{stages_out_channels}')
@@ -131,18 +131,15 @@ class GCPShuffleNetV2(nn.Module):
         self.conv5 = nn.Sequential(*_conv_bn(prev_chs, self.num_features, dd=dd), nn.ReLU(inplace=True))
         self.feature_info.append(dict(num_chs=self.num_features, reduction=reduction, module='conv5'))
 
-        self._gcp_args = dict(
-            reduce_dim=gcp_dim,
-            norm=gcp_norm,
-            iters=gcp_iters,
-            power=gcp_power,
-            dropcov=gcp_dropcov,
-            dropcov_scale=gcp_dropcov_scale,
-            act_layer=gcp_act,
+        self.head = GCPHead(
+            self.num_features,
+            num_classes=num_classes,
+            pool_type=global_pool,
             drop_rate=drop_rate,
             feat_stride=reduction,
+            **gcp_args,
+            **dd,
         )
-        self.head = GCPHead(self.num_features, num_classes=num_classes, pool_type=global_pool, **self._gcp_args, **dd)
         self.head_hidden_size = self.head.num_features
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
@@ -162,22 +159,6 @@ class GCPShuffleNetV2(nn.Module):
     @torch.jit.ignore
     def set_grad_checkpointing(self, enable: bool = True) -> None:
         self.grad_checkpointing = enable
-
-    @torch.jit.ignore
-    def get_classifier(self, name_only: bool = False) -> Union[str, nn.Module]:
-        return 'head.fc' if name_only else self.head.fc
-
-    def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None) -> None:
-        """Replace the classifier; `global_pool=''` returns unpooled features, None keeps the pooling."""
-        pool_type = reset_pool_type(self.head.pool_type, global_pool, num_classes)
-        dd = get_device_dtype(self)
-        self.num_classes = num_classes
-        if pool_type and (not self.head.pool_type or self.head.in_features != self.num_features):
-            self.head = GCPHead(self.num_features, num_classes=num_classes, pool_type=pool_type, **self._gcp_args, **dd)
-            self.head.train(self.training)
-        else:
-            self.head.reset(num_classes, pool_type, **dd)
-        self.head_hidden_size = self.head.num_features
 
     def forward_intermediates(
             self,
@@ -247,14 +228,8 @@ def checkpoint_filter_fn(state_dict: Dict[str, Any], model: GCPShuffleNetV2) -> 
     """
     state_dict = state_dict.get('state_dict', state_dict)
     out = {rename_key(k, SHUFFLENETV2_RENAMES): v for k, v in state_dict.items() if isinstance(v, torch.Tensor)}
-    model_sd = model.state_dict()
     adaptable = {'conv1.0.weight', 'head.fc.weight', 'head.fc.bias'}
-    mismatched = [
-        f'{k}: checkpoint {tuple(v.shape)} vs model {tuple(model_sd[k].shape)}'
-        for k, v in out.items() if k in model_sd and k not in adaptable and v.shape != model_sd[k].shape
-    ]
-    if mismatched:
-        raise ValueError(f'checkpoint does not fit {type(model).__name__}: ' + '; '.join(mismatched))
+    check_fit(out, model.state_dict(), type(model).__name__, adaptable=adaptable)
     return out
 
 
@@ -271,23 +246,17 @@ def _create_gcp_shufflenet(variant: str, pretrained: bool = False, **kwargs: Any
     )
 
 
-def _cfg(name: str) -> Dict[str, Any]:
-    """The authors' weights of `name` (`RELEASES`): torchvision's ImageNet preprocessing, bilinear."""
+def _cfg(**kwargs: Any) -> Dict[str, Any]:
+    """The authors' weights: torchvision's ImageNet preprocessing, bilinear."""
     return {
         'num_classes': 1000, 'input_size': (3, 224, 224), 'pool_size': (7, 7),
         'crop_pct': 0.875, 'interpolation': 'bilinear', 'mean': IMAGENET_DEFAULT_MEAN, 'std': IMAGENET_DEFAULT_STD,
         'first_conv': 'conv1.0', 'classifier': 'head.fc',
-        'hf_hub_id': RELEASES[name].hub_id, **pretrained_fields('gcp_opt', 'ZhangLi-CS/GCP_Optimization'),
+        **kwargs,
     }
 
 
-default_cfgs = generate_default_cfgs({
-    name: _cfg(name) for name in (
-        'shufflenetv2_100_isqrt_d256.gcp_in1k',
-        'shufflenetv2_100_isqrt_d256.gcp_lrfast_in1k',
-        'shufflenetv2_100_isqrt_d256.gcp_lradju_in1k',
-    )
-})
+default_cfgs = generate_default_cfgs(release_cfgs(_cfg, 'shufflenetv2_100_isqrt_d256'))
 
 
 @register_model

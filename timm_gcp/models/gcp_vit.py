@@ -1,37 +1,19 @@
 """Vision transformers with global covariance pooling heads: So-ViT / SoT / DropCov-ViT heads on timm's ViT.
 
-Every model is timm's `VisionTransformer` with `TokenGCPHead`: the class token's classifier
-(`head.cls_fc`) plus a classifier on the covariance-pooled patch tokens (`head.visual_fc`), logits
-summed. Head settings are keyword arguments (`gcp_pool`, `gcp_dim`, `gcp_norm`, `gcp_iters`,
-`gcp_heads`, `gcp_qk_chunks`, `gcp_token_drop`, `gcp_drop`), so `--model-kwargs gcp_iters=3`
-reaches them from timm's scripts.
+Every model is timm's `VisionTransformer` with `TokenGCPHead`: the class token's classifier (`head.cls_fc`)
+plus a classifier on the covariance-pooled patch tokens (`head.visual_fc`), logits summed. Head settings
+are the `gcp_*` keyword arguments (`gcp_X` is the head's X).
 
-Names:
-    deit_{tiny,small,base}_patch16_224_isqrt: timm's DeiT with So-ViT's iSQRT-COV head (1x1
-        reduction of the patch tokens to 128, covariance, 5 Newton-Schulz iterations, triangle).
-    deit_{tiny,small,base}_patch16_224_dropcov: timm's DeiT with DropCov-ViT's multi-head
-        cross-covariance head (token dropout 0.2 and element dropout 0.5 in training).
-    vit_sot_{tiny,small,base}: SoT-Tiny/Small/Base (no weights were released).
-    vit_dropcov_small, vit_dropcov_t2t_14: the published DropCov-ViT models ("DeiT-S + DropCov",
-        "T2T-ViT-14 + DropCov"; `Deit_drop_Small` / `T2T_ViT_14` in the original code).
-    The SoT and DropCov-ViT models share the original trunk: DenseNet-style token embedding, fixed
-    sinusoid position embedding, qkv without bias, LayerNorm eps 1e-5 (`DenseTokenEmbed`).
+Names: `deit_*_isqrt` (So-ViT's iSQRT-COV head) and `deit_*_dropcov` (DropCov-ViT's cross-covariance
+head) on timm's DeiT; `vit_sot_*` (SoT) and the published `vit_dropcov_small`, `vit_dropcov_t2t_14` on the
+original trunk (`DenseTokenEmbed`, fixed sinusoid position table: docs/architectures.md, "SoT and
+DropCov-ViT trunk").
 
-All names match timm's NON_STD_FILTERS (`deit*`, `vit_*`) on purpose: like timm's CrossViT,
-`forward_features` returns a list, [prefix tokens B x 1 x C, patch tokens B x N x C] (the inputs of
-the two classifiers), and `num_features == head_hidden_size` is the pre-logits width C + K
-([class token, pooled vector]). `forward_intermediates` / `features_only=True` give the usual
-B x C x H x W token maps of the blocks.
-
-To fine-tune a GCP head from timm's DeiT weights, load them as the backbone; the head is newly
-initialized (checkpoint_filter_fn drops the DeiT classifier):
-    timm.create_model('deit_small_patch16_224_isqrt', pretrained=True, num_classes=...,
-        pretrained_cfg_overlay=dict(hf_hub_id='timm/deit_small_patch16_224.fb_in1k'))
-or, with timm's train.py, `--pretrained --pretrained-path <deit checkpoint>`.
-
-Methods: So-ViT / SoT (arXiv:2104.10935) and DropCov (NeurIPS'22); titles, links and source
-repositories are in `timm_gcp.models.sources`, the original trunk in docs/architectures.md,
-"SoT and DropCov-ViT trunk".
+All names match timm's NON_STD_FILTERS (`deit*`, `vit_*`): as timm's CrossViT, `forward_features` returns
+[prefix tokens, patch tokens] (the inputs of the two classifiers), and `num_features == head_hidden_size`
+is the pre-logits width C + K. To fine-tune from timm's DeiT weights, load them as the backbone, e.g.
+`pretrained_cfg_overlay=dict(hf_hub_id='timm/deit_small_patch16_224.fb_in1k')`: the filter drops the DeiT
+classifier and the GCP head keeps its fresh initialization.
 """
 import logging
 from functools import partial
@@ -40,15 +22,16 @@ from typing import Any, Callable, Dict, List, Optional, Set, Tuple, Union
 import torch
 from torch import nn
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
-from timm.layers import Format, PatchEmbed, _assert, get_device_dtype, nchw_to, to_2tuple
+from timm.layers import Format, PatchEmbed, _assert, nchw_to, to_2tuple
 from timm.models import build_model_with_cfg, checkpoint_seq, generate_default_cfgs, register_model
 from timm.models.densenet import DenseBlock, DenseTransition
 from timm.models.vision_transformer import VisionTransformer
 from timm.models.vision_transformer import checkpoint_filter_fn as vit_checkpoint_filter_fn
 
-from ..checkpoints.layouts import VIT_RENAMES, rename_key
-from ..layers import TokenGCPHead, check_pool_type, reset_pool_type
-from .releases import RELEASES, check_pretrained_source
+from ..checkpoints import VIT_RENAMES, check_fit, rename_key
+from ..layers import TokenGCPHead, check_pool_type
+from ._head import TOKEN_HEAD_ARGS, GCPClassifierMixin, pop_gcp_args, split_final_tokens, split_prefix_tokens
+from .releases import check_pretrained_source, release_cfgs
 from .sources import pretrained_fields
 
 __all__ = ['GCPVisionTransformer', 'DenseTokenEmbed', 'sinusoid_pos_embed', 'checkpoint_filter_fn']
@@ -167,8 +150,10 @@ class DenseTokenEmbed(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.strict_img_size:
-            _assert(x.shape[2] == self.img_size[0], f'Input height ({x.shape[2]}) does not match model ({self.img_size[0]}).')
-            _assert(x.shape[3] == self.img_size[1], f'Input width ({x.shape[3]}) does not match model ({self.img_size[1]}).')
+            _assert(x.shape[2] == self.img_size[0],
+                    f'Input height ({x.shape[2]}) does not match model ({self.img_size[0]}).')
+            _assert(x.shape[3] == self.img_size[1],
+                    f'Input width ({x.shape[3]}) does not match model ({self.img_size[1]}).')
         x = self.transition(self.stage(self.stem(x)))
         if self.flatten:
             x = x.flatten(2).transpose(1, 2)
@@ -177,7 +162,7 @@ class DenseTokenEmbed(nn.Module):
         return x
 
 
-class GCPVisionTransformer(VisionTransformer):
+class GCPVisionTransformer(GCPClassifierMixin, VisionTransformer):
     """timm's VisionTransformer with a token GCP head: class-token and covariance-pooled patch-token classifiers.
 
     `forward_features` returns [prefix tokens, patch tokens] (after the final norm), the two inputs
@@ -197,38 +182,25 @@ class GCPVisionTransformer(VisionTransformer):
             embed_layer: Callable = PatchEmbed,
             drop_rate: float = 0.0,
             weight_init: str = '',
-            gcp_pool: str = 'cov',
-            gcp_dim: int = 128,
-            gcp_norm: Optional[str] = None,
-            gcp_iters: Optional[int] = None,
-            gcp_heads: Optional[int] = None,
-            gcp_qk_chunks: Optional[int] = None,
-            gcp_token_drop: Optional[float] = None,
-            gcp_drop: float = 0.0,
             device=None,
             dtype=None,
             **kwargs: Any,
     ) -> None:
         """
         Args:
-            img_size, patch_size, in_chans, embed_dim, embed_layer, weight_init, **kwargs: timm
-                VisionTransformer settings (depth, num_heads, mlp_ratio, qkv_bias, norm_layer, drop
-                path, ...). The class token is required; fc_norm is not supported.
+            img_size, patch_size, in_chans, embed_dim, embed_layer, weight_init: timm VisionTransformer
+                settings.
             num_classes: Classifier outputs; 0 returns the pre-logits [class token, pooled vector].
             global_pool: 'gcp', or '' for the unpooled tokens (with num_classes=0).
             pos_embed: 'learn' (timm), 'sinusoid' (fixed table, SoT / DropCov-ViT) or 'none'.
             drop_rate: Dropout on the pre-logits before the classifiers.
-            gcp_pool: 'cov' (So-ViT: reduction + covariance + matrix normalization + triangle) or
-                'crosscov' (SoT / DropCov-ViT multi-head cross-covariance).
-            gcp_dim: Side of the pooled matrices: reduction width ('cov'), per-head width ('crosscov').
-            gcp_norm: 'cov': 'isqrt' (default), 'mpn', 'none'; 'crosscov': 'none' (default), 'svpn'.
-            gcp_iters: Newton-Schulz iterations of 'isqrt' (None: 5); an error with another norm or pool.
-            gcp_heads: 'crosscov' heads (default 6).
-            gcp_qk_chunks: 'crosscov' projection blocks: 2 (default) or 3 (DropCov-ViT checkpoints).
-            gcp_token_drop: 'crosscov' token dropout rate in training (default 0).
-            gcp_drop: Dropout on the pooled matrix entries in training.
+            **kwargs: `gcp_X` sets the `TokenGCPHead` argument X (gcp_pool, gcp_dim, gcp_norm, gcp_iters,
+                gcp_heads, gcp_qk_chunks, gcp_token_drop, gcp_drop); the rest are timm VisionTransformer
+                settings (depth, num_heads, mlp_ratio, qkv_bias, norm_layer, drop path, ...). The class
+                token is required; fc_norm is not supported.
         """
         check_pool_type(global_pool, num_classes, 'global_pool')
+        gcp_args = pop_gcp_args(kwargs, TOKEN_HEAD_ARGS)
         if pos_embed not in POS_EMBED_TYPES:
             raise ValueError(f'unknown pos_embed {pos_embed!r}, expected one of {POS_EMBED_TYPES}')
         if not kwargs.get('class_token', True):
@@ -259,28 +231,14 @@ class GCPVisionTransformer(VisionTransformer):
             # a fixed table: a buffer (in the state dict, as the original's frozen Parameter), not a Parameter
             del self.pos_embed
             self.register_buffer('pos_embed', sinusoid_pos_embed(self._num_pos_tokens(), embed_dim, **dd))
-        self._gcp_args = dict(
-            pool=gcp_pool,
-            dim=gcp_dim,
-            norm=gcp_norm,
-            iters=gcp_iters,
-            num_heads=gcp_heads,
-            qk_chunks=gcp_qk_chunks,
-            token_drop=gcp_token_drop,
-            drop=gcp_drop,
-            drop_rate=drop_rate,
-        )
-        self.head = TokenGCPHead(embed_dim, num_classes=num_classes, **self._gcp_args, **dd)
-        self._update_head_size()
+        self.head = TokenGCPHead(
+            embed_dim, num_classes=num_classes, pool_type=global_pool, drop_rate=drop_rate, **gcp_args, **dd)
+        self.num_features = self.head_hidden_size = self.head.num_features
         if weight_init != 'skip':
             self.init_weights(needs_reset=False)
 
     def _num_pos_tokens(self) -> int:
         return self.patch_embed.num_patches + (0 if self.no_embed_class else self.num_prefix_tokens)
-
-    def _update_head_size(self) -> None:
-        pooled = bool(self.global_pool) and isinstance(self.head, TokenGCPHead)
-        self.num_features = self.head_hidden_size = self.head.num_features if pooled else self.embed_dim
 
     def init_weights(self, mode: str = '', needs_reset: bool = True) -> None:
         super().init_weights(mode, needs_reset=needs_reset)
@@ -295,28 +253,19 @@ class GCPVisionTransformer(VisionTransformer):
         return nwd - {'pos_embed'} if self.pos_embed_type == 'sinusoid' else nwd
 
     @torch.jit.ignore
-    def get_classifier(self) -> Union[nn.Module, Tuple[nn.Module, nn.Module]]:
-        if isinstance(self.head, TokenGCPHead):
-            return self.head.cls_fc, self.head.visual_fc
-        return self.head
+    def get_classifier(self) -> Tuple[nn.Module, nn.Module]:
+        return self.head.cls_fc, self.head.visual_fc
+
+    def head_in_features(self) -> int:
+        return self.embed_dim
 
     def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None) -> None:
-        """Replace both classifiers; `global_pool=''` returns unpooled tokens, None keeps the pooling.
-
-        A classifier on unpooled tokens (`num_classes > 0`, None) brings the GCP pooling back. The
-        pooling keeps its weights (and frozen state); after `prune_intermediate_layers` removed the
-        head, a new one is built.
+        """Replace both classifiers; `global_pool=''` returns unpooled tokens (and removes the pooling), None
+        keeps the pooling. A classifier on unpooled tokens (`num_classes > 0`, None) brings the pooling back.
         """
-        pool = reset_pool_type(self.global_pool, global_pool, num_classes)
-        dd = get_device_dtype(self)
-        self.global_pool = pool
-        self.num_classes = num_classes
-        if isinstance(self.head, TokenGCPHead):
-            self.head.reset(num_classes, **dd)
-        elif pool:
-            self.head = TokenGCPHead(self.embed_dim, num_classes=num_classes, **self._gcp_args, **dd)
-            self.head.train(self.training)
-        self._update_head_size()
+        super().reset_classifier(num_classes, global_pool)
+        self.global_pool = self.head.pool_type
+        self.num_features = self.head_hidden_size
 
     def set_input_size(
             self,
@@ -331,9 +280,6 @@ class GCPVisionTransformer(VisionTransformer):
         self.pos_embed = None
         super().set_input_size(img_size=img_size, patch_size=patch_size)
         self.pos_embed = sinusoid_pos_embed(self._num_pos_tokens(), self.embed_dim, device=old.device, dtype=old.dtype)
-
-    def _split_tokens(self, x: torch.Tensor) -> List[torch.Tensor]:
-        return [x[:, :self.num_prefix_tokens], x[:, self.num_prefix_tokens:]]
 
     def forward_intermediates(
             self,
@@ -361,29 +307,7 @@ class GCPVisionTransformer(VisionTransformer):
             attn_mask=attn_mask,
             is_causal=is_causal,
         )
-        if output_dict:
-            if 'image_features' in out:
-                out['image_features'] = self._split_tokens(out['image_features'])
-            return out
-        if intermediates_only:
-            return out
-        final, intermediates = out
-        return self._split_tokens(final), intermediates
-
-    def prune_intermediate_layers(
-            self,
-            indices: Union[int, List[int]] = 1,
-            prune_norm: bool = False,
-            prune_head: bool = True,
-    ) -> List[int]:
-        """Truncate the blocks after the last wanted index; `prune_head` removes the whole GCP head."""
-        take_indices = super().prune_intermediate_layers(indices, prune_norm=prune_norm, prune_head=False)
-        if prune_head:
-            self.head = nn.Identity()
-            self.global_pool = ''
-            self.num_classes = 0
-            self._update_head_size()
-        return take_indices
+        return split_final_tokens(out, self.num_prefix_tokens)
 
     def forward_features(self, x: torch.Tensor) -> List[torch.Tensor]:
         x = self.patch_embed(x)
@@ -395,10 +319,10 @@ class GCPVisionTransformer(VisionTransformer):
         else:
             x = self.blocks(x)
         x = self.norm(x)
-        return self._split_tokens(x)
+        return split_prefix_tokens(x, self.num_prefix_tokens)
 
     def forward_head(self, x: List[torch.Tensor], pre_logits: bool = False) -> torch.Tensor:
-        if not self.global_pool:
+        if not self.head.pool_type:
             return torch.cat(x, dim=1)
         return self.head(x[0][:, 0], x[1], pre_logits=pre_logits)
 
@@ -435,6 +359,10 @@ def checkpoint_filter_fn(state_dict: Dict[str, Any], model: GCPVisionTransformer
     if not has_gcp_head:
         _logger.info('Checkpoint has no GCP head: the head keeps its new initialization.')
         out.update(model.head.state_dict(prefix='head.'))
+    # timm's loader adapts the classifiers to num_classes and the first conv to in_chans after this filter
+    first_conv = model.pretrained_cfg.get('first_conv')
+    adaptable = {f'head.{fc}.{p}' for fc in ('cls_fc', 'visual_fc') for p in ('weight', 'bias')}
+    check_fit(out, model.state_dict(), type(model).__name__, adaptable=adaptable | {f'{first_conv}.weight'})
     return out
 
 
@@ -486,8 +414,7 @@ default_cfgs = generate_default_cfgs({
     'vit_sot_base': _dense_cfg(**_SOT),
 
     # the published DropCov-ViT models (ImageNet-1k top-1 82.4 and 82.7 as published)
-    'vit_dropcov_small.dc_in1k': _dense_cfg(hf_hub_id=RELEASES['vit_dropcov_small.dc_in1k'].hub_id, **_DC),
-    'vit_dropcov_t2t_14.dc_in1k': _dense_cfg(hf_hub_id=RELEASES['vit_dropcov_t2t_14.dc_in1k'].hub_id, **_DC),
+    **release_cfgs(_dense_cfg, 'vit_dropcov_small', 'vit_dropcov_t2t_14'),
 })
 
 _ISQRT = dict(gcp_pool='cov', gcp_dim=128, gcp_norm='isqrt')

@@ -16,18 +16,18 @@ trying the Hub (docs/checkpoints.md, "Getting the weights").
 """
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 
 from huggingface_hub import constants, try_to_load_from_cache
-from timm.models import is_model, resolve_pretrained_cfg
+from timm.models import is_model, resolve_pretrained_cfg, split_model_name_tag
 
 from ..checkpoints.layouts import MINDSPORE_PREFIX
 from ..checkpoints.mindspore import is_mindspore_checkpoint
-from .sources import REPOS
+from .sources import REPOS, pretrained_fields
 
 __all__ = [
     'FILE_EXTENSIONS', 'Download', 'Release', 'RELEASES', 'WeightsUnavailableError', 'check_pretrained_source',
-    'convert_command', 'local_file', 'release_files', 'unavailable_message',
+    'convert_command', 'local_file', 'release_cfgs', 'release_files', 'unavailable_message',
 ]
 
 # extensions under which `timm-gcp release` also finds a file saved as `<arch>.<tag>.<ext>`
@@ -65,11 +65,14 @@ class Release:
     use_ema: bool = False  # the authors evaluate the EMA weights of their checkpoint
     note: str = ''
     published: bool = False  # uploaded to `hub_id` by a maintainer
-    hub_id: str = ''
+    hub_id: str = ''  # '': timm-gcp/<name>
+    code: str = ''  # key of REPOS: the code the weights were trained with, the cfg's origin_url ('': `source`)
 
     def __post_init__(self):
         if not self.hub_id:
             object.__setattr__(self, 'hub_id', f'timm-gcp/{self.name}')
+        if not self.code:
+            object.__setattr__(self, 'code', self.source)
 
     @property
     def page(self) -> str:
@@ -128,7 +131,8 @@ def _check_local_file(variant: str, tag: str, file: str) -> None:
         model = ms_variant if not variant.startswith(MINDSPORE_PREFIX) and is_model(ms_variant) else variant
         name = f'{model}.{tag}' if tag else model
         raise WeightsUnavailableError(
-            f'{file}: a MindSpore checkpoint, which timm cannot load; convert it first:\n' + _convert_then_load(file, name))
+            f'{file}: a MindSpore checkpoint, which timm cannot load; convert it first:\n'
+            + _convert_then_load(file, name))
 
 
 def check_pretrained_source(variant: str, kwargs: Dict[str, Any]) -> None:
@@ -165,6 +169,8 @@ _FMPN = 'jiangtaoxie/fast-MPN-COV'
 _GCPO = 'ZhangLi-CS/GCP_Optimization'
 _DC = 'mingzeG/DropCov'
 _OPT = 'Sherry1945/GCP_OPT'
+# the MindSpore code of the TPAMI'23 ResNets, by method
+_TPAMI_CODE = {'isqrt': 'Terror03/GCP-OPT', 'dropcov': 'Sherry1945/Dropcov_mindspore'}
 _DC_LINKS = ("the DropCov README's own checkpoint links; the PyTorch DropCov links of the TPAMI'23 README "
              "(Sherry1945/GCP_OPT) for ResNet-34/50 point to GCP_Optimization iSQRT files instead")
 _SAME_LINK = "the TPAMI'23 README gives the same Google Drive link for this MindSpore row and its PyTorch row"
@@ -195,19 +201,15 @@ def _gcpo(name: str, top1: float, top5: float, row: str, baidu: str, code: str, 
 
 def _tpami(name: str, top1: float, row: str, method: str, drive: str, note: str = '') -> Release:
     return Release(name, top1, None, _OPT, row, ('tpami', method), (_drive_file(drive),),
-                   file_format='MindSpore', note=note)
+                   file_format='MindSpore', note=note, code=_TPAMI_CODE[method])
 
 
 def _dc(name: str, top1: float, row: str, drive: str, note: str = '', use_ema: bool = False) -> Release:
     return Release(name, top1, None, _DC, row, ('dropcov',), (_drive_file(drive),), note=note, use_ema=use_ema)
 
 
+# an architecture's first release here is its default tag in timm (`release_cfgs`)
 RELEASES: Dict[str, Release] = {r.name: r for r in (
-    # fast-MPN-COV README, "reproduce" column (error rates converted to accuracy)
-    _fmpn('resnet50_isqrt_d256.fmpn_in1k', 78.29, 93.87, 'fast MPN-COV-ResNet50, reproduce',
-          'mpncovresnet50-15991845.pth', '19TWen7p9UDyM0Ueu9Gb22NtouR109C6j', '17TxANPJg_j2VyYgXV05OOQ'),
-    _fmpn('resnet101_isqrt_d256.fmpn_in1k', 79.01, 94.44, 'fast MPN-COV-ResNet101, reproduce',
-          'mpncovresnet101-ade9737a.pth', '1riur7v3rZ7vnrdj2UZ7EBaTKEGSccYwg', '1_H8MosgzPH0BBmlKw2sr5A'),
     # GCP_Optimization README (CVPR'20): 256-d, and the two 128-d ResNet-50s (_128)
     _gcpo('resnet18_isqrt_d256.gcp_in1k', 75.48, 92.23, 'ResNet18_GCP_LRnorm',
           '1Nr6FH8PUbY60oAOi41pYWQ', 'eje8', '1D4ZmTHJ5dmTTpdL2IA3UJUIm54cF45na'),
@@ -237,6 +239,11 @@ RELEASES: Dict[str, Release] = {r.name: r for r in (
           '1FZV-_8lHFzK4_j8_AZna3g', '976a', '1taR2AvNC32YnF9ge4To30JUVa4SNq62g'),
     _gcpo('resnet50_isqrt.gcp_lradju_in1k', 77.72, 93.73, 'ResNet50_GCP_LRadju_128',
           '1GxiLO3RTBZoV-3IfIZnupQ', 'xf7g', '1t6r70Vx4J7ev6Lhm0SAalptyF3gQ_5Qk'),
+    # fast-MPN-COV README, "reproduce" column (error rates converted to accuracy)
+    _fmpn('resnet50_isqrt_d256.fmpn_in1k', 78.29, 93.87, 'fast MPN-COV-ResNet50, reproduce',
+          'mpncovresnet50-15991845.pth', '19TWen7p9UDyM0Ueu9Gb22NtouR109C6j', '17TxANPJg_j2VyYgXV05OOQ'),
+    _fmpn('resnet101_isqrt_d256.fmpn_in1k', 79.01, 94.44, 'fast MPN-COV-ResNet101, reproduce',
+          'mpncovresnet101-ade9737a.pth', '1riur7v3rZ7vnrdj2UZ7EBaTKEGSccYwg', '1_H8MosgzPH0BBmlKw2sr5A'),
     # GCP_Optimization README, MobileNetV2 (256-d and _128) and ShuffleNetV2 x1.0 GCP rows
     _gcpo('mobilenetv2_100_isqrt_d256.gcp_in1k', 74.39, 91.86, 'MobileNetV2_GCP_LRnorm',
           '1cdCpSV8Md6faxkUt7v-tDQ', '3r9q', '18OpYWyBUGqSIiY4m0BqKsHNo22IuNB80'),
@@ -278,3 +285,19 @@ RELEASES: Dict[str, Release] = {r.name: r for r in (
     _dc('vit_dropcov_t2t_14.dc_in1k', 82.7, 'T2T-ViT-14-S+DropCov(Ours)', '1KQmJ7cZjDPy4WOmOGAPGr9wbBWaQGNPo',
         use_ema=True),
 )}
+
+
+def release_cfgs(make_cfg: Callable[..., Dict[str, Any]], *archs: str) -> Dict[str, Dict[str, Any]]:
+    """The pretrained cfgs of the releases of `archs`, `arch.tag` -> `make_cfg(hf_hub_id=..., <paper and code>)`.
+
+    In `RELEASES` order, so an architecture's first release is its default tag. An architecture without a
+    release raises a ValueError.
+    """
+    cfgs = {
+        name: make_cfg(hf_hub_id=rel.hub_id, **pretrained_fields(rel.papers[0], rel.code))
+        for name, rel in RELEASES.items() if split_model_name_tag(name)[0] in archs
+    }
+    without = set(archs) - {split_model_name_tag(name)[0] for name in cfgs}
+    if without:
+        raise ValueError(f"no release of {', '.join(sorted(without))} in RELEASES")
+    return cfgs

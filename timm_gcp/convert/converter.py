@@ -233,12 +233,12 @@ def _check_reduction(path: Path, sd: Dict[str, Any], model_name: str, model: nn.
     if found is None or not isinstance(model, GCPResNet):
         return ''
     dim, where = found
-    model_dim = model.head.global_pool.reduce_dim
+    model_dim = model.head.global_pool.dim
     if dim != model_dim and not explicit:
         arch = model_name.split('.')[0]
         base = arch[:-len('_d256')] if arch.endswith('_d256') else arch
         suggest = [n for n in (base, f'{base}_d256') if n in timm.list_models(module='gcp_resnet')
-                   and timm.create_model(n, device='meta').head.global_pool.reduce_dim == dim]
+                   and timm.create_model(n, device='meta').head.global_pool.dim == dim]
         hint = f'--model {suggest[0]}' if suggest else f'--model-kwargs gcp_dim={dim}'
         raise ConversionError(
             f'{path}: the checkpoint reduces to d={dim} ({where}) but {arch} has d={model_dim}: '

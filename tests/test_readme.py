@@ -197,7 +197,8 @@ def test_blocks_are_found_and_checks_fail_on_bad_commands():
     with pytest.raises(AssertionError, match='does not know'):
         check_command(['curl', 'https://example.com'])
     assert hub_repos("timm.create_model('hf-hub:org/arch.tag', pretrained=True)") == {'org/arch.tag'}
-    assert local_exports("timm.create_model('local-dir:resnet18_isqrt.mine', pretrained=True)") == {'resnet18_isqrt.mine'}
+    mine = "timm.create_model('local-dir:resnet18_isqrt.mine', pretrained=True)"
+    assert local_exports(mine) == {'resnet18_isqrt.mine'}
     check_command(['pip', 'install', 'timm-gcp[onnx]'])
     with pytest.raises(AssertionError, match='not an extra of ours'):
         check_command(['pip', 'install', 'timm-gcp[no_such_extra]'])

@@ -2,9 +2,9 @@
 import torch
 
 from timm_gcp import cli
-from timm_gcp.bench.layers import (
-    dense_centring_covariance, head, naive_eigh_power, per_call_triu, plain_newton_schulz, saved_matrices,
-    straightforward_head,
+from timm_gcp.bench.layers import head, saved_matrices
+from timm_gcp.bench.reference import (
+    dense_centring_covariance, naive_eigh_power, per_call_triu, plain_newton_schulz, straightforward_head,
 )
 from timm_gcp.measure import peak_tensor_bytes
 from timm_gcp.layers import covariance, isqrt, mpn, triu_vec

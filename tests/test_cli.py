@@ -17,8 +17,7 @@ from timm_gcp.demo import side_by_side
 from timm_gcp.hub.cards import TABLE_END, TABLE_START
 
 from tests.helpers import REPO
-from tests.helpers.images import write_images
-from tests.helpers.scripts import stub_record, write_train_stub
+from tests.helpers.scripts import stub_record
 
 
 def _main(argv):
@@ -157,18 +156,6 @@ def test_cards_with_a_readme_without_the_table_markers(tmp_path, capsys):
 
 
 # --- timm-gcp launch: `python -m timm_gcp.launch` as a subcommand -------------------------------------------
-
-@pytest.fixture
-def stub(tmp_path) -> Path:
-    return write_train_stub(tmp_path / 'scripts')
-
-
-@pytest.fixture
-def data(tmp_path) -> Path:
-    write_images(tmp_path / 'data' / 'train' / 'a')
-    write_images(tmp_path / 'data' / 'validation' / 'a')
-    return tmp_path / 'data'
-
 
 def test_launch_subcommand_runs_the_script_as_python_m_launch_does(stub, data, tmp_path):
     records = {}

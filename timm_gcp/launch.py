@@ -43,6 +43,8 @@ import yaml
 from timm.data import get_img_extensions
 from timm.models import get_arch_pretrained_cfgs, split_model_name_tag
 
+from . import cli
+from ._errors import UsageError
 from .models.gcp_resnet import DEPRECATED_NAMES  # importing timm_gcp registers the models
 from .models.registry import is_gcp_model
 
@@ -85,7 +87,7 @@ _TRAIN_SPLITS = ('train', 'training')
 _EVAL_SPLITS = ('val', 'valid', 'validation', 'eval', 'evaluation')
 
 
-class LaunchError(ValueError):
+class LaunchError(UsageError):
     """A problem with the script or its arguments, found before the script runs."""
 
 
@@ -384,14 +386,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(opts: argparse.Namespace) -> int:
-    """Check, then run the script; 2 on a launch error, else what the script exits with."""
-    try:
-        script = find_script(opts.script)
-        if not opts.no_check and not {'-h', '--help'} & set(opts.script_args):
-            check_script_args(script, opts.script_args)
-    except LaunchError as e:
-        print(f'timm_gcp.launch: error: {e}', file=sys.stderr)
-        return 2
+    """Check (LaunchError), then run the script, whose exceptions and SystemExit propagate."""
+    script = find_script(opts.script)
+    if not opts.no_check and not {'-h', '--help'} & set(opts.script_args):
+        check_script_args(script, opts.script_args)
     if opts.check_only:
         return 0
     run_script(script, opts.script_args)
@@ -399,14 +397,8 @@ def run(opts: argparse.Namespace) -> int:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Entry point of `python -m timm_gcp.launch` (`timm-gcp launch` runs `run` the same way)."""
-    parser = argparse.ArgumentParser(
-        prog='python -m timm_gcp.launch',
-        description="Run one of timm's scripts (train.py, validate.py, benchmark.py, inference.py) with the "
-                    "timm-gcp models registered; the script's arguments follow its path.",
-    )
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
+    """`python -m timm_gcp.launch ARGS`: `timm-gcp launch ARGS`, which also reports its errors."""
+    return cli.main(['launch', *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == '__main__':

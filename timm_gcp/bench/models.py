@@ -12,6 +12,7 @@ import argparse
 import copy
 import json
 import math
+import os
 import sys
 import time
 from contextlib import nullcontext
@@ -25,6 +26,7 @@ from torch import nn
 import timm
 from timm.utils import ParseKwargs
 
+from .._errors import UsageError, usage_errors
 from ..models.registry import baseline_name, is_gcp_model
 from ..measure import count_flops, saved_tensor_bytes
 
@@ -225,9 +227,27 @@ def memory_method(device: torch.device) -> str:
     return 'weights + SGD momentum + tensors saved for backward (saved_tensors_hooks; no grads, no workspace)'
 
 
-def check_models(names: Sequence[str]) -> List[str]:
-    """The names timm does not know."""
-    return [name for name in names if not timm.is_model(name)]
+def check_args(args: argparse.Namespace) -> torch.device:
+    """The device; UsageError naming the first bad option, every model built on the meta device, before any work."""
+    unknown = [name for name in args.models if not timm.is_model(name)]
+    if unknown:
+        raise UsageError(f'unknown model(s): {", ".join(map(repr, unknown))} '
+                         f'(not registered in timm; `timm.list_models()` lists the names)')
+    with usage_errors(RuntimeError, prefix='--device: '):
+        device = torch.device(args.device)
+    if device.type == 'cuda' and not torch.cuda.is_available():
+        raise UsageError(f"--device is {args.device!r}, but CUDA is not available here: pass --device cpu")
+    if args.tf32 and device.type != 'cuda':
+        raise UsageError(f'--tf32 needs a CUDA device, not {args.device!r}')
+    for name in ('batch_size', 'img_size', 'rounds', 'iters'):
+        if getattr(args, name) < 1:
+            raise UsageError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+    if args.json not in (None, '-') and not os.path.isdir(os.path.dirname(os.path.abspath(args.json))):
+        raise UsageError(f"--json '{args.json}': its folder does not exist")
+    for name in args.models:
+        with usage_errors(RuntimeError, TypeError, ValueError, prefix=f'{name}: '):
+            timm.create_model(name, device='meta', **(args.model_kwargs if is_gcp_model(name) else {}))
+    return device
 
 
 def _log(msg: str) -> None:
@@ -389,15 +409,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    unknown = check_models(args.models)
-    if unknown:
-        print(f'timm-gcp bench: error: unknown model(s): {", ".join(map(repr, unknown))} '
-              f'(not registered in timm; `timm.list_models()` lists the names)', file=sys.stderr)
-        return 2
-    device = torch.device(args.device)
-    if args.tf32 and device.type != 'cuda':
-        print(f'timm-gcp bench: error: --tf32 needs a CUDA device, not {args.device!r}', file=sys.stderr)
-        return 2
+    device = check_args(args)
     if args.threads:
         torch.set_num_threads(args.threads)
     if device.type == 'cuda':

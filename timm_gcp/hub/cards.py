@@ -10,7 +10,6 @@ GMACs are measured here, on the meta device, so they follow the code.
 import argparse
 import functools
 import re
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional, Tuple
@@ -18,6 +17,7 @@ from typing import List, Optional, Tuple
 import timm
 import torch
 
+from .._errors import UsageError, usage_errors
 from ..export.folder import write_text_atomic
 from ..measure import count_flops
 from ..models.gcp_resnet import GCPResNet
@@ -314,14 +314,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if not args.readme.is_file():
-        print(f'timm-gcp cards: error: {args.readme}: no such file (run from a checkout of timm-gcp, or pass '
-              f'--readme and --cards)', file=sys.stderr)
-        return 2
-    try:
+        raise UsageError(f'{args.readme}: no such file (run from a checkout of timm-gcp, or pass --readme and --cards)')
+    with usage_errors(ValueError, prefix=f'{args.readme}: '):  # checked before any card is written
         _readme_with_table(args.readme.read_text(encoding='utf-8'))
-    except ValueError as e:  # checked before any card is written
-        print(f'timm-gcp cards: error: {args.readme}: {e}', file=sys.stderr)
-        return 2
     drift = write_cards(args.cards, check=args.check)
     if update_readme(args.readme, check=args.check):
         drift.append(str(args.readme))

@@ -27,7 +27,7 @@ from ..models.sources import PAPERS, REPOS
 from .evaluate import Accuracy
 
 __all__ = [
-    'ModelStats', 'front_matter', 'measure_model', 'model_stats', 'papers_lines', 'render_card', 'render_model_table',
+    'ModelStats', 'classification_code', 'front_matter', 'measure_model', 'model_stats', 'papers_lines', 'render_card', 'render_model_table',
     'write_cards', 'update_readme', 'add_arguments', 'run',
 ]
 
@@ -124,6 +124,29 @@ def _measured(result: Release, measured: Optional[Accuracy]) -> str:
             f'transform with this model\'s pretrained cfg), {gap:+.2f} points from the authors\' top-1.')
 
 
+def classification_code(ref: str) -> str:
+    """The card's Python block that classifies an image with `ref` (a registered `arch.tag` or `hf-hub:ORG/NAME`)."""
+    return f'''```python
+import timm_gcp  # registers the timm-gcp models in timm
+import timm
+import torch
+from urllib.request import urlopen
+from PIL import Image
+
+img = Image.open(urlopen(
+    'https://huggingface.co/datasets/huggingface/documentation-images/resolve/main/beignets-task-guide.png'))
+
+model = timm.create_model('{ref}', pretrained=True).eval()
+data_config = timm.data.resolve_model_data_config(model)
+transforms = timm.data.create_transform(**data_config, is_training=False)
+
+with torch.no_grad():
+    output = model(transforms(img).unsqueeze(0))
+top5_probabilities, top5_class_indices = torch.topk(output.softmax(dim=1) * 100, k=5)
+```
+'''
+
+
 def render_card(name: str, measured: Optional[Accuracy] = None, repo_id: Optional[str] = None) -> str:
     """The Hub README of the authors' weights of a release `arch.tag`, converted.
 
@@ -191,25 +214,7 @@ GMACs count convolutions, linear layers and the head's matrix products (covarian
 ## Model Usage
 ### Image Classification
 
-```python
-import timm_gcp  # registers the timm-gcp models in timm
-import timm
-import torch
-from urllib.request import urlopen
-from PIL import Image
-
-img = Image.open(urlopen(
-    'https://huggingface.co/datasets/huggingface/documentation-images/resolve/main/beignets-task-guide.png'))
-
-model = timm.create_model('{ref}', pretrained=True).eval()
-data_config = timm.data.resolve_model_data_config(model)
-transforms = timm.data.create_transform(**data_config, is_training=False)
-
-with torch.no_grad():
-    output = model(transforms(img).unsqueeze(0))
-top5_probabilities, top5_class_indices = torch.topk(output.softmax(dim=1) * 100, k=5)
-```
-{features}
+{classification_code(ref)}{features}
 ### Image Embeddings
 
 ```python

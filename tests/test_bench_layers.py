@@ -1,4 +1,5 @@
 """The layer benchmark: its straightforward baselines compute the same numbers, and it prints its table."""
+import pytest
 import torch
 
 from timm_gcp import cli
@@ -57,3 +58,15 @@ def test_cli_prints_ratio_table(capsys):
     assert '| 2 | 8 | 9 | head cov+isqrt5+triu f+b |' in out and '| 2 | 8 | 9 | head vs its products fwd |' in out
     assert 'saved B x C x C tensors' in out and 'isqrt3 / isqrt5' in out
     assert '| 2 | 8 | 12 | head f+b peak memory (MiB) |' in out
+
+
+@pytest.mark.parametrize('argv, expected', [
+    (['--memory-maps', '14by14'], "--memory-maps '14by14': not HxW with positive H and W"),
+    (['--channels', '128', '0'], '--channels must be at least 1, got 128 0'),
+    (['--threads', '-1'], '--threads must be at least 0, got -1'),
+])
+def test_bad_options_are_named_before_any_timing(argv, expected, capsys):
+    assert cli.main(['bench-layers', *argv]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith('timm-gcp bench-layers: error: ') and expected in captured.err
+    assert captured.err.count('\n') == 1 and captured.out == ''

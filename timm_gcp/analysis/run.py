@@ -188,6 +188,8 @@ def format_summary(rows: List[Tuple[str, Dict]], names: Sequence[str]) -> List[s
 
 def _check_args(args: argparse.Namespace) -> Tuple[str, str]:
     """The pair's names; UsageError naming the first bad option (before any data or training)."""
+    if not timm.is_model(args.model):
+        raise UsageError(f"--model '{args.model}' is not a timm model")
     baseline = args.baseline or baseline_name(args.model)
     if baseline is None:
         raise UsageError(f"'{args.model}' has no plain twin in timm; name one with --baseline")

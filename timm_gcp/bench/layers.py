@@ -144,6 +144,8 @@ def check_args(args: argparse.Namespace) -> List[Tuple[int, int]]:
     for flag, values in sizes.items():
         if min(values) < 1:
             raise UsageError(f'{flag} must be at least 1, got {" ".join(map(str, values))}')
+    if args.threads < 0:
+        raise UsageError(f'--threads must be at least 0, got {args.threads}')
     maps = []
     for size in args.memory_maps:
         h, _, w = size.partition('x')

@@ -242,6 +242,11 @@ def check_args(args: argparse.Namespace) -> torch.device:
     for name in ('batch_size', 'img_size', 'rounds', 'iters'):
         if getattr(args, name) < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+    if args.threads < 0 or args.warmup < 0:
+        raise UsageError(f'--threads and --warmup must be at least 0, got {args.threads} and {args.warmup}')
+    if args.compile and args.compile not in torch.compiler.list_backends(exclude_tags=()):
+        raise UsageError(f"--compile '{args.compile}': not a torch.compile backend; the backends: "
+                         f"{', '.join(torch.compiler.list_backends())}")
     if args.json not in (None, '-') and not os.path.isdir(os.path.dirname(os.path.abspath(args.json))):
         raise UsageError(f"--json '{args.json}': its folder does not exist")
     for name in args.models:

@@ -200,7 +200,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.checkpoint and not Path(args.checkpoint).is_file():
         raise UsageError(f"--checkpoint '{args.checkpoint}': no such file")
-    with usage_errors(RuntimeError, TypeError, ValueError, prefix=f'{args.model}: '):  # name, tag and settings
+    if args.img_size is not None and args.img_size < 1:
+        raise UsageError(f'--img-size must be at least 1, got {args.img_size}')
+    # the name (a local-dir: folder too), the tag and the settings
+    with usage_errors(FileNotFoundError, RuntimeError, TypeError, ValueError, prefix=f'{args.model}: '):
         timm.create_model(args.model, device='meta', exportable=True, **args.model_kwargs)
     try:
         model = timm.create_model(

@@ -199,7 +199,8 @@ def _without_times(seed: dict) -> dict:
 
 def test_analyze_runs_repeats_with_a_seed_and_reports_spread(data_dir, tmp_path, capsys):
     out_dir = tmp_path / 'analysis'
-    assert cli.main(['analyze', '--data-dir', data_dir, *TINY, '--seeds', '0', '0', '1', '--out-dir', str(out_dir)]) == 0
+    argv = ['analyze', '--data-dir', data_dir, *TINY, '--seeds', '0', '0', '1', '--out-dir', str(out_dir)]
+    assert cli.main(argv) == 0
     out = capsys.readouterr().out
     result = json.loads((out_dir / 'analysis.json').read_text())
     seeds = [_without_times(s) for s in result['seeds']]

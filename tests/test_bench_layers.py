@@ -52,7 +52,8 @@ def test_straightforward_head_holds_its_centring_matrices():
 
 
 def test_cli_prints_ratio_table(capsys):
-    args = ['bench-layers', '--batch-size', '2', '--channels', '8', '--sides', '3', '--rounds', '1', '--memory-maps', '3x4']
+    args = ['bench-layers', '--batch-size', '2', '--channels', '8', '--sides', '3', '--rounds', '1',
+            '--memory-maps', '3x4']
     assert cli.main(args) == 0
     out = capsys.readouterr().out
     assert '| 2 | 8 | 9 | head cov+isqrt5+triu f+b |' in out and '| 2 | 8 | 9 | head vs its products fwd |' in out

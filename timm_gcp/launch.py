@@ -1,31 +1,20 @@
 """Run timm's scripts (train.py, validate.py, benchmark.py, inference.py) with the GCP models registered.
 
-timm has no plugin discovery, and its scripts are not on PyPI: a user runs them from a clone of
-https://github.com/huggingface/pytorch-image-models. This launcher imports `timm_gcp` (which
-registers the models), checks what it can before anything trains, then runs the script as
-`__main__` with its own arguments, so its exit code and tracebacks are the script's own:
+timm has no plugin discovery and its scripts are not on PyPI (they live in a clone of
+https://github.com/huggingface/pytorch-image-models). The launcher imports `timm_gcp`, which
+registers the models, checks the arguments, then runs the script as `__main__` with its own
+arguments, so its exit status and tracebacks are the script's own:
 
     python -m timm_gcp.launch path/to/train.py --model resnet50_isqrt --data-dir /data/imagenet
     torchrun --nproc_per_node=8 -m timm_gcp.launch path/to/train.py --config train_scripts/x.yaml ...
 
-torchrun runs the launcher in every rank. The checks, each with a message that names the problem:
-
-* `--config` YAML keys that the script's parser does not know (train.py would keep them silently);
-* a model name that is not registered (nor `arch.tag` with a known tag);
-* a folder dataset whose data folder does not exist or holds no images for the split;
-* arguments the script does not have (an unknown flag's value would pass for the positional data folder);
-* a `--checkpoint`, `--resume`, `--initial-checkpoint` or `--pretrained-path` that is not a file;
-* `--test-pool` with a GCP model (timm's test-time pooling assumes an average-pooling head);
-* `--device cuda` (the scripts' default) on a machine without CUDA: pass `--device cpu`.
-
-They need the script's argument parser: the launcher executes the script once under another
-module name (its `if __name__ == '__main__'` guard keeps it from running) and takes its
-module-level `parser` (and train.py's `config_parser`). Where that cannot be done, the YAML keys
-of train.py are checked against `TRAIN_ARGS`, and the model and `--data-dir` against the
-command line. `--no-check` skips the checks, `--check-only` stops after them.
-
-train.py alone can also import the plugin itself: `train.py --device-modules timm_gcp ...` (or
-`device_modules: [timm_gcp]` in the YAML).
+The checks name, before anything trains: `--config` keys the script does not know (train.py keeps
+them silently), a model name or tag that is not registered, a folder dataset without images for a
+split, arguments the script does not have, a checkpoint argument that is not a file, `--test-pool`
+with a GCP model, and `--device cuda` without CUDA. They read the script's module-level `parser`
+(and train.py's `config_parser`) by executing it under another module name, which its main guard
+skips; where that fails, train.py's YAML keys are checked against `TRAIN_ARGS`. `--no-check` skips
+the checks, `--check-only` stops after them.
 """
 import argparse
 import ast

@@ -226,7 +226,8 @@ def prepare(args: argparse.Namespace) -> Tuple[Tuple[str, str], Tuple[Dict, Dict
     return names, kwargs, data
 
 
-def make_pair_factory(names: Sequence[str], kwargs: Sequence[Dict], seed: int) -> Callable[[], Tuple[nn.Module, nn.Module]]:
+def make_pair_factory(
+        names: Sequence[str], kwargs: Sequence[Dict], seed: int) -> Callable[[], Tuple[nn.Module, nn.Module]]:
     def make() -> Tuple[nn.Module, nn.Module]:
         return tuple(m.to(memory_format=torch.channels_last) for m in create_pair(names, kwargs, seed))
     return make
@@ -255,7 +256,8 @@ def run(args: argparse.Namespace) -> int:
     print('\n'.join(format_summary(rows, names)))
     os.makedirs(args.out_dir, exist_ok=True)
     png, json_path = os.path.join(args.out_dir, 'analysis.png'), os.path.join(args.out_dir, 'analysis.json')
-    top = [draw_accuracy] + ([draw_ladder] if args.ladder_lrs else []) + ([draw_corruptions] if args.corruptions else [])
+    top = [draw_accuracy] + ([draw_ladder] if args.ladder_lrs else [])
+    top += [draw_corruptions] if args.corruptions else []
     title = (f'{names[0]} vs {names[1]}, {args.dataset}, {len(seeds)} seed(s): mean, min-max over seeds shaded')
     plot_analysis(seeds, names, png, title, top)
     if args.param_probe:

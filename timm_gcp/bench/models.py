@@ -87,7 +87,7 @@ class ModelBench:
     """One model with its input, labels and optimizer, and a closure per timed operation."""
 
     def __init__(self, name: str, args: argparse.Namespace, device: torch.device, **kwargs: Any) -> None:
-        """Create the model (`kwargs` to timm.create_model) and count its FLOPs (and head graph breaks, with `args.compile`)."""
+        """Create the model (`kwargs` to timm.create_model), count its FLOPs and its head's graph breaks (compile)."""
         self.name = name
         self.device = device
         self.amp_dtype = AMP_DTYPES[args.amp_dtype]
@@ -375,13 +375,14 @@ def describe(args: argparse.Namespace) -> str:
         where = torch.cuda.get_device_name(device)
     else:
         where = f'CPU, {torch.get_num_threads()} threads'
+    model_args = ', '.join(f'{k}={v}' for k, v in args.model_kwargs.items())
     return (
         f'torch {torch.__version__}, timm {timm.__version__}, {where}; batch {args.batch_size}, '
         f'{args.img_size} px, {"AMP " + args.amp_dtype if AMP_DTYPES[args.amp_dtype] else "float32"}'
         f'{", channels_last" if args.channels_last else ""}'
         f'{f", torch.compile ({args.compile})" if args.compile else ""}'
         f'{", TF32 matmul" if args.tf32 else ""}'
-        f'{"; GCP model args " + ", ".join(f"{k}={v}" for k, v in args.model_kwargs.items()) if args.model_kwargs else ""}'
+        f'{"; GCP model args " + model_args if model_args else ""}'
         f'; fastest of {args.rounds} interleaved rounds of '
         f'{args.iters} iteration(s) per operation; train step = forward + cross-entropy + backward + SGD step; '
         f'train mem = {memory_method(device)}; FLOPs = forward, torch.utils.flop_counter, per image; '

@@ -224,7 +224,8 @@ def _from_mindspore(
 
 def _reduction_dim(sd: Dict[str, Any]) -> Optional[Tuple[int, str]]:
     for name, value in sd.items():
-        if rename_key(name, RESNET_RENAMES) == REDUCE_CONV_WEIGHT and isinstance(value, torch.Tensor) and value.dim() == 4:
+        if (rename_key(name, RESNET_RENAMES) == REDUCE_CONV_WEIGHT and isinstance(value, torch.Tensor)
+                and value.dim() == 4):
             return value.shape[0], f'{name} {tuple(value.shape)}'
     return None
 

@@ -1,23 +1,14 @@
 """`timm-gcp demo`: a GCP ResNet and its average-pooling twin trained side by side on Fashion-MNIST, on the CPU.
 
 The GCP model (default `resnet18_isqrt`) and timm's plain model with the same trunk (`resnet18`)
-start from the same trunk weights and see the same batches in the same order, so the heads are
-the only difference. Each epoch trains both, evaluates both on held-out images, and prints a row
-of the table; at the end the curves go to a PNG and the numbers to a JSON file.
+start from the same trunk weights and see the same batches, so the heads are the only difference.
+Each epoch trains and evaluates both and prints a row; the curves go to a PNG, the numbers to JSON.
+Beside the accuracy it runs one seed of `timm-gcp analyze`'s measures (the landscape probe once an
+epoch and the LR ladder; docs/analysis.md): the shape of the measurement, not a difference.
 
-A small setup that finishes in a few minutes on a 2-core CPU: the 28x28 images are upsampled to
-56 px (the GCP ResNets keep the last stage at stride 1, so the covariance sees a 4x4 map; at
-28 px it would see 2x2), the four stages run at a quarter of ResNet-18's width (channels 16-128)
-and the head reduces to 32 channels. Beside the accuracy curves the demo measures two of the seed
-paper's optimization findings (`timm_gcp.analysis`, docs/analysis.md): the loss landscape and
-gradient predictiveness bands along the gradient at the stem's output, probed once an epoch, and an
-LR ladder (fresh pairs trained for one epoch at several SGD learning rates with a fast decay). One
-seed shows the shape of the measurement, not a difference: `timm-gcp analyze` repeats it over seeds.
-Both models run channels-last (about twice as fast on the
-CPU) in one thread: two threads of such small ops stall each other when other work shares a
-2-core machine (measured several times slower there). Training uses timm's pieces as train.py
-does: `create_model`, `create_optimizer_v2` (AdamW), `create_scheduler_v2` (cosine, per update)
-and `timm.task.ClassificationTask`.
+Sized to finish in minutes on a 2-core CPU: 56 px inputs (the GCP ResNets keep the last stage at
+stride 1, so the covariance sees a 4x4 map), a quarter of ResNet-18's width, a 32-channel reduction,
+channels-last in one thread (small ops on two threads stall each other on a shared machine).
 """
 import argparse
 import json

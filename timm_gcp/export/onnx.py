@@ -157,7 +157,8 @@ def export_onnx(
             ref = model(x)
         logits = _run_onnxruntime(ort, tmp, x)
         if logits.shape != ref.shape:
-            raise OnnxExportError(f'onnxruntime gives logits of shape {tuple(logits.shape)}, PyTorch {tuple(ref.shape)}')
+            raise OnnxExportError(
+                f'onnxruntime gives logits of shape {tuple(logits.shape)}, PyTorch {tuple(ref.shape)}')
         error = _rel_error(logits, ref)
         if not error <= rtol:
             raise OnnxExportError(f'onnxruntime logits differ from PyTorch by {error:.2e} relative (limit {rtol:g})')

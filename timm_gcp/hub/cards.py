@@ -27,7 +27,8 @@ from ..models.sources import PAPERS, REPOS
 from .evaluate import Accuracy
 
 __all__ = [
-    'ModelStats', 'classification_code', 'front_matter', 'measure_model', 'model_stats', 'papers_lines', 'render_card', 'render_model_table',
+    'ModelStats', 'classification_code', 'front_matter', 'measure_model', 'model_stats', 'papers_lines', 'render_card',
+    'render_model_table',
     'write_cards', 'update_readme', 'add_arguments', 'run',
 ]
 
@@ -104,7 +105,9 @@ def papers_lines(keys: Tuple[str, ...]) -> str:
 
 def _code_license(origin_url: str) -> str:
     license = next(repo.license for repo in REPOS.values() if repo.url == origin_url)
-    return 'their code has no license file' if license == 'unknown' else f'their code is under the {license.upper()} license'
+    if license == 'unknown':
+        return 'their code has no license file'
+    return f'their code is under the {license.upper()} license'
 
 
 def front_matter(license: str, dataset: str = '') -> str:
@@ -163,6 +166,7 @@ def render_card(name: str, measured: Optional[Accuracy] = None, repo_id: Optiona
     height, width = stats.image_size
     top5 = f', top-5 {result.top5:.2f} %' if result.top5 is not None else ''
     note = f'\n\nNote: {result.note}.' if result.note else ''
+    embedding_shape = f'# (1, {stats.feature_size}): the pooled vector the classifier sees'
     features = unpooled = ''
     if stats.feature_channels is not None:
         pool_h, pool_w = cfg.pool_size
@@ -227,7 +231,7 @@ data_config = timm.data.resolve_model_data_config(model)
 transforms = timm.data.create_transform(**data_config, is_training=False)
 
 with torch.no_grad():
-    embedding = model(transforms(img).unsqueeze(0))  # (1, {stats.feature_size}): the pooled vector the classifier sees{unpooled}
+    embedding = model(transforms(img).unsqueeze(0))  {embedding_shape}{unpooled}
 ```
 
 ## Published Results

@@ -199,7 +199,8 @@ def _without_times(seed: dict) -> dict:
 
 def test_analyze_runs_repeats_with_a_seed_and_reports_spread(data_dir, tmp_path, capsys):
     out_dir = tmp_path / 'analysis'
-    assert cli.main(['analyze', '--data-dir', data_dir, *TINY, '--seeds', '0', '0', '1', '--out-dir', str(out_dir)]) == 0
+    argv = ['analyze', '--data-dir', data_dir, *TINY, '--seeds', '0', '0', '1', '--out-dir', str(out_dir)]
+    assert cli.main(argv) == 0
     out = capsys.readouterr().out
     result = json.loads((out_dir / 'analysis.json').read_text())
     seeds = [_without_times(s) for s in result['seeds']]
@@ -241,6 +242,9 @@ def test_analyze_reads_a_timm_image_folder(tmp_path, capsys):
     (['--baseline-kwargs', 'num_classes=5'], "'resnet18_isqrt' has 10, 'resnet18' has 5"),
     (['--model', 'resnet18'], "'resnet18' has no plain twin in timm; name one with --baseline"),
     (['--seeds'], 'expected at least one argument'),
+    (['--model', 'resnet18_nope'], "--model 'resnet18_nope' is not a timm model"),
+    (['--data-dir', '/no/such/folder'], "--data-dir '/no/such/folder': no such folder"),
+    (['--model-kwargs', 'gcp_dim=x'], 'must be an int, got str'),
 ])
 def test_analyze_bad_input_is_named_before_any_training(argv, expected, data_dir, tmp_path, capsys, monkeypatch):
     from timm_gcp.analysis import run

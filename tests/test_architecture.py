@@ -10,7 +10,7 @@ PACKAGE = Path(timm_gcp.__file__).parent
 # the sub-packages and top-level modules, bottom floor first (docs/architecture.md, "The floors")
 FLOORS = ('layers', 'checkpoints', 'models', 'measure', 'export', 'convert', 'hub', 'training', 'analysis', 'demo',
           'bench', 'cli', 'launch')
-BELOW_EVERYTHING = ('_extras',)
+BELOW_EVERYTHING = ('_errors', '_extras')
 
 
 def _module_name(path: Path, root: Path) -> str:

@@ -1,10 +1,11 @@
 """The layer benchmark: its straightforward baselines compute the same numbers, and it prints its table."""
+import pytest
 import torch
 
 from timm_gcp import cli
-from timm_gcp.bench.layers import (
-    dense_centring_covariance, head, naive_eigh_power, per_call_triu, plain_newton_schulz, saved_matrices,
-    straightforward_head,
+from timm_gcp.bench.layers import head, saved_matrices
+from timm_gcp.bench.reference import (
+    dense_centring_covariance, naive_eigh_power, per_call_triu, plain_newton_schulz, straightforward_head,
 )
 from timm_gcp.measure import peak_tensor_bytes
 from timm_gcp.layers import covariance, isqrt, mpn, triu_vec
@@ -51,9 +52,22 @@ def test_straightforward_head_holds_its_centring_matrices():
 
 
 def test_cli_prints_ratio_table(capsys):
-    args = ['bench-layers', '--batch-size', '2', '--channels', '8', '--sides', '3', '--rounds', '1', '--memory-maps', '3x4']
+    args = ['bench-layers', '--batch-size', '2', '--channels', '8', '--sides', '3', '--rounds', '1',
+            '--memory-maps', '3x4']
     assert cli.main(args) == 0
     out = capsys.readouterr().out
     assert '| 2 | 8 | 9 | head cov+isqrt5+triu f+b |' in out and '| 2 | 8 | 9 | head vs its products fwd |' in out
     assert 'saved B x C x C tensors' in out and 'isqrt3 / isqrt5' in out
     assert '| 2 | 8 | 12 | head f+b peak memory (MiB) |' in out
+
+
+@pytest.mark.parametrize('argv, expected', [
+    (['--memory-maps', '14by14'], "--memory-maps '14by14': not HxW with positive H and W"),
+    (['--channels', '128', '0'], '--channels must be at least 1, got 128 0'),
+    (['--threads', '-1'], '--threads must be at least 0, got -1'),
+])
+def test_bad_options_are_named_before_any_timing(argv, expected, capsys):
+    assert cli.main(['bench-layers', *argv]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith('timm-gcp bench-layers: error: ') and expected in captured.err
+    assert captured.err.count('\n') == 1 and captured.out == ''

@@ -17,6 +17,7 @@ from torch import nn
 import timm_gcp  # noqa: F401  (registers the models)
 from timm_gcp import cli
 from timm_gcp.measure import count_flops, saved_tensor_bytes
+from timm_gcp.bench import models as bench_models
 from timm_gcp.bench.models import head_error, head_graph_breaks
 from timm_gcp.models.registry import baseline_name
 
@@ -169,9 +170,20 @@ def test_gpu_bench_script_runs_on_the_cpu(tmp_path):
     assert [row['head_graph_breaks'] for row in runs['gpu_bench_compile.json']['models']] == [0, 0]
 
 
-def test_tf32_on_cpu_is_refused(capsys):
-    assert cli.main(['bench', '--models', 'resnet18', '--tf32', *TINY]) == 2
-    assert '--tf32 needs a CUDA device' in capsys.readouterr().err
+@pytest.mark.parametrize('argv, expected', [
+    (['--models', 'resnet18', '--tf32'], "--tf32 needs a CUDA device, not 'cpu'"),
+    (['--models', 'resnet18', '--device', 'nonsense'], '--device: Expected one of cpu'),
+    (['--models', 'resnet18', '--threads', '-1'], '--threads and --warmup must be at least 0, got -1 and 1'),
+    (['--models', 'resnet18', '--iters', '0'], '--iters must be at least 1, got 0'),
+    (['--models', 'resnet18', '--compile', 'nosuch'], "--compile 'nosuch': not a torch.compile backend"),
+    (['--models', 'resnet18_isqrt', '--model-kwargs', 'gcp_dim=x'], 'resnet18_isqrt: reduce_dim must be an int'),
+    (['--models', 'resnet18', '--json', 'no/such/folder/out.json'], "--json 'no/such/folder/out.json': its folder"),
+])
+def test_bad_options_are_named_before_any_work(argv, expected, capsys, monkeypatch):
+    monkeypatch.setattr(bench_models, 'ModelBench', None)  # building one would fail with a TypeError
+    assert cli.main(['bench', *argv, *TINY]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith('timm-gcp bench: error: ') and expected in err and err.count('\n') == 1
 
 
 def test_unknown_model_is_named(capsys):

@@ -1,24 +1,27 @@
-"""The `timm-gcp` command (`timm_gcp.cli.main`): subcommands, missing extras, `timm-gcp cards`, `timm-gcp launch`.
+"""The `timm-gcp` command (`timm_gcp.cli.main`): exit status and messages, missing extras, `cards`, `launch`.
 
 The subcommands' own behaviour is tested with their modules (test_convert.py, test_hub.py, test_demo.py,
-test_benchmark.py, test_launch.py); here, what the command adds and the two subcommands without a
-test module of their own.
+test_benchmark.py, test_launch.py); here, what the command adds (docs/architecture.md, "Commands") and
+the two subcommands without a test module of their own.
 """
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import importlib
+import json
+
 import pytest
+import torch
 
 import timm_gcp  # noqa: F401  (registers the models)
-from timm_gcp import _extras, cli, launch
+from timm_gcp import _errors, _extras, cli, launch
 from timm_gcp.demo import side_by_side
 from timm_gcp.hub.cards import TABLE_END, TABLE_START
 
 from tests.helpers import REPO
-from tests.helpers.images import write_images
-from tests.helpers.scripts import stub_record, write_train_stub
+from tests.helpers.scripts import stub_record
 
 
 def _main(argv):
@@ -38,6 +41,121 @@ def test_help_lists_every_subcommand(capsys):
         assert name in out
     assert _main(['no-such-command']) == 2
     assert "invalid choice: 'no-such-command'" in capsys.readouterr().err
+
+
+# --- exit status and message: a usage mistake 2, a failure 1, one line each; a bug keeps its traceback -------
+
+def _usage_mistake(name: str, tmp: Path, stub: Path, data: Path) -> list:
+    """One mistake in the command line of each command."""
+    return {
+        'demo': ['--model', 'resnet18'],
+        'analyze': ['--corruptions', 'fog'],
+        'bench': ['--models', 'gcp_isqrt'],  # a generic GCP model without --model-kwargs backbone=...
+        'bench-layers': ['--memory-maps', '14by14'],
+        'convert': [str(tmp / 'missing.pth'), '--model', 'resnet18_isqrt', '--out', str(tmp / 'out')],
+        'publish': [str(tmp), '--repo-id', 'no-org', '--dry-run', '--out', str(tmp / 'out')],
+        'release': [str(tmp), '--org', 'someone', '--dry-run', '--out', str(tmp / 'out')],
+        'cards': ['--readme', str(tmp / 'README.md'), '--cards', str(tmp / 'out')],
+        'export-onnx': ['resnet18_nope', '--out', str(tmp / 'out' / 'x.onnx')],
+        'launch': [str(stub), '--model', 'resnet18_isqrtt', '--data-dir', str(data)],
+    }[name]
+
+
+USAGE_MESSAGES = {
+    'demo': "--model 'resnet18' is not a GCP ResNet; choose one of: ",
+    'analyze': "unknown corruption 'fog'; valid: gaussian_noise",
+    'bench': 'gcp_isqrt: gcp_isqrt needs backbone=<timm model name>',
+    'bench-layers': "--memory-maps '14by14': not HxW",
+    'convert': 'missing.pth: no such file',
+    'publish': "'no-org': not a Hub repo id (ORG/NAME)",
+    'release': "holds no authors' file of any release tag",
+    'cards': 'README.md: no such file',
+    'export-onnx': 'resnet18_nope: Unknown model (resnet18_nope)',
+    'launch': "--model 'resnet18_isqrtt': no such model in timm's registry",
+}
+
+
+@pytest.mark.parametrize('name', list(cli.SUBCOMMANDS))
+def test_a_usage_mistake_exits_2_with_one_line(name, tmp_path, stub, data, capsys):
+    assert cli.main([name, *_usage_mistake(name, tmp_path, stub, data)]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith(f'timm-gcp {name}: error: ') and captured.err.count('\n') == 1, captured.err
+    assert USAGE_MESSAGES[name] in captured.err
+    assert not (tmp_path / 'out').exists()
+
+
+def test_bench_on_a_cuda_device_without_cuda_is_a_usage_mistake(monkeypatch, capsys):
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
+    assert cli.main(['bench', '--models', 'resnet18', '--device', 'cuda']) == 2
+    assert capsys.readouterr().err == (
+        "timm-gcp bench: error: --device is 'cuda', but CUDA is not available here: pass --device cpu\n")
+
+
+def _failing_convert(tmp: Path) -> list:
+    bad = tmp / 'bad.pth'
+    bad.write_bytes(b'PK\x03\x04' + bytes(100))
+    return [str(bad), '--model', 'resnet18_isqrt', '--out', str(tmp / 'out')]
+
+
+def _failing_publish(tmp: Path) -> list:
+    src = tmp / 'src'
+    src.mkdir()
+    (src / 'config.json').write_text(json.dumps({'architecture': 'resnet18', 'num_classes': 10}))
+    (src / 'model.safetensors').write_bytes(b'')
+    return [str(src), '--repo-id', 'someone/x', '--dry-run', '--out', str(tmp / 'out')]
+
+
+def _failing_export(tmp: Path) -> list:
+    checkpoint = tmp / 'other.pth'
+    torch.save({'fc.weight': torch.zeros(2, 2)}, checkpoint)
+    return ['resnet18_isqrt', '--model-kwargs', 'gcp_dim=8', '--checkpoint', str(checkpoint), '--img-size', '32',
+            '--out', str(tmp / 'out' / 'x.onnx')]
+
+
+@pytest.mark.parametrize('name, argv, expected', [
+    ('convert', _failing_convert, 'bad.pth: cannot read it as a PyTorch checkpoint'),
+    ('publish', _failing_publish, "config.json: architecture 'resnet18' is not a timm-gcp model"),
+    ('export-onnx', _failing_export, 'other.pth: Error(s) in loading state_dict'),
+])
+def test_a_failure_exits_1_with_one_line(name, argv, expected, tmp_path, capsys):
+    assert cli.main([name, *argv(tmp_path)]) == 1
+    captured = capsys.readouterr()
+    assert captured.err.startswith(f'timm-gcp {name}: error: ') and expected in captured.err
+    assert 'Traceback' not in captured.err and not (tmp_path / 'out').exists()
+
+
+def test_a_failed_release_tag_exits_1_and_says_why_in_its_row(tmp_path, capsys):
+    name = 'ms_resnet18_isqrt.tpami_in1k'
+    (tmp_path / f'{name}.ckpt').write_bytes(b'not a checkpoint')
+    assert cli.main(['release', str(tmp_path), '--org', 'someone', '--dry-run', '--out', str(tmp_path / 'out')]) == 1
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith(f'| {name} |'))
+    assert '| failed |' in row and 'not a checkpoint' in row and not (tmp_path / 'out' / name).exists()
+
+
+@pytest.mark.parametrize('name', list(cli.SUBCOMMANDS))
+def test_main_reports_every_command_alike(name, monkeypatch, capsys):
+    """cli.main alone formats what a command raises: UsageError 2, CommandError 1, anything else propagates."""
+    module = importlib.import_module(cli.SUBCOMMANDS[name][0])
+    argv = {'convert': ['x.pth'], 'publish': ['x', '--repo-id', 'a/b'], 'release': ['x', '--org', 'a'],
+            'export-onnx': ['m', '--out', 'x.onnx'], 'launch': ['train.py']}.get(name, [])
+    for error, status in ((_errors.UsageError('bad input'), 2), (_errors.CommandError('it broke'), 1)):
+        def fail(args, error=error):
+            raise error
+        monkeypatch.setattr(module, 'run', fail)
+        assert cli.main([name, *argv]) == status
+        assert capsys.readouterr().err == f'timm-gcp {name}: error: {error}\n'
+    monkeypatch.setattr(module, 'run', lambda args: {}['a bug'])
+    with pytest.raises(KeyError):
+        cli.main([name, *argv])
+
+
+@pytest.mark.slow  # a Python subprocess importing timm: seconds on a small CPU
+def test_bench_process_reports_a_usage_mistake_in_one_line(tmp_path):
+    proc = subprocess.run([sys.executable, '-m', 'timm_gcp.cli', 'bench', '--models', 'gcp_isqrt'],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 2 and proc.stdout == ''
+    assert proc.stderr.startswith('timm-gcp bench: error: gcp_isqrt: gcp_isqrt needs backbone=')
+    assert proc.stderr.count('\n') == 1
 
 
 # --- optional dependencies (the [demo] extra) ---------------------------------------------------------------
@@ -157,18 +275,6 @@ def test_cards_with_a_readme_without_the_table_markers(tmp_path, capsys):
 
 
 # --- timm-gcp launch: `python -m timm_gcp.launch` as a subcommand -------------------------------------------
-
-@pytest.fixture
-def stub(tmp_path) -> Path:
-    return write_train_stub(tmp_path / 'scripts')
-
-
-@pytest.fixture
-def data(tmp_path) -> Path:
-    write_images(tmp_path / 'data' / 'train' / 'a')
-    write_images(tmp_path / 'data' / 'validation' / 'a')
-    return tmp_path / 'data'
-
 
 def test_launch_subcommand_runs_the_script_as_python_m_launch_does(stub, data, tmp_path):
     records = {}

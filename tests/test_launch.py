@@ -21,24 +21,11 @@ from timm_gcp import launch
 
 from tests.helpers import REPO
 from tests.helpers.images import write_image_folder, write_images
-from tests.helpers.scripts import stub_record, write_train_stub
+from tests.helpers.scripts import stub_record
 from tests.helpers.timm_sources import SCRIPTS_DIR, needs_scripts
 
 TRAIN_SH = REPO / 'train_scripts' / 'train.sh'
 VALIDATE_SH = REPO / 'train_scripts' / 'validate.sh'
-
-
-@pytest.fixture
-def stub(tmp_path) -> Path:
-    return write_train_stub(tmp_path / 'scripts')
-
-
-@pytest.fixture
-def data(tmp_path) -> Path:
-    root = tmp_path / 'data'
-    write_images(root / 'train' / 'a')
-    write_images(root / 'val' / 'a')
-    return root
 
 
 def _run_main(argv: List[str]) -> Optional[int]:
@@ -362,7 +349,7 @@ def test_a_missing_checkpoint_is_named_before_the_script_runs(script, flag, data
     args = ['--model', 'resnet18_isqrt', '--data-dir', str(data), '--device', 'cpu']
     missing = tmp_path / 'missing.pth.tar'
     assert _check_only(capsys, script, *args, flag, str(missing)) == (
-        2, f"timm_gcp.launch: error: {flag} '{missing}': not found\n")
+        2, f"timm-gcp launch: error: {flag} '{missing}': not found\n")
     assert _check_only(capsys, script, *args, flag, str(tmp_path))[1].endswith('is a folder, not a file\n')
     (tmp_path / 'present.pth.tar').write_bytes(b'')
     assert _check_only(capsys, script, *args, flag, str(tmp_path / 'present.pth.tar')) == (0, '')
@@ -384,7 +371,7 @@ def test_a_flag_the_script_lacks_is_named_not_taken_for_the_data_folder(data, tm
     code, err = _check_only(capsys, 'inference.py', '--model', 'resnet18_isqrt', '--data-dir', str(data),
                             '--device', 'cpu', '--output-dir', str(tmp_path / 'out'))
     assert code == 2
-    assert err.startswith("timm_gcp.launch: error: inference.py has no argument '--output-dir'")
+    assert err.startswith("timm-gcp launch: error: inference.py has no argument '--output-dir'")
     assert 'data folder' not in err
 
 
@@ -394,7 +381,7 @@ def test_cuda_default_without_cuda_says_pass_device_cpu(script, data, capsys, mo
     monkeypatch.setattr(launch.torch.cuda, 'is_available', lambda: False)
     args = ['--model', 'resnet18_isqrt'] + ([] if script == 'benchmark.py' else ['--data-dir', str(data)])
     assert _check_only(capsys, script, *args) == (
-        2, "timm_gcp.launch: error: --device is 'cuda' (the script's default), but CUDA is not available here: "
+        2, "timm-gcp launch: error: --device is 'cuda' (the script's default), but CUDA is not available here: "
            "pass --device cpu\n")
     code, err = _check_only(capsys, script, *args, '--device', 'cuda:1')
     assert code == 2 and "--device is 'cuda:1', but CUDA" in err

@@ -141,3 +141,17 @@ def test_transformers_loads_export_and_pipeline_gives_timm_logits(tmp_path, monk
     with torch.no_grad():
         expected = loaded(transform(image).unsqueeze(0))[0]
     torch.testing.assert_close(logits, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize('argv, expected', [
+    (['resnet18_isqrt', '--checkpoint', 'no/such.pth'], "--checkpoint 'no/such.pth': no such file"),
+    (['resnet18_isqrt', '--img-size', '0'], '--img-size must be at least 1, got 0'),
+    (['resnet18_isqrt.nosuchtag'], 'Invalid pretrained tag (nosuchtag)'),
+    (['local-dir:no/such/folder'], 'local-dir:no/such/folder: Config file not found'),
+    (['resnet18_isqrt', '--model-kwargs', 'foo=1'], "unexpected keyword argument 'foo'"),
+])
+def test_cli_names_a_usage_mistake_before_any_export(argv, expected, tmp_path, capsys):
+    assert cli.main(['export-onnx', *argv, '--out', str(tmp_path / 'x.onnx')]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith('timm-gcp export-onnx: error: ') and expected in err and err.count('\n') == 1
+    assert not list(tmp_path.iterdir())

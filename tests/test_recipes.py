@@ -157,7 +157,8 @@ def test_finegrained_recipes_cover_three_models_on_three_datasets():
 
 @pytest.mark.parametrize('path', FINEGRAINED, ids=_ids(FINEGRAINED))
 def test_finegrained_recipe_is_fast_mpn_cov_finetuning(path):
-    """448 px, batch 10, 100 epochs of SGD momentum 0.9 at 1.2e-3 without decay, weight decay 1e-3, from pretrained weights."""
+    """448 px, batch 10, 100 epochs of SGD momentum 0.9 at 1.2e-3 without decay, weight decay 1e-3, from pretrained
+    weights."""
     cfg = load_config(path)
     assert set(cfg) <= TRAIN_ARGS and cfg['device_modules'] == ['timm_gcp']
     assert timm.is_model(cfg['model']) and cfg['pretrained'] is True

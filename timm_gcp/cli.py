@@ -1,13 +1,17 @@
 """The `timm-gcp` command: one subcommand per module, each with `add_arguments(parser)` and `run(args)`.
 
-Subcommand modules are imported only when used, so `timm-gcp --help` stays fast.
+Subcommand modules are imported only when used, so `timm-gcp --help` stays fast. `main` is the one
+place that turns a command's errors into an exit status and a message (docs/architecture.md, "Commands").
 """
 import argparse
 import importlib
 import sys
 from typing import List, Optional
 
+from ._errors import CommandError, UsageError
 from ._extras import MissingExtraError
+from .models.gcp_backbone import BackboneError
+from .models.releases import WeightsUnavailableError
 
 SUBCOMMANDS = {
     'demo': ('timm_gcp.demo.side_by_side', 'train a GCP model and its average-pooling twin on Fashion-MNIST (CPU)'),
@@ -23,6 +27,10 @@ SUBCOMMANDS = {
     'launch': ('timm_gcp.launch', "run timm's train.py / validate.py / ... with the GCP models registered"),
 }
 
+# exit status 2: a mistake in the command's input; 1: work that could not be done
+USAGE_ERRORS = (UsageError, MissingExtraError, BackboneError)
+FAILURES = (CommandError, WeightsUnavailableError)
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog='timm-gcp', description='Global covariance pooling models for timm.')
@@ -32,7 +40,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _report(name: str, error: Exception, status: int) -> int:
+    print(f'timm-gcp {name}: error: {error}', file=sys.stderr)
+    return status
+
+
 def main(argv: Optional[List[str]] = None) -> int:
+    """Run `timm-gcp COMMAND ARGS`; its exit status. Only an unexpected exception (a bug) shows a traceback."""
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser()
     if not argv or argv[0] not in SUBCOMMANDS:
@@ -43,9 +57,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     module.add_arguments(sub)
     try:
         return int(module.run(sub.parse_args(rest)) or 0)
-    except MissingExtraError as e:
-        print(f'timm-gcp {name}: error: {e}', file=sys.stderr)
-        return 2
+    except USAGE_ERRORS as e:
+        return _report(name, e, 2)
+    except FAILURES as e:
+        return _report(name, e, 1)
 
 
 if __name__ == '__main__':

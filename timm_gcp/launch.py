@@ -1,31 +1,20 @@
 """Run timm's scripts (train.py, validate.py, benchmark.py, inference.py) with the GCP models registered.
 
-timm has no plugin discovery, and its scripts are not on PyPI: a user runs them from a clone of
-https://github.com/huggingface/pytorch-image-models. This launcher imports `timm_gcp` (which
-registers the models), checks what it can before anything trains, then runs the script as
-`__main__` with its own arguments, so its exit code and tracebacks are the script's own:
+timm has no plugin discovery and its scripts are not on PyPI (they live in a clone of
+https://github.com/huggingface/pytorch-image-models). The launcher imports `timm_gcp`, which
+registers the models, checks the arguments, then runs the script as `__main__` with its own
+arguments, so its exit status and tracebacks are the script's own:
 
     python -m timm_gcp.launch path/to/train.py --model resnet50_isqrt --data-dir /data/imagenet
     torchrun --nproc_per_node=8 -m timm_gcp.launch path/to/train.py --config train_scripts/x.yaml ...
 
-torchrun runs the launcher in every rank. The checks, each with a message that names the problem:
-
-* `--config` YAML keys that the script's parser does not know (train.py would keep them silently);
-* a model name that is not registered (nor `arch.tag` with a known tag);
-* a folder dataset whose data folder does not exist or holds no images for the split;
-* arguments the script does not have (an unknown flag's value would pass for the positional data folder);
-* a `--checkpoint`, `--resume`, `--initial-checkpoint` or `--pretrained-path` that is not a file;
-* `--test-pool` with a GCP model (timm's test-time pooling assumes an average-pooling head);
-* `--device cuda` (the scripts' default) on a machine without CUDA: pass `--device cpu`.
-
-They need the script's argument parser: the launcher executes the script once under another
-module name (its `if __name__ == '__main__'` guard keeps it from running) and takes its
-module-level `parser` (and train.py's `config_parser`). Where that cannot be done, the YAML keys
-of train.py are checked against `TRAIN_ARGS`, and the model and `--data-dir` against the
-command line. `--no-check` skips the checks, `--check-only` stops after them.
-
-train.py alone can also import the plugin itself: `train.py --device-modules timm_gcp ...` (or
-`device_modules: [timm_gcp]` in the YAML).
+The checks name, before anything trains: `--config` keys the script does not know (train.py keeps
+them silently), a model name or tag that is not registered, a folder dataset without images for a
+split, arguments the script does not have, a checkpoint argument that is not a file, `--test-pool`
+with a GCP model, and `--device cuda` without CUDA. They read the script's module-level `parser`
+(and train.py's `config_parser`) by executing it under another module name, which its main guard
+skips; where that fails, train.py's YAML keys are checked against `TRAIN_ARGS`. `--no-check` skips
+the checks, `--check-only` stops after them.
 """
 import argparse
 import ast
@@ -43,6 +32,8 @@ import yaml
 from timm.data import get_img_extensions
 from timm.models import get_arch_pretrained_cfgs, split_model_name_tag
 
+from . import cli
+from ._errors import UsageError
 from .models.gcp_resnet import DEPRECATED_NAMES  # importing timm_gcp registers the models
 from .models.registry import is_gcp_model
 
@@ -85,7 +76,7 @@ _TRAIN_SPLITS = ('train', 'training')
 _EVAL_SPLITS = ('val', 'valid', 'validation', 'eval', 'evaluation')
 
 
-class LaunchError(ValueError):
+class LaunchError(UsageError):
     """A problem with the script or its arguments, found before the script runs."""
 
 
@@ -384,14 +375,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(opts: argparse.Namespace) -> int:
-    """Check, then run the script; 2 on a launch error, else what the script exits with."""
-    try:
-        script = find_script(opts.script)
-        if not opts.no_check and not {'-h', '--help'} & set(opts.script_args):
-            check_script_args(script, opts.script_args)
-    except LaunchError as e:
-        print(f'timm_gcp.launch: error: {e}', file=sys.stderr)
-        return 2
+    """Check (LaunchError), then run the script, whose exceptions and SystemExit propagate."""
+    script = find_script(opts.script)
+    if not opts.no_check and not {'-h', '--help'} & set(opts.script_args):
+        check_script_args(script, opts.script_args)
     if opts.check_only:
         return 0
     run_script(script, opts.script_args)
@@ -399,14 +386,8 @@ def run(opts: argparse.Namespace) -> int:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Entry point of `python -m timm_gcp.launch` (`timm-gcp launch` runs `run` the same way)."""
-    parser = argparse.ArgumentParser(
-        prog='python -m timm_gcp.launch',
-        description="Run one of timm's scripts (train.py, validate.py, benchmark.py, inference.py) with the "
-                    "timm-gcp models registered; the script's arguments follow its path.",
-    )
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
+    """`python -m timm_gcp.launch ARGS`: `timm-gcp launch ARGS`, which also reports its errors."""
+    return cli.main(['launch', *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == '__main__':

@@ -4,6 +4,7 @@
 * `layouts`: state dicts and MindSpore `.ckpt` files in the layouts of the authors' checkpoints;
 * `weights`: random weights for models whose outputs are compared;
 * `fashion_mnist`: a tiny Fashion-MNIST in the real idx file layout (demo tests);
+* `gcp_reference`: a GCP head from the papers' equations, for models whose trunk comes from elsewhere;
 * `scripts`: a train.py look-alike for the launcher and `timm-gcp launch`;
 * `timm_sources`: timm's code that is not in its wheel (its model test suite, its training scripts).
 """

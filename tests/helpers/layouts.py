@@ -36,7 +36,7 @@ def _rename(key: str, renames) -> str:
 
 
 def fmpn_plain(sd: StateDict) -> StateDict:
-    """fast-MPN-COV's released weights: torchvision trunk names, `layer_reduce(_bn)`, `fc` (and DropCov's `eca_layer`)."""
+    """fast-MPN-COV's released weights: torchvision trunk names, `layer_reduce(_bn)`, `fc`, DropCov's `eca_layer`."""
     return {_rename(k, _HEAD_RENAMES): v for k, v in sd.items()}
 
 

@@ -101,7 +101,8 @@ def draw_corruptions(ax, seeds: List[Dict], names: Sequence[str]) -> None:
         for s in seeds:
             result = s['corruptions'][key]
             errors = list(result['errors'].values())
-            per_seed.append([result['clean_acc']] + [100 - _mean([e[i] for e in errors]) for i in range(len(SEVERITIES))])
+            per_seed.append([result['clean_acc']]
+                            + [100 - _mean([e[i] for e in errors]) for i in range(len(SEVERITIES))])
         _spread(ax, [0, *SEVERITIES], per_seed, color, name)
     _finish(ax, 'severity (0: clean)', '%', 'accuracy under corruptions', [0, *SEVERITIES])
 

@@ -19,83 +19,40 @@ import torch
 from timm.utils import ParseKwargs
 from torch import nn
 
+from .._errors import UsageError, usage_errors
 from .._extras import require
 from ..training.data import FashionMNISTData, TimmDatasetData
 from ..training.fashion_mnist import find_fashion_mnist, load_fashion_mnist
 from ..training.loop import OptimConfig, create_pair, evaluate, small_resnet_kwargs, table_header, train_pair
 from ..models.registry import baseline_name
 from .corruptions import CORRUPTIONS, SEVERITIES, check_corruptions, corruption, mean_corruption_error
-from .landscape import STEM, probe_activations, probe_parameters, resolve_split, step_sizes
+from .landscape import probe_activations, probe_parameters, resolve_split, step_sizes
 from .lr_ladder import train_ladder
+from .options import add_common_arguments, check_common_args
 from .plots import draw_accuracy, draw_corruptions, draw_ladder, plot_analysis, plot_parameter_probes
 from .spread import compare
 
-__all__ = ['add_arguments', 'add_ladder_arguments', 'add_probe_arguments', 'analyze_seed', 'check_common_args', 'make_pair_factory', 'pair_kwargs', 'run',
-           'summarize']
+__all__ = ['add_arguments', 'analyze_seed', 'make_pair_factory', 'pair_kwargs', 'prepare', 'run', 'summarize']
 
 FASHION_MNIST = 'fashion-mnist'
 
 
-def add_probe_arguments(parser: argparse.ArgumentParser, every: int) -> None:
-    group = parser.add_argument_group('landscape probe')
-    group.add_argument('--split', default=STEM, metavar='POINT',
-                       help="where to split the network: 'stem' (the first stage's input, as the original) or a "
-                            "stage of the model's feature_info, e.g. layer2 (default: stem)")
-    group.add_argument('--probe-every', type=int, default=every, metavar='K',
-                       help=f'probe every K updates (default: {every})')
-    group.add_argument('--step-range', type=float, nargs=2, default=(0.1, 75.0), metavar=('START', 'STOP'),
-                       help='step sizes along the activation gradient (default: 0.1 75, as the original)')
-    group.add_argument('--steps', type=int, default=50, help='number of step sizes (default: 50, as the original)')
-    group.add_argument('--param-probe', action='store_true',
-                       help='also move the weights along their gradient (reported separately)')
-    group.add_argument('--param-step-range', type=float, nargs=2, default=(0.01, 2.0), metavar=('START', 'STOP'),
-                       help='step sizes of the parameter-space probe (default: 0.01 2)')
-
-
-def add_ladder_arguments(parser: argparse.ArgumentParser, epochs: int) -> None:
-    group = parser.add_argument_group('learning-rate ladder')
-    group.add_argument('--ladder-lrs', type=float, nargs='*', default=[0.05, 0.2, 0.8], metavar='LR',
-                       help='peak learning rates of the ladder; none skips it (default: 0.05 0.2 0.8)')
-    group.add_argument('--ladder-epochs', type=int, default=epochs,
-                       help=f'epochs per rung, the learning rate decaying to zero over them (default: {epochs})')
-    group.add_argument('--ladder-opt', default='sgd', help="timm optimizer of the ladder (default: sgd, momentum 0.9)")
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument('--model', default='resnet18_isqrt', metavar='NAME',
-                        help='the GCP model, any timm model name (default: resnet18_isqrt)')
-    parser.add_argument('--baseline', default=None, metavar='NAME',
-                        help="its twin, any timm model name (default: timm's plain model of the GCP model's trunk)")
+    add_common_arguments(parser, epochs=2, train_size=1000, test_size=300, probe_every=10,
+                         out_dir=os.path.join('output', 'analysis'))
     parser.add_argument('--model-kwargs', nargs='*', default={}, action=ParseKwargs, metavar='KEY=VALUE',
                         help="create_model kwargs of the GCP model (replace the small-ResNet defaults)")
     parser.add_argument('--baseline-kwargs', nargs='*', default={}, action=ParseKwargs, metavar='KEY=VALUE',
                         help='create_model kwargs of the twin')
-    parser.add_argument('--width', type=float, default=0.25,
-                        help="ResNets only: multiplier of the stages' channels 64-512 (default: 0.25)")
-    parser.add_argument('--gcp-dim', type=int, default=32, help='GCP ResNets only: reduction channels (default: 32)')
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2], help='seeds (default: 0 1 2)')
-    parser.add_argument('--epochs', type=int, default=2, help='epochs of the main run (default: 2)')
-    parser.add_argument('--lr', type=float, default=2e-3, help='AdamW peak learning rate of the main run (default: 2e-3)')
-    parser.add_argument('--batch-size', type=int, default=64, help='batch size (default: 64)')
-    parser.add_argument('--img-size', type=int, default=56, metavar='PX', help='input size (default: 56)')
-    parser.add_argument('--train-size', type=int, default=1000, metavar='N', help='training images (default: 1000)')
-    parser.add_argument('--test-size', type=int, default=300, metavar='N', help='test images (default: 300)')
     parser.add_argument('--dataset', default=FASHION_MNIST,
                         help="'fashion-mnist' (default) or a timm dataset: 'folder' (ImageFolder at --data-dir), "
                              "'torch/cifar10', 'hfds/...'")
-    parser.add_argument('--data-dir', default=None, metavar='DIR', help='where the data set is')
-    parser.add_argument('--download-dir', default=None, metavar='DIR',
-                        help='where torchvision downloads Fashion-MNIST if needed (default: ~/.cache/timm_gcp)')
     parser.add_argument('--train-split', default='train', help='timm datasets: training split (default: train)')
     parser.add_argument('--test-split', default='validation', help='timm datasets: test split (default: validation)')
     parser.add_argument('--workers', type=int, default=2, help='timm datasets: loader workers (default: 2)')
-    parser.add_argument('--threads', type=int, default=1, help='torch CPU threads (default: 1)')
-    add_probe_arguments(parser, every=10)
-    add_ladder_arguments(parser, epochs=1)
     parser.add_argument('--corruptions', nargs='*', default=list(CORRUPTIONS), metavar='NAME',
                         help=f"corruptions, 5 severities each; none skips them (default: all: {' '.join(CORRUPTIONS)})")
-    parser.add_argument('--out-dir', default=os.path.join('output', 'analysis'), metavar='DIR',
-                        help='where analysis.json and the PNGs go (default: output/analysis)')
 
 
 def pair_kwargs(names: Sequence[str], width: float, gcp_dim: int, in_chans: int, num_classes: int,
@@ -230,26 +187,16 @@ def format_summary(rows: List[Tuple[str, Dict]], names: Sequence[str]) -> List[s
 
 
 def _check_args(args: argparse.Namespace) -> Tuple[str, str]:
-    """The pair's names; ValueError naming the first bad option (before any data or training)."""
+    """The pair's names; UsageError naming the first bad option (before any data or training)."""
+    if not timm.is_model(args.model):
+        raise UsageError(f"--model '{args.model}' is not a timm model")
     baseline = args.baseline or baseline_name(args.model)
     if baseline is None:
-        raise ValueError(f"'{args.model}' has no plain twin in timm; name one with --baseline")
+        raise UsageError(f"'{args.model}' has no plain twin in timm; name one with --baseline")
     check_common_args(args)
-    check_corruptions(args.corruptions)
+    with usage_errors(ValueError):
+        check_corruptions(args.corruptions)
     return args.model, baseline
-
-
-def check_common_args(args: argparse.Namespace) -> None:
-    """ValueError naming the first bad option the demo and the analysis share."""
-    for name in ('epochs', 'train_size', 'test_size', 'img_size', 'batch_size', 'threads', 'probe_every',
-                 'ladder_epochs'):
-        if getattr(args, name) < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
-    step_sizes(*args.step_range, args.steps)
-    if args.param_probe:
-        step_sizes(*args.param_step_range, args.steps)
-    if not args.lr > 0 or not all(lr > 0 for lr in args.ladder_lrs):
-        raise ValueError('--lr and --ladder-lrs must be positive')
 
 
 @functools.lru_cache(maxsize=1)
@@ -267,17 +214,20 @@ def load_data(args: argparse.Namespace, seed: int) -> Any:
 
 
 def prepare(args: argparse.Namespace) -> Tuple[Tuple[str, str], Tuple[Dict, Dict], Any]:
-    """Names, create_model kwargs and the first seed's data, with every check that can fail done up front."""
+    """Names, create_model kwargs and the first seed's data; UsageError for what the options name that cannot be."""
     names = _check_args(args)
-    data = load_data(args, args.seeds[0])
+    with usage_errors(ValueError, RuntimeError):  # the data set and its folder
+        data = load_data(args, args.seeds[0])
     kwargs = pair_kwargs(names, args.width, args.gcp_dim, data.in_chans, data.num_classes,
                          (args.model_kwargs, args.baseline_kwargs))
-    for model in create_pair(names, kwargs, args.seeds[0]):
-        resolve_split(model, args.split)
+    with usage_errors(TypeError, ValueError):  # the models and their settings
+        for model in create_pair(names, kwargs, args.seeds[0]):
+            resolve_split(model, args.split)
     return names, kwargs, data
 
 
-def make_pair_factory(names: Sequence[str], kwargs: Sequence[Dict], seed: int) -> Callable[[], Tuple[nn.Module, nn.Module]]:
+def make_pair_factory(
+        names: Sequence[str], kwargs: Sequence[Dict], seed: int) -> Callable[[], Tuple[nn.Module, nn.Module]]:
     def make() -> Tuple[nn.Module, nn.Module]:
         return tuple(m.to(memory_format=torch.channels_last) for m in create_pair(names, kwargs, seed))
     return make
@@ -285,11 +235,7 @@ def make_pair_factory(names: Sequence[str], kwargs: Sequence[Dict], seed: int) -
 
 def run(args: argparse.Namespace) -> int:
     require('matplotlib', 'demo')  # missing, it would fail at the plot, after the training
-    try:
-        names, kwargs, data = prepare(args)
-    except ValueError as e:
-        print(f'timm-gcp analyze: error: {e}', file=sys.stderr)
-        return 2
+    names, kwargs, data = prepare(args)
     start = time.perf_counter()
     threads = torch.get_num_threads()
     torch.set_num_threads(args.threads)
@@ -310,7 +256,8 @@ def run(args: argparse.Namespace) -> int:
     print('\n'.join(format_summary(rows, names)))
     os.makedirs(args.out_dir, exist_ok=True)
     png, json_path = os.path.join(args.out_dir, 'analysis.png'), os.path.join(args.out_dir, 'analysis.json')
-    top = [draw_accuracy] + ([draw_ladder] if args.ladder_lrs else []) + ([draw_corruptions] if args.corruptions else [])
+    top = [draw_accuracy] + ([draw_ladder] if args.ladder_lrs else [])
+    top += [draw_corruptions] if args.corruptions else []
     title = (f'{names[0]} vs {names[1]}, {args.dataset}, {len(seeds)} seed(s): mean, min-max over seeds shaded')
     plot_analysis(seeds, names, png, title, top)
     if args.param_probe:

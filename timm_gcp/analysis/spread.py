@@ -1,7 +1,7 @@
 """Seed spread and the verdict on a GCP model against its twin: a difference counts only outside the spread.
 
-One run says little: the same default demo run printed the GCP model 4 points ahead on one machine
-and 1 point behind on another. Every comparison is therefore over seeds, paired (seed s of both
+One run says little: a few points of accuracy move with the seed. Every comparison is therefore over
+seeds, paired (seed s of both
 models saw the same batches and started from the same trunk): the per-seed differences GCP - twin,
 their mean and the 95 % t-interval of the mean. Only an interval that excludes zero is a difference;
 otherwise the verdict says "within spread". One seed has no spread and gets no verdict.

@@ -1,13 +1,10 @@
-"""`timm-gcp bench-layers`: the GCP layers against the straightforward formulation, same process.
+"""`timm-gcp bench-layers`: the GCP layers against the straightforward formulation (`reference`), same process.
 
-The straightforward formulation is the one of the original fast-MPN-COV code: the covariance as
-X I_hat X^T with a dense N x N centring matrix built for every batch element, Newton-Schulz with
-its 3I matrices repeated per batch and plain autograd through every product, and the triangle
-index rebuilt on every call. `isqrt` is also timed against its own product form (what runs on GPUs
-and in exported graphs). Candidates are timed in interleaved rounds and the fastest round is kept
-(shared machines are noisy), so read the ratios. Memory is the number of B x C x C tensors saved
-for backward and, for the head at larger feature maps (448 px gives N = 784 at stride 16), the
-peak bytes of the tensors alive during forward and backward.
+`isqrt` is also timed against its own product form (what runs on GPUs and in exported graphs).
+Candidates are timed in interleaved rounds and the fastest round is kept (shared machines are
+noisy), so read the ratios. Memory is the number of B x C x C tensors saved for backward and, for
+the head at larger feature maps (448 px gives N = 784 at stride 16), the peak bytes of the tensors
+alive during forward and backward.
 """
 import argparse
 import time
@@ -15,57 +12,16 @@ from typing import Callable, Dict, List, Sequence, Tuple
 
 import torch
 
+from .._errors import UsageError
 from ..layers import covariance, isqrt, mpn, triu_vec
 from ..measure import peak_tensor_bytes, saved_tensors
-
-
-def dense_centring_covariance(x: torch.Tensor) -> torch.Tensor:
-    """X I_hat X^T with I_hat = (I - 1 1^T / N) / N built per call and repeated per batch (B x N x N)."""
-    b, c, h, w = x.shape
-    n = h * w
-    x = x.reshape(b, c, n)
-    dd = dict(device=x.device, dtype=x.dtype)
-    i_hat = (torch.eye(n, **dd) - torch.full((n, n), 1.0 / n, **dd)) / n
-    return x.bmm(i_hat.repeat(b, 1, 1)).bmm(x.transpose(1, 2))
-
-
-def plain_newton_schulz(cov: torch.Tensor, iters: int) -> torch.Tensor:
-    """The original iSQRT forward (3I per batch, trace as 1/3 sum(A o 3I)), differentiated by autograd."""
-    b, c, _ = cov.shape
-    i3 = 3.0 * torch.eye(c, device=cov.device, dtype=cov.dtype).expand(b, c, c)
-    norm_a = (cov * i3).sum((1, 2)) / 3.0
-    a = cov / norm_a.view(b, 1, 1)
-    zy = 0.5 * (i3 - a)
-    if iters == 1:
-        return a.bmm(zy) * norm_a.sqrt().view(b, 1, 1)
-    y, z = a.bmm(zy), zy
-    for _ in range(iters - 2):
-        zy = 0.5 * (i3 - z.bmm(y))
-        y, z = y.bmm(zy), zy.bmm(z)
-    return 0.5 * y.bmm(i3 - z.bmm(y)) * norm_a.sqrt().view(b, 1, 1)
-
-
-def per_call_triu(m: torch.Tensor) -> torch.Tensor:
-    """Upper triangle with the index built by `nonzero()` on every call."""
-    c = m.shape[-1]
-    index = torch.ones(c, c, device=m.device).triu().flatten().nonzero().squeeze(1)
-    return m.flatten(1)[:, index]
-
-
-def naive_eigh_power(cov: torch.Tensor, power: float = 0.5) -> torch.Tensor:
-    """Sigma^p through torch.linalg.eigh and its autograd backward."""
-    evals, evecs = torch.linalg.eigh(cov)
-    return evecs @ torch.diag_embed(evals.clamp_min(0).pow(power)) @ evecs.transpose(1, 2)
+from .reference import (dense_centring_covariance, naive_eigh_power, per_call_triu, plain_newton_schulz,
+                        straightforward_head)
 
 
 def head(x: torch.Tensor) -> torch.Tensor:
     """The head's matrix work: covariance, iSQRT (5 iterations), upper triangle."""
     return triu_vec(isqrt(covariance(x), 5))
-
-
-def straightforward_head(x: torch.Tensor) -> torch.Tensor:
-    """The same in the straightforward formulation."""
-    return per_call_triu(plain_newton_schulz(dense_centring_covariance(x), 5))
 
 
 def saved_matrices(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, c: int) -> int:
@@ -181,7 +137,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--threads', type=int, default=0, help='torch threads (0: torch default)')
 
 
+def check_args(args: argparse.Namespace) -> List[Tuple[int, int]]:
+    """H x W of every --memory-maps entry; UsageError naming the first bad option, before any timing."""
+    sizes = {'--batch-size': [args.batch_size], '--channels': args.channels, '--sides': args.sides,
+             '--rounds': [args.rounds]}
+    for flag, values in sizes.items():
+        if min(values) < 1:
+            raise UsageError(f'{flag} must be at least 1, got {" ".join(map(str, values))}')
+    if args.threads < 0:
+        raise UsageError(f'--threads must be at least 0, got {args.threads}')
+    maps = []
+    for size in args.memory_maps:
+        h, _, w = size.partition('x')
+        if not (h.isdigit() and w.isdigit() and int(h) > 0 and int(w) > 0):
+            raise UsageError(f"--memory-maps '{size}': not HxW with positive H and W (e.g. 14x14)")
+        maps.append((int(h), int(w)))
+    return maps
+
+
 def run(args: argparse.Namespace) -> int:
+    maps = check_args(args)
     if args.threads:
         torch.set_num_threads(args.threads)
     configs: Sequence[Tuple[int, int, int]] = [
@@ -192,8 +167,7 @@ def run(args: argparse.Namespace) -> int:
         results[(b, c, side * side)] = bench_config(b, c, side, args.rounds)
     memory = {}
     for c in args.channels:
-        for size in args.memory_maps:
-            h, w = (int(v) for v in size.split('x'))
+        for h, w in maps:
             print(f'head memory B={args.batch_size} C={c} N={h * w} ...', flush=True)
             memory[(args.batch_size, c, h * w)] = bench_memory(args.batch_size, c, h, w, args.rounds)
     print(f'\ntorch {torch.__version__}, {torch.get_num_threads()} threads, float32, fastest of {args.rounds} rounds\n')

@@ -12,6 +12,7 @@ import argparse
 import copy
 import json
 import math
+import os
 import sys
 import time
 from contextlib import nullcontext
@@ -25,6 +26,7 @@ from torch import nn
 import timm
 from timm.utils import ParseKwargs
 
+from .._errors import UsageError, usage_errors
 from ..models.registry import baseline_name, is_gcp_model
 from ..measure import count_flops, saved_tensor_bytes
 
@@ -85,7 +87,7 @@ class ModelBench:
     """One model with its input, labels and optimizer, and a closure per timed operation."""
 
     def __init__(self, name: str, args: argparse.Namespace, device: torch.device, **kwargs: Any) -> None:
-        """Create the model (`kwargs` to timm.create_model) and count its FLOPs (and head graph breaks, with `args.compile`)."""
+        """Create the model (`kwargs` to timm.create_model), count its FLOPs and its head's graph breaks (compile)."""
         self.name = name
         self.device = device
         self.amp_dtype = AMP_DTYPES[args.amp_dtype]
@@ -225,9 +227,32 @@ def memory_method(device: torch.device) -> str:
     return 'weights + SGD momentum + tensors saved for backward (saved_tensors_hooks; no grads, no workspace)'
 
 
-def check_models(names: Sequence[str]) -> List[str]:
-    """The names timm does not know."""
-    return [name for name in names if not timm.is_model(name)]
+def check_args(args: argparse.Namespace) -> torch.device:
+    """The device; UsageError naming the first bad option, every model built on the meta device, before any work."""
+    unknown = [name for name in args.models if not timm.is_model(name)]
+    if unknown:
+        raise UsageError(f'unknown model(s): {", ".join(map(repr, unknown))} '
+                         f'(not registered in timm; `timm.list_models()` lists the names)')
+    with usage_errors(RuntimeError, prefix='--device: '):
+        device = torch.device(args.device)
+    if device.type == 'cuda' and not torch.cuda.is_available():
+        raise UsageError(f"--device is {args.device!r}, but CUDA is not available here: pass --device cpu")
+    if args.tf32 and device.type != 'cuda':
+        raise UsageError(f'--tf32 needs a CUDA device, not {args.device!r}')
+    for name in ('batch_size', 'img_size', 'rounds', 'iters'):
+        if getattr(args, name) < 1:
+            raise UsageError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+    if args.threads < 0 or args.warmup < 0:
+        raise UsageError(f'--threads and --warmup must be at least 0, got {args.threads} and {args.warmup}')
+    if args.compile and args.compile not in torch.compiler.list_backends(exclude_tags=()):
+        raise UsageError(f"--compile '{args.compile}': not a torch.compile backend; the backends: "
+                         f"{', '.join(torch.compiler.list_backends())}")
+    if args.json not in (None, '-') and not os.path.isdir(os.path.dirname(os.path.abspath(args.json))):
+        raise UsageError(f"--json '{args.json}': its folder does not exist")
+    for name in args.models:
+        with usage_errors(RuntimeError, TypeError, ValueError, prefix=f'{name}: '):
+            timm.create_model(name, device='meta', **(args.model_kwargs if is_gcp_model(name) else {}))
+    return device
 
 
 def _log(msg: str) -> None:
@@ -350,13 +375,14 @@ def describe(args: argparse.Namespace) -> str:
         where = torch.cuda.get_device_name(device)
     else:
         where = f'CPU, {torch.get_num_threads()} threads'
+    model_args = ', '.join(f'{k}={v}' for k, v in args.model_kwargs.items())
     return (
         f'torch {torch.__version__}, timm {timm.__version__}, {where}; batch {args.batch_size}, '
         f'{args.img_size} px, {"AMP " + args.amp_dtype if AMP_DTYPES[args.amp_dtype] else "float32"}'
         f'{", channels_last" if args.channels_last else ""}'
         f'{f", torch.compile ({args.compile})" if args.compile else ""}'
         f'{", TF32 matmul" if args.tf32 else ""}'
-        f'{"; GCP model args " + ", ".join(f"{k}={v}" for k, v in args.model_kwargs.items()) if args.model_kwargs else ""}'
+        f'{"; GCP model args " + model_args if model_args else ""}'
         f'; fastest of {args.rounds} interleaved rounds of '
         f'{args.iters} iteration(s) per operation; train step = forward + cross-entropy + backward + SGD step; '
         f'train mem = {memory_method(device)}; FLOPs = forward, torch.utils.flop_counter, per image; '
@@ -389,15 +415,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    unknown = check_models(args.models)
-    if unknown:
-        print(f'timm-gcp bench: error: unknown model(s): {", ".join(map(repr, unknown))} '
-              f'(not registered in timm; `timm.list_models()` lists the names)', file=sys.stderr)
-        return 2
-    device = torch.device(args.device)
-    if args.tf32 and device.type != 'cuda':
-        print(f'timm-gcp bench: error: --tf32 needs a CUDA device, not {args.device!r}', file=sys.stderr)
-        return 2
+    device = check_args(args)
     if args.threads:
         torch.set_num_threads(args.threads)
     if device.type == 'cuda':

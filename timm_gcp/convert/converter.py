@@ -33,6 +33,7 @@ from timm.utils import ParseKwargs
 from torch import nn
 
 import timm_gcp
+from .._errors import CommandError, UsageError
 from ..checkpoints.layouts import MINDSPORE_PREFIX, MINDSPORE_TRAINING_STATE, RESNET_RENAMES, mindspore_key, rename_key
 from ..checkpoints.mindspore import MindSporeCheckpointError, is_mindspore_checkpoint, load_mindspore_checkpoint
 from ..export.folder import PROVENANCE_FILE, RUN_FILES, export_for_hub, own_weights
@@ -48,7 +49,7 @@ _WRAPPERS = ('state_dict', 'model', 'module')
 _EMA = ('state_dict_ema', 'model_ema')
 
 
-class ConversionError(ValueError):
+class ConversionError(CommandError, ValueError):
     """A source that cannot be converted; the message names the file and the problem."""
 
 
@@ -223,7 +224,8 @@ def _from_mindspore(
 
 def _reduction_dim(sd: Dict[str, Any]) -> Optional[Tuple[int, str]]:
     for name, value in sd.items():
-        if rename_key(name, RESNET_RENAMES) == REDUCE_CONV_WEIGHT and isinstance(value, torch.Tensor) and value.dim() == 4:
+        if (rename_key(name, RESNET_RENAMES) == REDUCE_CONV_WEIGHT and isinstance(value, torch.Tensor)
+                and value.dim() == 4):
             return value.shape[0], f'{name} {tuple(value.shape)}'
     return None
 
@@ -480,16 +482,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if not args.check and args.out is None and args.model is None:
-        print('timm-gcp convert: error: pass --out (its default is ./<model>, and no --model is given)',
-              file=sys.stderr)
-        return 2
+        raise UsageError('pass --out (its default is ./<model>, and no --model is given)')
+    if not Path(args.src).is_file():
+        raise UsageError(f'{args.src}: no such file')
+    if args.model is not None and not timm.is_model(args.model):
+        raise UsageError(f"--model '{args.model}': no such model in timm's registry")
     out_dir = None if args.check else Path(args.out or args.model)
-    try:
-        report = convert_checkpoint(
-            args.src, args.model, out_dir, model_kwargs=args.model_kwargs, use_ema=args.use_ema,
-            overwrite=args.overwrite)
-    except ConversionError as e:
-        print(f'timm-gcp convert: error: {e}', file=sys.stderr)
-        return 1
+    report = convert_checkpoint(
+        args.src, args.model, out_dir, model_kwargs=args.model_kwargs, use_ema=args.use_ema, overwrite=args.overwrite)
     print(report.format(verbose=args.verbose))
     return 0

@@ -1,28 +1,18 @@
 """`timm-gcp demo`: a GCP ResNet and its average-pooling twin trained side by side on Fashion-MNIST, on the CPU.
 
 The GCP model (default `resnet18_isqrt`) and timm's plain model with the same trunk (`resnet18`)
-start from the same trunk weights and see the same batches in the same order, so the heads are
-the only difference. Each epoch trains both, evaluates both on held-out images, and prints a row
-of the table; at the end the curves go to a PNG and the numbers to a JSON file.
+start from the same trunk weights and see the same batches, so the heads are the only difference.
+Each epoch trains and evaluates both and prints a row; the curves go to a PNG, the numbers to JSON.
+Beside the accuracy it runs one seed of `timm-gcp analyze`'s measures (the landscape probe once an
+epoch and the LR ladder; docs/analysis.md): the shape of the measurement, not a difference.
 
-A small setup that finishes in a few minutes on a 2-core CPU: the 28x28 images are upsampled to
-56 px (the GCP ResNets keep the last stage at stride 1, so the covariance sees a 4x4 map; at
-28 px it would see 2x2), the four stages run at a quarter of ResNet-18's width (channels 16-128)
-and the head reduces to 32 channels. Beside the accuracy curves the demo measures two of the seed
-paper's optimization findings (`timm_gcp.analysis`, docs/analysis.md): the loss landscape and
-gradient predictiveness bands along the gradient at the stem's output, probed once an epoch, and an
-LR ladder (fresh pairs trained for one epoch at several SGD learning rates with a fast decay). One
-seed shows the shape of the measurement, not a difference: `timm-gcp analyze` repeats it over seeds.
-Both models run channels-last (about twice as fast on the
-CPU) in one thread: two threads of such small ops stall each other when other work shares a
-2-core machine (measured several times slower there). Training uses timm's pieces as train.py
-does: `create_model`, `create_optimizer_v2` (AdamW), `create_scheduler_v2` (cosine, per update)
-and `timm.task.ClassificationTask`.
+Sized to finish in minutes on a 2-core CPU: 56 px inputs (the GCP ResNets keep the last stage at
+stride 1, so the covariance sees a 4x4 map), a quarter of ResNet-18's width, a 32-channel reduction,
+channels-last in one thread (small ops on two threads stall each other on a shared machine).
 """
 import argparse
 import json
 import os
-import sys
 import time
 from typing import Dict, Tuple
 
@@ -30,11 +20,12 @@ import timm
 import torch
 from torch import nn
 
+from .._errors import UsageError, usage_errors
 from .._extras import require
 from ..analysis.landscape import resolve_split
+from ..analysis.options import add_common_arguments, check_common_args
 from ..analysis.plots import draw_accuracy, draw_ladder, draw_loss, plot_analysis
-from ..analysis.run import (add_ladder_arguments, add_probe_arguments, analyze_seed, check_common_args,
-                            make_pair_factory, pair_kwargs)
+from ..analysis.run import analyze_seed, make_pair_factory, pair_kwargs
 from ..models.registry import baseline_name
 from ..training.data import FashionMNISTData
 from ..training.fashion_mnist import CLASSES, find_fashion_mnist, load_fashion_mnist
@@ -44,47 +35,20 @@ __all__ = ['add_arguments', 'build_models', 'run']
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument('--model', default='resnet18_isqrt', metavar='NAME',
-                        help='GCP ResNet to train (default: resnet18_isqrt; see timm.list_models(module="gcp_resnet"))')
-    parser.add_argument('--baseline', default=None, metavar='NAME',
-                        help="average-pooling twin (default: timm's plain model of the same trunk, e.g. resnet18)")
-    parser.add_argument('--epochs', type=int, default=4, help='epochs (default: 4)')
-    parser.add_argument('--train-size', type=int, default=6000, metavar='N',
-                        help='training images drawn from the 60,000 (default: 6000)')
-    parser.add_argument('--test-size', type=int, default=2000, metavar='N',
-                        help='test images drawn from the 10,000 (default: 2000)')
-    parser.add_argument('--img-size', type=int, default=56, metavar='PX', help='input size (default: 56)')
-    parser.add_argument('--width', type=float, default=0.25,
-                        help="multiplier of the stages' channels 64-512 (default: 0.25)")
-    parser.add_argument('--gcp-dim', type=int, default=32, help='GCP reduction channels (default: 32)')
-    parser.add_argument('--batch-size', type=int, default=64, help='batch size (default: 64)')
-    parser.add_argument('--lr', type=float, default=2e-3, help='AdamW peak learning rate (default: 2e-3)')
+    add_common_arguments(parser, epochs=4, train_size=6000, test_size=2000, probe_every=94,
+                         out_dir=os.path.join('output', 'demo'))
     parser.add_argument('--seed', type=int, default=0, help='seed of the data subset, batches and weights')
-    parser.add_argument('--threads', type=int, default=1, help='torch CPU threads (default: 1)')
-    parser.add_argument('--data-dir', default=None, metavar='DIR',
-                        help="folder with the Fashion-MNIST idx files (default: Debian's "
-                             "/usr/share/datasets/fashion-mnist, else torchvision's download)")
-    parser.add_argument('--download-dir', default=None, metavar='DIR',
-                        help='where torchvision downloads Fashion-MNIST if needed (default: ~/.cache/timm_gcp)')
-    parser.add_argument('--out-dir', default=os.path.join('output', 'demo'), metavar='DIR',
-                        help='where curves.png and history.json go (default: output/demo)')
-    add_probe_arguments(parser, every=94)
-    add_ladder_arguments(parser, epochs=1)
 
 
 def _check_args(args: argparse.Namespace) -> Tuple[str, str]:
-    """The GCP model and its twin; ValueError naming the first bad option."""
+    """The GCP model and its twin; UsageError naming the first bad option."""
     gcp_models = timm.list_models(module='gcp_resnet')
     if args.model not in gcp_models:
-        raise ValueError(f"--model '{args.model}' is not a GCP ResNet; choose one of: {', '.join(gcp_models)}")
+        raise UsageError(f"--model '{args.model}' is not a GCP ResNet; choose one of: {', '.join(gcp_models)}")
     baseline = args.baseline or baseline_name(args.model)
     if not timm.is_model(baseline):
-        raise ValueError(f"--baseline '{baseline}' is not a timm model")
+        raise UsageError(f"--baseline '{baseline}' is not a timm model")
     check_common_args(args)
-    if args.gcp_dim < 2:
-        raise ValueError(f'--gcp-dim must be at least 2, got {args.gcp_dim}')
-    if not args.width > 0:
-        raise ValueError('--width must be positive')
     return args.model, baseline
 
 
@@ -99,18 +63,15 @@ def build_models(model: str, baseline: str, width: float, gcp_dim: int, seed: in
 
 def run(args: argparse.Namespace) -> int:
     require('matplotlib', 'demo')  # missing, it would fail at the plot, after the training
-    try:
-        names = _check_args(args)
-        make_pair = make_pair_factory(names, _kwargs(names, args.width, args.gcp_dim), args.seed)
-        models = make_pair()
+    names = _check_args(args)
+    make_pair = make_pair_factory(names, _kwargs(names, args.width, args.gcp_dim), args.seed)
+    models = make_pair()
+    with usage_errors(ValueError):  # the split point and the data folder
         for model in models:
             resolve_split(model, args.split)
         folder = find_fashion_mnist(args.data_dir, args.download_dir)
         train = load_fashion_mnist(folder, 'train')
         test = load_fashion_mnist(folder, 'test')
-    except ValueError as e:
-        print(f'timm-gcp demo: error: {e}', file=sys.stderr)
-        return 2
     data = FashionMNISTData(train, test, args.train_size, args.test_size, args.img_size, args.batch_size, args.seed)
     params = [sum(p.numel() for p in m.parameters()) for m in models]
     print(f'Fashion-MNIST from {folder}: {data.describe()}, {args.epochs} epochs, AdamW lr {args.lr:g}, '

@@ -9,7 +9,6 @@ CPU against the model's own logits, and renamed into place only if they agree.
 """
 import argparse
 import os
-import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from timm.models import get_model_input_config
 from timm.utils import ParseKwargs
 from torch import nn
 
+from .._errors import CommandError, UsageError, usage_errors
 from .._extras import require
 
 __all__ = ['EIGEN_OPS', 'OnnxExportError', 'OnnxReport', 'input_size', 'eigen_ops', 'export_onnx', 'add_arguments',
@@ -30,7 +30,7 @@ __all__ = ['EIGEN_OPS', 'OnnxExportError', 'OnnxReport', 'input_size', 'eigen_op
 EIGEN_OPS = ('_linalg_eigh', 'linalg_eigh', 'linalg_eig', '_linalg_svd', 'linalg_svd', 'svd', 'symeig')
 
 
-class OnnxExportError(RuntimeError):
+class OnnxExportError(CommandError, RuntimeError):
     """A model that cannot be exported or whose ONNX logits differ from PyTorch's; nothing was written."""
 
 
@@ -83,6 +83,10 @@ def eigen_ops(program: torch.export.ExportedProgram) -> List[str]:
     return sorted(found)
 
 
+def _first_line(error: Exception) -> str:
+    return next(iter(str(error).splitlines()), type(error).__name__)
+
+
 def _rel_error(out: torch.Tensor, ref: torch.Tensor) -> float:
     return ((out - ref).abs().max() / ref.abs().max().clamp_min(torch.finfo(ref.dtype).tiny)).item()
 
@@ -127,7 +131,10 @@ def export_onnx(
     example = torch.randn(export_batch, *size, generator=generator)
     dynamic_shapes = ({0: torch.export.Dim('batch', min=1)},) if dynamic_batch else None
     if program is None:
-        program = torch.export.export(model, (example,), dynamic_shapes=dynamic_shapes)
+        try:
+            program = torch.export.export(model, (example,), dynamic_shapes=dynamic_shapes)
+        except Exception as e:  # torch.export raises its own error types for what it cannot trace
+            raise OnnxExportError(f'torch.export cannot trace {type(model).__name__}: {_first_line(e)}') from e
     found = eigen_ops(program)
     if found:
         raise OnnxExportError(
@@ -137,7 +144,7 @@ def export_onnx(
     try:
         onnx_program = torch.onnx.export(program, (example,), dynamo=True, opset_version=opset, verbose=False)
     except Exception as e:  # the exporter wraps every failure in its own error types
-        raise OnnxExportError(f'the ONNX exporter failed: {str(e).splitlines()[0]}') from e
+        raise OnnxExportError(f'the ONNX exporter failed: {_first_line(e)}') from e
 
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f'.{out.name}.', suffix='.partial', dir=out.parent)
@@ -150,7 +157,8 @@ def export_onnx(
             ref = model(x)
         logits = _run_onnxruntime(ort, tmp, x)
         if logits.shape != ref.shape:
-            raise OnnxExportError(f'onnxruntime gives logits of shape {tuple(logits.shape)}, PyTorch {tuple(ref.shape)}')
+            raise OnnxExportError(
+                f'onnxruntime gives logits of shape {tuple(logits.shape)}, PyTorch {tuple(ref.shape)}')
         error = _rel_error(logits, ref)
         if not error <= rtol:
             raise OnnxExportError(f'onnxruntime logits differ from PyTorch by {error:.2e} relative (limit {rtol:g})')
@@ -191,14 +199,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.checkpoint and not Path(args.checkpoint).is_file():
+        raise UsageError(f"--checkpoint '{args.checkpoint}': no such file")
+    if args.img_size is not None and args.img_size < 1:
+        raise UsageError(f'--img-size must be at least 1, got {args.img_size}')
+    # the name (a local-dir: folder too), the tag and the settings
+    with usage_errors(FileNotFoundError, RuntimeError, TypeError, ValueError, prefix=f'{args.model}: '):
+        timm.create_model(args.model, device='meta', exportable=True, **args.model_kwargs)
     try:
         model = timm.create_model(
             args.model, pretrained=args.pretrained, checkpoint_path=args.checkpoint, exportable=True,
             **args.model_kwargs)
+    except RuntimeError as e:  # weights that cannot be had or that do not fit
+        raise CommandError(f'{args.checkpoint or args.model}: {e}') from e
+    try:
         report = export_onnx(model, args.out, img_size=args.img_size, dynamic_batch=args.dynamic_batch,
                              opset=args.opset, rtol=args.rtol, overwrite=args.overwrite)
-    except (OnnxExportError, FileExistsError, RuntimeError, ValueError, TypeError) as e:
-        print(f'timm-gcp export-onnx: error: {e}', file=sys.stderr)
-        return 1
+    except FileExistsError as e:
+        raise CommandError(f'{e} (pass --overwrite to replace it)') from e
     print(report.format())
     return 0

@@ -10,7 +10,6 @@ GMACs are measured here, on the meta device, so they follow the code.
 import argparse
 import functools
 import re
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional, Tuple
@@ -18,6 +17,7 @@ from typing import List, Optional, Tuple
 import timm
 import torch
 
+from .._errors import UsageError, usage_errors
 from ..export.folder import write_text_atomic
 from ..measure import count_flops
 from ..models.gcp_resnet import GCPResNet
@@ -27,7 +27,8 @@ from ..models.sources import PAPERS, REPOS
 from .evaluate import Accuracy
 
 __all__ = [
-    'ModelStats', 'front_matter', 'measure_model', 'model_stats', 'papers_lines', 'render_card', 'render_model_table',
+    'ModelStats', 'classification_code', 'front_matter', 'measure_model', 'model_stats', 'papers_lines', 'render_card',
+    'render_model_table',
     'write_cards', 'update_readme', 'add_arguments', 'run',
 ]
 
@@ -104,7 +105,9 @@ def papers_lines(keys: Tuple[str, ...]) -> str:
 
 def _code_license(origin_url: str) -> str:
     license = next(repo.license for repo in REPOS.values() if repo.url == origin_url)
-    return 'their code has no license file' if license == 'unknown' else f'their code is under the {license.upper()} license'
+    if license == 'unknown':
+        return 'their code has no license file'
+    return f'their code is under the {license.upper()} license'
 
 
 def front_matter(license: str, dataset: str = '') -> str:
@@ -124,6 +127,29 @@ def _measured(result: Release, measured: Optional[Accuracy]) -> str:
             f'transform with this model\'s pretrained cfg), {gap:+.2f} points from the authors\' top-1.')
 
 
+def classification_code(ref: str) -> str:
+    """The card's Python block that classifies an image with `ref` (a registered `arch.tag` or `hf-hub:ORG/NAME`)."""
+    return f'''```python
+import timm_gcp  # registers the timm-gcp models in timm
+import timm
+import torch
+from urllib.request import urlopen
+from PIL import Image
+
+img = Image.open(urlopen(
+    'https://huggingface.co/datasets/huggingface/documentation-images/resolve/main/beignets-task-guide.png'))
+
+model = timm.create_model('{ref}', pretrained=True).eval()
+data_config = timm.data.resolve_model_data_config(model)
+transforms = timm.data.create_transform(**data_config, is_training=False)
+
+with torch.no_grad():
+    output = model(transforms(img).unsqueeze(0))
+top5_probabilities, top5_class_indices = torch.topk(output.softmax(dim=1) * 100, k=5)
+```
+'''
+
+
 def render_card(name: str, measured: Optional[Accuracy] = None, repo_id: Optional[str] = None) -> str:
     """The Hub README of the authors' weights of a release `arch.tag`, converted.
 
@@ -140,6 +166,7 @@ def render_card(name: str, measured: Optional[Accuracy] = None, repo_id: Optiona
     height, width = stats.image_size
     top5 = f', top-5 {result.top5:.2f} %' if result.top5 is not None else ''
     note = f'\n\nNote: {result.note}.' if result.note else ''
+    embedding_shape = f'# (1, {stats.feature_size}): the pooled vector the classifier sees'
     features = unpooled = ''
     if stats.feature_channels is not None:
         pool_h, pool_w = cfg.pool_size
@@ -191,25 +218,7 @@ GMACs count convolutions, linear layers and the head's matrix products (covarian
 ## Model Usage
 ### Image Classification
 
-```python
-import timm_gcp  # registers the timm-gcp models in timm
-import timm
-import torch
-from urllib.request import urlopen
-from PIL import Image
-
-img = Image.open(urlopen(
-    'https://huggingface.co/datasets/huggingface/documentation-images/resolve/main/beignets-task-guide.png'))
-
-model = timm.create_model('{ref}', pretrained=True).eval()
-data_config = timm.data.resolve_model_data_config(model)
-transforms = timm.data.create_transform(**data_config, is_training=False)
-
-with torch.no_grad():
-    output = model(transforms(img).unsqueeze(0))
-top5_probabilities, top5_class_indices = torch.topk(output.softmax(dim=1) * 100, k=5)
-```
-{features}
+{classification_code(ref)}{features}
 ### Image Embeddings
 
 ```python
@@ -222,7 +231,7 @@ data_config = timm.data.resolve_model_data_config(model)
 transforms = timm.data.create_transform(**data_config, is_training=False)
 
 with torch.no_grad():
-    embedding = model(transforms(img).unsqueeze(0))  # (1, {stats.feature_size}): the pooled vector the classifier sees{unpooled}
+    embedding = model(transforms(img).unsqueeze(0))  {embedding_shape}{unpooled}
 ```
 
 ## Published Results
@@ -314,14 +323,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if not args.readme.is_file():
-        print(f'timm-gcp cards: error: {args.readme}: no such file (run from a checkout of timm-gcp, or pass '
-              f'--readme and --cards)', file=sys.stderr)
-        return 2
-    try:
+        raise UsageError(f'{args.readme}: no such file (run from a checkout of timm-gcp, or pass --readme and --cards)')
+    with usage_errors(ValueError, prefix=f'{args.readme}: '):  # checked before any card is written
         _readme_with_table(args.readme.read_text(encoding='utf-8'))
-    except ValueError as e:  # checked before any card is written
-        print(f'timm-gcp cards: error: {args.readme}: {e}', file=sys.stderr)
-        return 2
     drift = write_cards(args.cards, check=args.check)
     if update_readme(args.readme, check=args.check):
         drift.append(str(args.readme))

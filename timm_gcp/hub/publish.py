@@ -18,7 +18,6 @@ exactly the folder that would be uploaded and uploads nothing.
 import argparse
 import json
 import shutil
-import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,7 @@ from typing import Any, Dict, Optional, Union
 import timm
 from huggingface_hub import HfApi
 
+from .._errors import CommandError, usage_errors
 from ..export.folder import PROVENANCE_FILE, RUN_FILES, export_model_args, write_dir_atomic
 from ..models.registry import is_gcp_model
 from ..models.releases import RELEASES
@@ -34,7 +34,7 @@ from .cards import measure_model, render_card
 from .evaluate import Accuracy
 from .run_card import read_run, render_run_card
 
-__all__ = ['PublishError', 'PublishResult', 'publish', 'upload_folder', 'add_arguments', 'run']
+__all__ = ['PublishError', 'PublishResult', 'check_request', 'publish', 'upload_folder', 'add_arguments', 'run']
 
 # what a `timm-gcp convert` folder may hold besides the weights and config; uploaded as they are
 _SOURCE_FILES = ('config.json', 'model.safetensors', PROVENANCE_FILE, *RUN_FILES)
@@ -42,7 +42,7 @@ _SOURCE_FILES = ('config.json', 'model.safetensors', PROVENANCE_FILE, *RUN_FILES
 _EXPORT_ARGS = ('in_chans', 'num_classes', 'global_pool', 'img_size')
 
 
-class PublishError(ValueError):
+class PublishError(CommandError, ValueError):
     """A folder or repo id that cannot be published; the message names it and the problem."""
 
 
@@ -109,8 +109,6 @@ def _card(src: Path, repo_id: str, config: Dict[str, Any], provenance: Dict[str,
                            summary.read_text(encoding='utf-8') if summary.is_file() else '')
         except (ValueError, KeyError) as e:
             raise PublishError(f'{run_dir}: cannot read the training run: {e}') from None
-    elif train_dir is not None:
-        raise PublishError(f'{train_dir}: no args.yaml (expected a timm train.py output folder)')
     arch, model_args = config['architecture'], export_model_args(config)
     stats = measure_model(timm.create_model(arch, device='meta', **model_args), arch)
     return render_run_card(repo_id, arch, model_args, stats, provenance=provenance, run=run, license=license)
@@ -135,6 +133,20 @@ def upload_folder(
     )
 
 
+def check_request(src: Path, repo_id: str, dry_run: bool, out: Optional[Union[str, Path]],
+                  train_dir: Optional[Union[str, Path]]) -> None:
+    """PublishError naming the first request that cannot be met: the repo id, a dry run without `out`, the folders."""
+    if repo_id.count('/') != 1 or not all(repo_id.split('/')):
+        raise PublishError(f'{repo_id!r}: not a Hub repo id (ORG/NAME)')
+    if dry_run and out is None:
+        raise PublishError('--dry-run needs --out DIR for the folder that would be uploaded')
+    for required in ('config.json', 'model.safetensors'):
+        if not (src / required).is_file():
+            raise PublishError(f'{src}: no {required} (expected a `timm-gcp convert` output folder)')
+    if train_dir is not None and not (Path(train_dir) / 'args.yaml').is_file():
+        raise PublishError(f'{train_dir}: no args.yaml (expected a timm train.py output folder)')
+
+
 def publish(
         src: Union[str, Path],
         repo_id: str,
@@ -150,13 +162,7 @@ def publish(
 ) -> PublishResult:
     """Stage `src` with its card as the Hub repo `repo_id` (ORG/NAME), and upload it unless `dry_run`."""
     src = Path(src)
-    if repo_id.count('/') != 1 or not all(repo_id.split('/')):
-        raise PublishError(f'{repo_id!r}: not a Hub repo id (ORG/NAME)')
-    if dry_run and out is None:
-        raise PublishError('--dry-run needs --out DIR for the folder that would be uploaded')
-    for required in ('config.json', 'model.safetensors'):
-        if not (src / required).is_file():
-            raise PublishError(f'{src}: no {required} (expected a `timm-gcp convert` output folder)')
+    check_request(src, repo_id, dry_run, out, train_dir)
     config = _read_json(src / 'config.json')
     arch = config.get('architecture')
     if not isinstance(arch, str) or not timm.is_model(arch) or not is_gcp_model(arch):
@@ -215,13 +221,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        result = publish(
-            args.src, args.repo_id, train_dir=args.train_dir, license=args.license, dry_run=args.dry_run,
-            out=args.out, token=args.token, private=args.private, revision=args.revision, overwrite=args.overwrite)
-    except PublishError as e:
-        print(f'timm-gcp publish: error: {e}', file=sys.stderr)
-        return 1
+    with usage_errors(PublishError):
+        check_request(Path(args.src), args.repo_id, args.dry_run, args.out, args.train_dir)
+    result = publish(
+        args.src, args.repo_id, train_dir=args.train_dir, license=args.license, dry_run=args.dry_run,
+        out=args.out, token=args.token, private=args.private, revision=args.revision, overwrite=args.overwrite)
     files = ', '.join(sorted(p.name for p in result.folder.iterdir())) if result.folder.exists() else ''
     kind = f"the authors' weights of {result.authors_release}" if result.authors_release else 'not an authors\' release'
     if args.dry_run:

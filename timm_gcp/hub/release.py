@@ -12,7 +12,6 @@ import argparse
 import json
 import logging
 import shutil
-import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,12 +19,14 @@ from typing import Dict, List, Optional, Union
 
 import timm
 
+from .._errors import UsageError, usage_errors
 from ..convert.converter import ConversionError, convert_checkpoint
+from ..export.folder import write_text_atomic
 from ..models.releases import RELEASES, Release, release_files
 from .evaluate import Accuracy, evaluate
 from .publish import PublishError, publish
 
-__all__ = ['ReleaseRow', 'find_release_files', 'format_table', 'release', 'add_arguments', 'run']
+__all__ = ['ReleaseRow', 'find_release_files', 'find_sources', 'format_table', 'release', 'add_arguments', 'run']
 
 _logger = logging.getLogger(__name__)
 
@@ -60,9 +61,7 @@ def _uploaded(out: Path) -> Dict[str, str]:
 
 def _record_upload(out: Path, name: str, repo_id: str) -> None:
     done = dict(_uploaded(out), **{name: repo_id})
-    tmp = out / f'.{UPLOADED}.partial'
-    tmp.write_text(json.dumps(done, indent=2) + '\n', encoding='utf-8')
-    tmp.replace(out / UPLOADED)
+    write_text_atomic(out / UPLOADED, json.dumps(done, indent=2) + '\n')
 
 
 def _release_one(
@@ -107,6 +106,18 @@ def _release_one(
     return row
 
 
+def find_sources(src_dir: Path) -> Dict[str, Path]:
+    """Release tag -> its file in `src_dir`; FileNotFoundError naming the folder when there is none."""
+    if not src_dir.is_dir():
+        raise FileNotFoundError(f'{src_dir}: no such folder')
+    found = find_release_files(src_dir)
+    if not found:
+        names = ', '.join(release_files(next(iter(RELEASES.values())))[:2])
+        raise FileNotFoundError(f'{src_dir}: holds no authors\' file of any release tag (file names as in the '
+                                f'releases, e.g. {names})')
+    return found
+
+
 def release(
         src_dir: Union[str, Path],
         org: str,
@@ -121,13 +132,7 @@ def release(
 ) -> List[ReleaseRow]:
     """Convert, measure and publish (or stage) every release file in `src_dir`; one row per tag found."""
     src_dir, out = Path(src_dir), Path(out)
-    if not src_dir.is_dir():
-        raise FileNotFoundError(f'{src_dir}: no such folder')
-    found = find_release_files(src_dir)
-    if not found:
-        names = ', '.join(release_files(next(iter(RELEASES.values())))[:2])
-        raise FileNotFoundError(f'{src_dir}: holds no authors\' file of any release tag (file names as in the '
-                                f'releases, e.g. {names})')
+    found = find_sources(src_dir)
     out.mkdir(parents=True, exist_ok=True)
     uploaded = _uploaded(out)
     rows = []
@@ -171,13 +176,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    with usage_errors(FileNotFoundError):
+        find_sources(Path(args.src_dir))
+    if args.data_dir is not None and not Path(args.data_dir).is_dir():
+        raise UsageError(f'--data-dir {args.data_dir}: no such folder')
     logging.basicConfig(level=logging.INFO, format='%(message)s')
-    try:
-        rows = release(args.src_dir, args.org, data_dir=args.data_dir, dry_run=args.dry_run, out=args.out,
-                       force=args.force, tolerance=args.tolerance, token=args.token, batch_size=args.batch_size,
-                       workers=args.workers)
-    except FileNotFoundError as e:
-        print(f'timm-gcp release: error: {e}', file=sys.stderr)
-        return 2
+    rows = release(args.src_dir, args.org, data_dir=args.data_dir, dry_run=args.dry_run, out=args.out,
+                   force=args.force, tolerance=args.tolerance, token=args.token, batch_size=args.batch_size,
+                   workers=args.workers)
     print(format_table(rows))
     return 1 if any(r.status in ('refused', 'failed') for r in rows) else 0

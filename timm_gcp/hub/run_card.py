@@ -14,7 +14,7 @@ from typing import Any, Dict, Optional, Tuple
 import yaml
 
 from ..models.sources import PAPERS
-from .cards import ModelStats, front_matter, papers_lines
+from .cards import ModelStats, classification_code, front_matter, papers_lines
 
 __all__ = ['RunSummary', 'method_papers', 'read_run', 'render_run_card']
 
@@ -122,19 +122,7 @@ The timm-gcp architecture `{arch}` with {settings} ({stats.feature_size} pooled 
 {training}
 ## Model Usage
 
-```python
-import timm_gcp  # registers the timm-gcp models in timm
-import timm
-import torch
-
-model = timm.create_model('hf-hub:{repo_id}', pretrained=True).eval()
-data_config = timm.data.resolve_model_data_config(model)
-transforms = timm.data.create_transform(**data_config, is_training=False)
-
-with torch.no_grad():
-    output = model(transforms(img).unsqueeze(0))  # img: a PIL image
-```
-
+{classification_code(f'hf-hub:{repo_id}')}
 ## Citation
 ```bibtex
 {citations}

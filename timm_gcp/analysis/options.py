@@ -1,0 +1,81 @@
+"""The options `timm-gcp demo` and `timm-gcp analyze` share, declared once; each command gives its defaults."""
+import argparse
+import os
+
+from .._errors import UsageError, usage_errors
+from .landscape import STEM, step_sizes
+
+__all__ = ['add_common_arguments', 'check_common_args']
+
+
+def add_common_arguments(
+        parser: argparse.ArgumentParser, epochs: int, train_size: int, test_size: int, probe_every: int, out_dir: str,
+) -> None:
+    """The pair, its training, the data folder, the landscape probe and the LR ladder."""
+    parser.add_argument('--model', default='resnet18_isqrt', metavar='NAME',
+                        help='the GCP model, a timm model name (default: %(default)s)')
+    parser.add_argument('--baseline', default=None, metavar='NAME',
+                        help="its twin, a timm model name (default: timm's plain model of the GCP model's trunk, "
+                             'e.g. resnet18)')
+    parser.add_argument('--width', type=float, default=0.25,
+                        help="ResNets only: multiplier of the stages' channels 64-512 (default: %(default)s)")
+    parser.add_argument('--gcp-dim', type=int, default=32,
+                        help='GCP ResNets only: reduction channels (default: %(default)s)')
+    parser.add_argument('--epochs', type=int, default=epochs, help='epochs of the main run (default: %(default)s)')
+    parser.add_argument('--lr', type=float, default=2e-3,
+                        help='AdamW peak learning rate of the main run (default: %(default)s)')
+    parser.add_argument('--batch-size', type=int, default=64, help='batch size (default: %(default)s)')
+    parser.add_argument('--img-size', type=int, default=56, metavar='PX', help='input size (default: %(default)s)')
+    parser.add_argument('--train-size', type=int, default=train_size, metavar='N',
+                        help='training images drawn from the data set (default: %(default)s)')
+    parser.add_argument('--test-size', type=int, default=test_size, metavar='N',
+                        help='test images drawn from the data set (default: %(default)s)')
+    parser.add_argument('--threads', type=int, default=1, help='torch CPU threads (default: %(default)s)')
+    parser.add_argument('--data-dir', default=None, metavar='DIR',
+                        help="where the data set is; for Fashion-MNIST the folder of its idx files (default: "
+                             "Debian's /usr/share/datasets/fashion-mnist, else torchvision's download)")
+    parser.add_argument('--download-dir', default=None, metavar='DIR',
+                        help='where torchvision downloads Fashion-MNIST if needed (default: ~/.cache/timm_gcp)')
+    parser.add_argument('--out-dir', default=out_dir, metavar='DIR',
+                        help='where the figures and the numbers (JSON) go (default: %(default)s)')
+
+    probe = parser.add_argument_group('landscape probe')
+    probe.add_argument('--split', default=STEM, metavar='POINT',
+                       help="where to split the network: 'stem' (the first stage's input, as the original) or a "
+                            "stage of the model's feature_info, e.g. layer2 (default: stem)")
+    probe.add_argument('--probe-every', type=int, default=probe_every, metavar='K',
+                       help='probe every K updates (default: %(default)s)')
+    probe.add_argument('--step-range', type=float, nargs=2, default=(0.1, 75.0), metavar=('START', 'STOP'),
+                       help='step sizes along the activation gradient (default: 0.1 75, as the original)')
+    probe.add_argument('--steps', type=int, default=50, help='number of step sizes (default: 50, as the original)')
+    probe.add_argument('--param-probe', action='store_true',
+                       help='also move the weights along their gradient (reported separately)')
+    probe.add_argument('--param-step-range', type=float, nargs=2, default=(0.01, 2.0), metavar=('START', 'STOP'),
+                       help='step sizes of the parameter-space probe (default: 0.01 2)')
+
+    ladder = parser.add_argument_group('learning-rate ladder')
+    ladder.add_argument('--ladder-lrs', type=float, nargs='*', default=[0.05, 0.2, 0.8], metavar='LR',
+                        help='peak learning rates of the ladder; none skips it (default: 0.05 0.2 0.8)')
+    ladder.add_argument('--ladder-epochs', type=int, default=1,
+                        help='epochs per rung, the learning rate decaying to zero over them (default: %(default)s)')
+    ladder.add_argument('--ladder-opt', default='sgd', help='timm optimizer of the ladder (default: sgd, momentum 0.9)')
+
+
+def check_common_args(args: argparse.Namespace) -> None:
+    """UsageError naming the first bad option of those `add_common_arguments` declares."""
+    for name in ('epochs', 'train_size', 'test_size', 'img_size', 'batch_size', 'threads', 'probe_every',
+                 'ladder_epochs'):
+        if getattr(args, name) < 1:
+            raise UsageError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+    with usage_errors(ValueError):
+        step_sizes(*args.step_range, args.steps)
+        if args.param_probe:
+            step_sizes(*args.param_step_range, args.steps)
+    if not args.lr > 0 or not all(lr > 0 for lr in args.ladder_lrs):
+        raise UsageError('--lr and --ladder-lrs must be positive')
+    if not args.width > 0:
+        raise UsageError('--width must be positive')
+    if args.gcp_dim < 2:
+        raise UsageError(f'--gcp-dim must be at least 2, got {args.gcp_dim}')
+    if args.data_dir is not None and not os.path.isdir(args.data_dir):
+        raise UsageError(f"--data-dir '{args.data_dir}': no such folder")

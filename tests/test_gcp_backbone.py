@@ -226,18 +226,22 @@ def test_preset_tag_names_the_trunk_weights(monkeypatch):
 
 def _authors_mobilenetv2(d: int) -> nn.Module:
     """GCP_Optimization's MobileNetV2_MPNCOV: torchvision's MobileNetV2 features, dimension_reduction, classifier."""
-    model = nn.Module()
-    model.features = torchvision.models.mobilenet_v2().features
-    model.dimension_reduction = nn.Sequential(nn.Conv2d(1280, d, 1, bias=False), nn.BatchNorm2d(d), nn.ReLU6())
-    model.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(d * (d + 1) // 2, 1000))
+    with torch.random.fork_rng():  # the initialization is part of the test's input: the same every run
+        torch.manual_seed(1)
+        model = nn.Module()
+        model.features = torchvision.models.mobilenet_v2().features
+        model.dimension_reduction = nn.Sequential(nn.Conv2d(1280, d, 1, bias=False), nn.BatchNorm2d(d), nn.ReLU6())
+        model.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(d * (d + 1) // 2, 1000))
     return randomize(model, seed=1).eval()
 
 
 def _authors_shufflenetv2() -> nn.Module:
     """GCP_Optimization's ShuffleNetV2_MPNCOV x1.0: torchvision's trunk, dimension_reduction (ReLU6), fc."""
-    model = torchvision.models.shufflenet_v2_x1_0()
-    model.dimension_reduction = nn.Sequential(nn.Conv2d(1024, 256, 1, bias=False), nn.BatchNorm2d(256), nn.ReLU6())
-    model.fc = nn.Linear(32896, 1000)
+    with torch.random.fork_rng():
+        torch.manual_seed(2)
+        model = torchvision.models.shufflenet_v2_x1_0()
+        model.dimension_reduction = nn.Sequential(nn.Conv2d(1024, 256, 1, bias=False), nn.BatchNorm2d(256), nn.ReLU6())
+        model.fc = nn.Linear(32896, 1000)
     return randomize(model, seed=2).eval()
 
 

@@ -1,8 +1,10 @@
 """The GCP layers against independent float64 references, their gradients, and their errors."""
 import math
+from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file
 from torch.autograd import gradcheck
 
 from timm_gcp.layers import (
@@ -155,6 +157,41 @@ def test_isqrt_eigenbasis_equals_products(kind, iters):
     eig32 = isqrt(cov.float(), iters, eigenbasis=True)
     assert eig32.dtype == torch.float32
     assert (eig32.double() - products).norm() / scale <= 3e-6
+
+
+FIXTURES = Path(__file__).parent / 'fixtures'
+
+
+def test_a_float32_eigh_that_fails_is_done_again_in_float64():
+    """A 256 x 256 float32 covariance (a reduced ShuffleNetV2 map of 4 x 4 positions) on which LAPACK's float32
+    eigh returns NaN without an error: the eigenbasis isqrt and MPN-COV still give the float64 results."""
+    cov = load_file(FIXTURES / 'eigh_nonfinite_cov.safetensors')['cov']
+    assert cov.dtype == torch.float32 and torch.isfinite(cov).all()
+    products = isqrt(cov.double(), 5, eigenbasis=False)
+    eigenbasis = isqrt(cov, 5, eigenbasis=True)
+    assert torch.isfinite(eigenbasis).all()
+    assert (eigenbasis.double() - products).norm() / products.norm() <= 3e-6
+    exact = mpn(cov.double(), 0.5)
+    assert ((mpn(cov, 0.5).double() - exact).norm() / exact.norm()) <= 1e-5
+
+
+def test_a_non_finite_eigh_is_retried_in_float64(monkeypatch):
+    """However eigh fails in float32, the retry is in float64 and the result keeps the input's dtype."""
+    real = torch.linalg.eigh
+    calls = []
+
+    def failing(a, *args, **kwargs):
+        calls.append(a.dtype)
+        evals, evecs = real(a, *args, **kwargs)
+        return (evals * float('nan'), evecs) if a.dtype == torch.float32 else (evals, evecs)
+
+    monkeypatch.setattr(torch.linalg, 'eigh', failing)
+    cov = ISQRT_INPUTS['rank-deficient']()
+    for out in (isqrt(cov.float(), 5, eigenbasis=True), mpn(cov.float(), 0.5)):
+        assert out.dtype == torch.float32 and torch.isfinite(out).all()
+    assert calls == [torch.float32, torch.float64] * 2
+    torch.testing.assert_close(isqrt(cov.float(), 5, eigenbasis=True).double(), isqrt(cov, 5, eigenbasis=False),
+                               rtol=0, atol=1e-5)
 
 
 def test_isqrt_default_path():

@@ -96,7 +96,7 @@ class _NewtonSchulzEig(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, a: torch.Tensor, iters: int) -> torch.Tensor:
-        evals, evecs = torch.linalg.eigh(a)
+        evals, evecs = _eigh(a)
         fvals, dvals = _newton_schulz_scalar(evals, iters)
         ctx.save_for_backward(evals, evecs, fvals, dvals)
         return _compose(evecs, fvals.to(a.dtype))
@@ -118,6 +118,22 @@ def _eager() -> bool:
         or torch.compiler.is_compiling()
         or torch.onnx.is_in_onnx_export()
     )
+
+
+def _eigh(a: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """`torch.linalg.eigh`, done again in float64 where the decomposition comes back non-finite (eager code).
+
+    LAPACK's float32 driver can return NaN without an error on matrices of high nullity, such as the
+    d x d covariance of fewer than d positions with channels a ReLU zeroed (docs/methods.md, "iSQRT-COV").
+    A traced, compiled or exported graph keeps the one decomposition: it cannot branch on the values.
+    """
+    evals, evecs = torch.linalg.eigh(a)
+    if not torch.jit.is_scripting():  # TorchScript compiles this branch away
+        if _eager() and a.dtype != torch.float64 and not bool(
+                torch.isfinite(evals).all() & torch.isfinite(evecs).all()):
+            evals, evecs = torch.linalg.eigh(a.double())
+            evals, evecs = evals.to(a.dtype), evecs.to(a.dtype)
+    return evals, evecs
 
 
 # Where one eigh beats the Newton-Schulz products in eager CPU code, measured (docs/methods.md, "iSQRT-COV"):
@@ -209,7 +225,7 @@ def _eig_power(
         eps: float,
 ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Eigenvalues, eigenvectors, eigenvalue floor and floored eigenvalues raised to `power`."""
-    evals, evecs = torch.linalg.eigh(cov)
+    evals, evecs = _eigh(cov)
     floor = _power_floor(evals, eps)
     return evals, evecs, floor, torch.maximum(evals, floor).pow(power)
 

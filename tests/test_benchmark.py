@@ -176,7 +176,7 @@ def test_gpu_bench_script_runs_on_the_cpu(tmp_path):
     (['--models', 'resnet18', '--threads', '-1'], '--threads and --warmup must be at least 0, got -1 and 1'),
     (['--models', 'resnet18', '--iters', '0'], '--iters must be at least 1, got 0'),
     (['--models', 'resnet18', '--compile', 'nosuch'], "--compile 'nosuch': not a torch.compile backend"),
-    (['--models', 'resnet18_isqrt', '--model-kwargs', 'gcp_dim=x'], 'resnet18_isqrt: reduce_dim must be an int'),
+    (['--models', 'resnet18_isqrt', '--model-kwargs', 'gcp_dim=x'], 'resnet18_isqrt: dim must be an int'),
     (['--models', 'resnet18', '--json', 'no/such/folder/out.json'], "--json 'no/such/folder/out.json': its folder"),
 ])
 def test_bad_options_are_named_before_any_work(argv, expected, capsys, monkeypatch):

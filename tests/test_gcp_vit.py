@@ -11,6 +11,7 @@ import timm
 from timm.optim import create_optimizer_v2
 
 import timm_gcp  # noqa: F401  (registers the models)
+from timm_gcp.bench.reference import dense_centring_covariance, plain_newton_schulz
 from timm_gcp.layers import (
     GCPPool, MultiHeadCrossCovPool, SvPN, TokenGCPHead, cross_covariance, svpn, token_drop_mask,
 )
@@ -77,17 +78,10 @@ def _ref_sovit_pool(tokens, conv_w, bn, iters):
     """So-ViT: 1x1 conv + BN (eval) + ReLU, dense-centring covariance, plain Newton-Schulz loop, row-major triangle."""
     x = tokens @ conv_w[:, :, 0, 0].T  # B x N x d
     x = (x - bn.running_mean) / torch.sqrt(bn.running_var + bn.eps) * bn.weight + bn.bias
-    x = x.relu().transpose(1, 2)  # B x d x N
-    b, d, n = x.shape
-    i_hat = (torch.eye(n, dtype=x.dtype) - torch.full((n, n), 1.0 / n, dtype=x.dtype)) / n
+    x = x.relu().transpose(1, 2).unsqueeze(-1)  # B x d x N x 1
+    d = x.shape[1]
     out = []
-    for m in x @ i_hat @ x.transpose(1, 2):
-        tr = torch.trace(m)
-        y, z, eye = m / tr, torch.eye(d, dtype=x.dtype), torch.eye(d, dtype=x.dtype)
-        for _ in range(iters):
-            t = 0.5 * (3 * eye - z @ y)
-            y, z = y @ t, t @ z
-        y = y * tr.sqrt()
+    for y in plain_newton_schulz(dense_centring_covariance(x), iters):
         out.append(torch.stack([y[i, j] for i in range(d) for j in range(i, d)]))
     return torch.stack(out)
 

@@ -7,6 +7,7 @@ import torch
 from safetensors.torch import load_file
 from torch.autograd import gradcheck
 
+from timm_gcp.bench.reference import dense_centring_covariance
 from timm_gcp.layers import (
     EIGENBASIS_CROSSOVER, AdaptiveChannelDrop, CovPool, GCP_POOL_TYPES, GCPHead, GCPPool, ISqrt, MatrixPower, TriuVec,
     check_pool_input, covariance, covariance_tokens, drop_channels, dropcov_rate, isqrt, make_fc, mpn, triu_vec,
@@ -24,15 +25,6 @@ def _spd(b=3, c=5, n=20, dtype=torch.float64, seed=0):
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(b, c, n, generator=g, dtype=dtype)
     return x @ x.transpose(1, 2) / n
-
-
-def _dense_centring_cov(x):
-    """fast-MPN-COV's Covpool: X I_hat X^T with the dense N x N centring matrix."""
-    b, c, h, w = x.shape
-    n = h * w
-    x = x.reshape(b, c, n).double()
-    i_hat = (torch.eye(n, dtype=torch.float64) - torch.full((n, n), 1.0 / n, dtype=torch.float64)) / n
-    return x @ i_hat @ x.transpose(1, 2)
 
 
 def _ns_reference(cov, iters):
@@ -59,14 +51,14 @@ def _eigh_power(cov, p):
 
 def test_covariance_matches_dense_centring_matrix():
     x = _features(3, 7, 4, 5)
-    torch.testing.assert_close(covariance(x), _dense_centring_cov(x), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(covariance(x), dense_centring_covariance(x.double()), rtol=1e-12, atol=1e-12)
 
 
 def test_covariance_float32_equals_float64_reference():
     x = _features(2, 16, 7, 7, dtype=torch.float32)
     out = covariance(x)
     assert out.dtype == torch.float32
-    torch.testing.assert_close(out.double(), _dense_centring_cov(x), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(out.double(), dense_centring_covariance(x.double()), rtol=1e-5, atol=1e-6)
 
 
 def test_covariance_tokens_is_covariance_over_tokens():

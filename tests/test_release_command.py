@@ -101,4 +101,4 @@ def test_release_of_a_folder_without_authors_files(tmp_path, capsys):
     assert cli.main(['release', str(tmp_path), '--org', 'someone', '--dry-run']) == 2
     err = capsys.readouterr().err
     assert "holds no authors' file of any release tag" in err
-    assert RELEASES['resnet50_isqrt_d256.fmpn_in1k'].file in err
+    assert next(iter(RELEASES.values())).file in err  # an example of the names it looks for

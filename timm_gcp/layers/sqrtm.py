@@ -121,7 +121,7 @@ def _eager() -> bool:
 
 
 def _eigh(a: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-    """`torch.linalg.eigh`, done again in float64 where the decomposition comes back non-finite (eager code).
+    """`torch.linalg.eigh`, done again in float64 where a CPU decomposition comes back non-finite (eager code).
 
     LAPACK's float32 driver can return NaN without an error on matrices of high nullity, such as the
     d x d covariance of fewer than d positions with channels a ReLU zeroed (docs/methods.md, "iSQRT-COV").
@@ -129,7 +129,7 @@ def _eigh(a: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
     """
     evals, evecs = torch.linalg.eigh(a)
     if not torch.jit.is_scripting():  # TorchScript compiles this branch away
-        if _eager() and a.dtype != torch.float64 and not bool(
+        if a.device.type == 'cpu' and a.dtype != torch.float64 and _eager() and not bool(
                 torch.isfinite(evals).all() & torch.isfinite(evecs).all()):
             evals, evecs = torch.linalg.eigh(a.double())
             evals, evecs = evals.to(a.dtype), evecs.to(a.dtype)

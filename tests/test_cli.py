@@ -18,7 +18,7 @@ import torch
 import timm_gcp  # noqa: F401  (registers the models)
 from timm_gcp import _errors, _extras, cli, launch
 from timm_gcp.demo import side_by_side
-from timm_gcp.hub.cards import TABLE_END, TABLE_START
+from timm_gcp.hub.cards import TABLE_END, TABLE_START, WEIGHTS_END, WEIGHTS_START
 
 from tests.helpers import REPO
 from tests.helpers.scripts import stub_record
@@ -215,9 +215,11 @@ def test_cards_check_passes_on_the_repository(capsys):
 
 @pytest.fixture
 def checkout(tmp_path) -> Path:
-    """A copy of the repository's README.md and model_cards/."""
+    """A copy of the repository's README.md, docs/checkpoints.md and model_cards/."""
     shutil.copytree(REPO / 'model_cards', tmp_path / 'model_cards')
     shutil.copy(REPO / 'README.md', tmp_path / 'README.md')
+    (tmp_path / 'docs').mkdir()
+    shutil.copy(REPO / 'docs' / 'checkpoints.md', tmp_path / 'docs' / 'checkpoints.md')
     return tmp_path
 
 
@@ -226,17 +228,19 @@ def test_cards_check_reports_drift_and_writing_fixes_it(checkout, capsys):
     (cards / 'resnet50_isqrt.gcp_in1k.md').unlink()
     (cards / 'ms_resnet18_isqrt.tpami_in1k.md').write_text('stale\n')
     (cards / 'resnet50_isqrt.tpami_in1k.md').write_text('a card of a name that is no longer published\n')
-    text = readme.read_text()
-    start, end = text.index(TABLE_START) + len(TABLE_START), text.index(TABLE_END)
-    readme.write_text(text[:start] + '\n| old table |\n' + text[end:])
-    snapshot = {p.name: p.read_bytes() for p in (*cards.iterdir(), readme)}
+    weights = checkout / 'docs' / 'checkpoints.md'
+    for page, (start, end) in ((readme, (TABLE_START, TABLE_END)), (weights, (WEIGHTS_START, WEIGHTS_END))):
+        text = page.read_text()
+        page.write_text(text[:text.index(start) + len(start)] + '\n| old table |\n' + text[text.index(end):])
+    snapshot = {p.name: p.read_bytes() for p in (*cards.iterdir(), readme, weights)}
     args = ['cards', '--cards', str(cards), '--readme', str(readme)]
 
     assert cli.main([*args, '--check']) == 1
     lines = capsys.readouterr().out.splitlines()
     assert sorted(lines) == sorted(f'out of date: {item}' for item in (
-        'resnet50_isqrt.gcp_in1k.md', 'ms_resnet18_isqrt.tpami_in1k.md', 'resnet50_isqrt.tpami_in1k.md', str(readme)))
-    assert {p.name: p.read_bytes() for p in (*cards.iterdir(), readme)} == snapshot  # --check writes nothing
+        'resnet50_isqrt.gcp_in1k.md', 'ms_resnet18_isqrt.tpami_in1k.md', 'resnet50_isqrt.tpami_in1k.md', str(readme),
+        str(weights)))
+    assert {p.name: p.read_bytes() for p in (*cards.iterdir(), readme, weights)} == snapshot  # --check writes nothing
 
     assert cli.main(args) == 0
     assert 'updated: resnet50_isqrt.gcp_in1k.md' in capsys.readouterr().out
@@ -244,6 +248,7 @@ def test_cards_check_reports_drift_and_writing_fixes_it(checkout, capsys):
     for name in ('resnet50_isqrt.gcp_in1k.md', 'ms_resnet18_isqrt.tpami_in1k.md'):
         assert (cards / name).read_bytes() == (REPO / 'model_cards' / name).read_bytes()
     assert readme.read_text() == (REPO / 'README.md').read_text()
+    assert weights.read_text() == (REPO / 'docs' / 'checkpoints.md').read_text()
     assert cli.main([*args, '--check']) == 0
 
 
@@ -270,8 +275,17 @@ def test_cards_with_a_readme_without_the_table_markers(tmp_path, capsys):
     readme = tmp_path / 'README.md'
     readme.write_text('# a README without the model table\n')
     assert cli.main(['cards', '--cards', str(tmp_path / 'cards'), '--readme', str(readme)]) == 2
-    assert f'timm-gcp cards: error: {readme}: README has no <!-- model-table -->' in capsys.readouterr().err
+    assert f'timm-gcp cards: error: {readme}: no <!-- model-table -->' in capsys.readouterr().err
     assert not (tmp_path / 'cards').exists()  # nothing written
+
+
+def test_cards_with_a_weights_page_without_the_table_markers(checkout, capsys):
+    weights = checkout / 'docs' / 'checkpoints.md'
+    weights.write_text('# checkpoints without the weights table\n')
+    (checkout / 'model_cards' / 'resnet50_isqrt.gcp_in1k.md').unlink()
+    assert cli.main(['cards', '--cards', str(checkout / 'model_cards'), '--readme', str(checkout / 'README.md')]) == 2
+    assert f'timm-gcp cards: error: {weights}: no <!-- weights-table -->' in capsys.readouterr().err
+    assert not (checkout / 'model_cards' / 'resnet50_isqrt.gcp_in1k.md').exists()  # nothing written
 
 
 # --- timm-gcp launch: `python -m timm_gcp.launch` as a subcommand -------------------------------------------

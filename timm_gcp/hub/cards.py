@@ -22,17 +22,19 @@ from ..export.folder import write_text_atomic
 from ..measure import count_flops
 from ..models.gcp_resnet import GCPResNet
 from ..models.registry import model_names, preset_names, release_names
-from ..models.releases import RELEASES, Release
+from ..models.releases import RELEASES, Download, Release, local_file
 from ..models.sources import PAPERS, REPOS
 from .evaluate import Accuracy
 
 __all__ = [
     'ModelStats', 'classification_code', 'front_matter', 'measure_model', 'model_stats', 'papers_lines', 'render_card',
-    'render_model_table',
-    'write_cards', 'update_readme', 'add_arguments', 'run',
+    'render_model_table', 'render_weights_table', 'GENERATED_TABLES', 'with_table', 'write_cards', 'update_table',
+    'add_arguments', 'run',
 ]
 
 TABLE_START, TABLE_END = '<!-- model-table -->', '<!-- /model-table -->'
+# the authors' weights per tag, in docs/checkpoints.md, "Getting the weights"
+WEIGHTS_START, WEIGHTS_END = '<!-- weights-table -->', '<!-- /weights-table -->'
 _METHODS = {
     'isqrt': 'an iSQRT-COV (fast MPN-COV) head: covariance, 5 Newton-Schulz iterations for the matrix square root',
     'dropcov': 'a DropCov head: adaptive channel dropout before the covariance in training, plain covariance at '
@@ -280,11 +282,39 @@ def render_model_table() -> str:
     return '\n'.join(rows)
 
 
-def _readme_with_table(text: str) -> str:
-    pattern = re.compile(re.escape(TABLE_START) + r'.*?' + re.escape(TABLE_END), re.S)
+def _link(download: Download) -> str:
+    code = f' (code `{download.extract_code}`)' if download.extract_code else ''
+    return f'[{download.host}]({download.url}){code}'
+
+
+def render_weights_table() -> str:
+    """Markdown table (between docs/checkpoints.md's weights-table markers): per release tag, the authors' accuracy,
+    where they report it, and their file: its format, the name to save it under and the download links."""
+    rows = [
+        "| tag | authors' top-1 / top-5 (%) | reported in (row) | format | save as | links |",
+        '|---|---|---|---|---|---|',
+    ]
+    for r in RELEASES.values():
+        accuracy = f'{r.top1:.2f}' + ('' if r.top5 is None else f' / {r.top5:.2f}')
+        rows.append(f'| `{r.name}` | {accuracy} | {r.source} (`{r.row}`) | {r.file_format} | `{local_file(r)}` '
+                    f'| {"; ".join(_link(d) for d in r.downloads)} |')
+    return '\n'.join(rows)
+
+
+# the generated tables: markers and what renders them
+GENERATED_TABLES = {
+    'model table': (TABLE_START, TABLE_END, render_model_table),
+    'weights table': (WEIGHTS_START, WEIGHTS_END, render_weights_table),
+}
+
+
+def with_table(text: str, table: str) -> str:
+    """`text` with the generated `table` (a key of GENERATED_TABLES) between its markers, rendered anew."""
+    start, end, render = GENERATED_TABLES[table]
+    pattern = re.compile(re.escape(start) + r'.*?' + re.escape(end), re.S)
     if not pattern.search(text):
-        raise ValueError(f'README has no {TABLE_START} ... {TABLE_END} markers')
-    return pattern.sub(lambda _: f'{TABLE_START}\n{render_model_table()}\n{TABLE_END}', text)
+        raise ValueError(f'no {start} ... {end} markers (the {table})')
+    return pattern.sub(lambda _: f'{start}\n{render()}\n{end}', text)
 
 
 def write_cards(card_dir: Path, check: bool = False) -> List[str]:
@@ -306,29 +336,34 @@ def write_cards(card_dir: Path, check: bool = False) -> List[str]:
     return drift
 
 
-def update_readme(readme: Path, check: bool = False) -> bool:
-    """Refresh the README's model table; returns whether it changed (or, with `check`, would)."""
-    text = readme.read_text(encoding='utf-8')
-    new = _readme_with_table(text)
+def update_table(path: Path, table: str, check: bool = False) -> bool:
+    """Render the generated `table` in the file at `path`; returns whether it changed (or, with `check`, would)."""
+    text = path.read_text(encoding='utf-8')
+    new = with_table(text, table)
     if new != text and not check:
-        write_text_atomic(readme, new)
+        write_text_atomic(path, new)
     return new != text
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--cards', type=Path, default=Path('model_cards'), help='folder of the cards (model_cards)')
     parser.add_argument('--readme', type=Path, default=Path('README.md'), help='README with the model table')
+    parser.add_argument('--weights-doc', type=Path, default=None,
+                        help="page with the authors' weights table (default: docs/checkpoints.md beside the README)")
     parser.add_argument('--check', action='store_true', help='report drift, write nothing')
 
 
 def run(args: argparse.Namespace) -> int:
-    if not args.readme.is_file():
-        raise UsageError(f'{args.readme}: no such file (run from a checkout of timm-gcp, or pass --readme and --cards)')
-    with usage_errors(ValueError, prefix=f'{args.readme}: '):  # checked before any card is written
-        _readme_with_table(args.readme.read_text(encoding='utf-8'))
+    pages = {args.readme: 'model table', args.weights_doc or args.readme.parent / 'docs' / 'checkpoints.md':
+             'weights table'}
+    for path, table in pages.items():  # every page is checked before anything is written
+        if not path.is_file():
+            raise UsageError(f'{path}: no such file (run from a checkout of timm-gcp, or pass --readme, '
+                             f'--weights-doc and --cards)')
+        with usage_errors(ValueError, prefix=f'{path}: '):
+            with_table(path.read_text(encoding='utf-8'), table)
     drift = write_cards(args.cards, check=args.check)
-    if update_readme(args.readme, check=args.check):
-        drift.append(str(args.readme))
+    drift += [str(path) for path, table in pages.items() if update_table(path, table, check=args.check)]
     verb = 'out of date' if args.check else 'updated'
     for item in drift:
         print(f'{verb}: {item}')

@@ -8,6 +8,14 @@ from tests.helpers.images import write_images
 from tests.helpers.scripts import write_train_stub
 from tests.helpers.timm_sources import load_timm_test_models
 
+# the longest single piece of the suite (timm's own model tests, in a subprocess of two workers): first, so that
+# under `-n` (pyproject.toml) the other worker runs the rest of the suite meanwhile instead of after it
+FIRST = ('test_timm_suite.py',)
+
+
+def pytest_collection_modifyitems(items) -> None:
+    items.sort(key=lambda item: item.path.name not in FIRST)  # stable: the order within each group stays
+
 
 @pytest.fixture(scope='session')
 def timm_tm():

@@ -22,7 +22,8 @@ SUBCOMMANDS = {
     'convert': ('timm_gcp.convert.converter', "convert an authors' checkpoint or a train.py one to a timm-gcp export"),
     'publish': ('timm_gcp.hub.publish', 'upload a converted model with an honest card to any Hugging Face Hub repo'),
     'release': ('timm_gcp.hub.release', "convert, measure and publish every authors' file found in a folder"),
-    'cards': ('timm_gcp.hub.cards', 'write the model cards and the README model table from the registry'),
+    'cards': ('timm_gcp.hub.cards', "write the model cards, the README's model table and docs/checkpoints.md's "
+                                   'weights table from the registry'),
     'export-onnx': ('timm_gcp.export.onnx', 'export a model to ONNX and check it against PyTorch with onnxruntime'),
     'launch': ('timm_gcp.launch', "run timm's train.py / validate.py / ... with the GCP models registered"),
 }

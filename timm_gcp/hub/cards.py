@@ -1,11 +1,12 @@
-"""`timm-gcp cards`: model cards of the authors' weights and the README model table, from the registry.
+"""`timm-gcp cards`: model cards of the authors' weights and the generated tables, from the registry.
 
 Every release `arch.tag` (`timm_gcp.models.releases`: the authors' weights, converted) gets
-`<arch>.<tag>.md` from one template in timm's Hub card format; a README's `<!-- model-table -->`
-section holds a table of every registered model and says where its weights stand. Parameters and
-GMACs are measured here, on the meta device, so they follow the code.
-`timm-gcp cards` rewrites the cards folder and the README given (by default `model_cards/` and
-`README.md` of the working directory, as in a checkout of timm-gcp); `--check` only reports drift.
+`<arch>.<tag>.md` from one template in timm's Hub card format; the README's `<!-- model-table -->`
+holds a table of every registered model and where its weights stand, and docs/checkpoints.md's
+`<!-- weights-table -->` the authors' accuracy, file and links per tag. Parameters and GMACs are
+measured here, on the meta device, so they follow the code. `timm-gcp cards` rewrites the cards folder
+and both pages (by default `model_cards/`, `README.md` and `docs/checkpoints.md` of the working
+directory, as in a checkout of timm-gcp); `--check` only reports drift.
 """
 import argparse
 import functools

@@ -472,147 +472,147 @@ default_cfgs = generate_default_cfgs({
 
 @register_model
 def gcp_isqrt(pretrained: bool = False, **kwargs: Any) -> GCPBackboneModel:
-    """Any timm backbone (backbone=...) with a isqrt GCP head."""
+    """Any timm backbone (backbone=...) with an iSQRT-COV GCP head."""
     model_args = dict(**GCP_METHODS['isqrt'])
     return _create_gcp_backbone('gcp_isqrt', pretrained, **dict(model_args, **kwargs))
 
 
 @register_model
 def gcp_dropcov(pretrained: bool = False, **kwargs: Any) -> GCPBackboneModel:
-    """Any timm backbone (backbone=...) with a dropcov GCP head."""
+    """Any timm backbone (backbone=...) with a DropCov GCP head."""
     model_args = dict(**GCP_METHODS['dropcov'])
     return _create_gcp_backbone('gcp_dropcov', pretrained, **dict(model_args, **kwargs))
 
 
 @register_model
 def gcp_mpncov(pretrained: bool = False, **kwargs: Any) -> GCPBackboneModel:
-    """Any timm backbone (backbone=...) with a mpncov GCP head."""
+    """Any timm backbone (backbone=...) with an MPN-COV GCP head."""
     model_args = dict(**GCP_METHODS['mpncov'])
     return _create_gcp_backbone('gcp_mpncov', pretrained, **dict(model_args, **kwargs))
 
 
 @register_model
 def convnext_tiny_isqrt(pretrained: bool = False, **kwargs: Any) -> GCPBackboneModel:
-    """timm convnext_tiny with a isqrt GCP head (128-d reduction)."""
+    """timm convnext_tiny with an iSQRT-COV GCP head (128-d reduction)."""
     model_args = dict(backbone='convnext_tiny', **GCP_METHODS['isqrt'])
     return _create_gcp_backbone('convnext_tiny_isqrt', pretrained, **dict(model_args, **kwargs))
 
 
 @register_model
 def convnext_tiny_dropcov(pretrained: bool = False, **kwargs: Any) -> GCPBackboneModel:
-    """timm convnext_tiny with a dropcov GCP head (128-d reduction)."""
+    """timm convnext_tiny with a DropCov GCP head (128-d reduction)."""
     model_args = dict(backbone='convnext_tiny', **GCP_METHODS['dropcov'])
     return _create_gcp_backbone('convnext_tiny_dropcov', pretrained, **dict(model_args, **kwargs))
 
 
 @register_model
 def convnext_small_isqrt(pretrained: bool = False, **kwargs: Any) -> GCPBackboneModel:
-    """timm convnext_small with a isqrt GCP head (128-d reduction)."""
+    """timm convnext_small with an iSQRT-COV GCP head (128-d reduction)."""
     model_args = dict(backbone='convnext_small', **GCP_METHODS['isqrt'])
     return _create_gcp_backbone('convnext_small_isqrt', pretrained, **dict(model_args, **kwargs))
 
 
 @register_model
 def convnext_small_dropcov(pretrained: bool = False, **kwargs: Any) -> GCPBackboneModel:
-    """timm convnext_small with a dropcov GCP head (128-d reduction)."""
+    """timm convnext_small with a DropCov GCP head (128-d reduction)."""
     model_args = dict(backbone='convnext_small', **GCP_METHODS['dropcov'])
     return _create_gcp_backbone('convnext_small_dropcov', pretrained, **dict(model_args, **kwargs))
 
 
 @register_model
 def efficientnet_b0_isqrt(pretrained: bool = False, **kwargs: Any) -> GCPBackboneModel:
-    """timm efficientnet_b0 with a isqrt GCP head (128-d reduction)."""
+    """timm efficientnet_b0 with an iSQRT-COV GCP head (128-d reduction)."""
     model_args = dict(backbone='efficientnet_b0', **GCP_METHODS['isqrt'])
     return _create_gcp_backbone('efficientnet_b0_isqrt', pretrained, **dict(model_args, **kwargs))
 
 
 @register_model
 def efficientnet_b0_dropcov(pretrained: bool = False, **kwargs: Any) -> GCPBackboneModel:
-    """timm efficientnet_b0 with a dropcov GCP head (128-d reduction)."""
+    """timm efficientnet_b0 with a DropCov GCP head (128-d reduction)."""
     model_args = dict(backbone='efficientnet_b0', **GCP_METHODS['dropcov'])
     return _create_gcp_backbone('efficientnet_b0_dropcov', pretrained, **dict(model_args, **kwargs))
 
 
 @register_model
 def efficientnet_b3_isqrt(pretrained: bool = False, **kwargs: Any) -> GCPBackboneModel:
-    """timm efficientnet_b3 with a isqrt GCP head (128-d reduction)."""
+    """timm efficientnet_b3 with an iSQRT-COV GCP head (128-d reduction)."""
     model_args = dict(backbone='efficientnet_b3', **GCP_METHODS['isqrt'])
     return _create_gcp_backbone('efficientnet_b3_isqrt', pretrained, **dict(model_args, **kwargs))
 
 
 @register_model
 def efficientnet_b3_dropcov(pretrained: bool = False, **kwargs: Any) -> GCPBackboneModel:
-    """timm efficientnet_b3 with a dropcov GCP head (128-d reduction)."""
+    """timm efficientnet_b3 with a DropCov GCP head (128-d reduction)."""
     model_args = dict(backbone='efficientnet_b3', **GCP_METHODS['dropcov'])
     return _create_gcp_backbone('efficientnet_b3_dropcov', pretrained, **dict(model_args, **kwargs))
 
 
 @register_model
 def regnety_040_isqrt(pretrained: bool = False, **kwargs: Any) -> GCPBackboneModel:
-    """timm regnety_040 with a isqrt GCP head (128-d reduction)."""
+    """timm regnety_040 with an iSQRT-COV GCP head (128-d reduction)."""
     model_args = dict(backbone='regnety_040', **GCP_METHODS['isqrt'])
     return _create_gcp_backbone('regnety_040_isqrt', pretrained, **dict(model_args, **kwargs))
 
 
 @register_model
 def regnety_040_dropcov(pretrained: bool = False, **kwargs: Any) -> GCPBackboneModel:
-    """timm regnety_040 with a dropcov GCP head (128-d reduction)."""
+    """timm regnety_040 with a DropCov GCP head (128-d reduction)."""
     model_args = dict(backbone='regnety_040', **GCP_METHODS['dropcov'])
     return _create_gcp_backbone('regnety_040_dropcov', pretrained, **dict(model_args, **kwargs))
 
 
 @register_model
 def mobilenetv3_large_100_isqrt(pretrained: bool = False, **kwargs: Any) -> GCPBackboneModel:
-    """timm mobilenetv3_large_100 with a isqrt GCP head (128-d reduction)."""
+    """timm mobilenetv3_large_100 with an iSQRT-COV GCP head (128-d reduction)."""
     model_args = dict(backbone='mobilenetv3_large_100', **GCP_METHODS['isqrt'])
     return _create_gcp_backbone('mobilenetv3_large_100_isqrt', pretrained, **dict(model_args, **kwargs))
 
 
 @register_model
 def mobilenetv3_large_100_dropcov(pretrained: bool = False, **kwargs: Any) -> GCPBackboneModel:
-    """timm mobilenetv3_large_100 with a dropcov GCP head (128-d reduction)."""
+    """timm mobilenetv3_large_100 with a DropCov GCP head (128-d reduction)."""
     model_args = dict(backbone='mobilenetv3_large_100', **GCP_METHODS['dropcov'])
     return _create_gcp_backbone('mobilenetv3_large_100_dropcov', pretrained, **dict(model_args, **kwargs))
 
 
 @register_model
 def swin_tiny_patch4_window7_224_isqrt(pretrained: bool = False, **kwargs: Any) -> GCPBackboneModel:
-    """timm swin_tiny_patch4_window7_224 with a isqrt GCP head (128-d reduction)."""
+    """timm swin_tiny_patch4_window7_224 with an iSQRT-COV GCP head (128-d reduction)."""
     model_args = dict(backbone='swin_tiny_patch4_window7_224', **GCP_METHODS['isqrt'])
     return _create_gcp_backbone('swin_tiny_patch4_window7_224_isqrt', pretrained, **dict(model_args, **kwargs))
 
 
 @register_model
 def swin_tiny_patch4_window7_224_dropcov(pretrained: bool = False, **kwargs: Any) -> GCPBackboneModel:
-    """timm swin_tiny_patch4_window7_224 with a dropcov GCP head (128-d reduction)."""
+    """timm swin_tiny_patch4_window7_224 with a DropCov GCP head (128-d reduction)."""
     model_args = dict(backbone='swin_tiny_patch4_window7_224', **GCP_METHODS['dropcov'])
     return _create_gcp_backbone('swin_tiny_patch4_window7_224_dropcov', pretrained, **dict(model_args, **kwargs))
 
 
 @register_model
 def vit_small_patch16_224_isqrt(pretrained: bool = False, **kwargs: Any) -> GCPBackboneModel:
-    """timm vit_small_patch16_224 with a isqrt GCP head (128-d reduction)."""
+    """timm vit_small_patch16_224 with an iSQRT-COV GCP head (128-d reduction)."""
     model_args = dict(backbone='vit_small_patch16_224', **GCP_METHODS['isqrt'])
     return _create_gcp_backbone('vit_small_patch16_224_isqrt', pretrained, **dict(model_args, **kwargs))
 
 
 @register_model
 def vit_small_patch16_224_dropcov(pretrained: bool = False, **kwargs: Any) -> GCPBackboneModel:
-    """timm vit_small_patch16_224 with a dropcov GCP head (128-d reduction)."""
+    """timm vit_small_patch16_224 with a DropCov GCP head (128-d reduction)."""
     model_args = dict(backbone='vit_small_patch16_224', **GCP_METHODS['dropcov'])
     return _create_gcp_backbone('vit_small_patch16_224_dropcov', pretrained, **dict(model_args, **kwargs))
 
 
 @register_model
 def vit_base_patch16_224_isqrt(pretrained: bool = False, **kwargs: Any) -> GCPBackboneModel:
-    """timm vit_base_patch16_224 with a isqrt GCP head (128-d reduction)."""
+    """timm vit_base_patch16_224 with an iSQRT-COV GCP head (128-d reduction)."""
     model_args = dict(backbone='vit_base_patch16_224', **GCP_METHODS['isqrt'])
     return _create_gcp_backbone('vit_base_patch16_224_isqrt', pretrained, **dict(model_args, **kwargs))
 
 
 @register_model
 def vit_base_patch16_224_dropcov(pretrained: bool = False, **kwargs: Any) -> GCPBackboneModel:
-    """timm vit_base_patch16_224 with a dropcov GCP head (128-d reduction)."""
+    """timm vit_base_patch16_224 with a DropCov GCP head (128-d reduction)."""
     model_args = dict(backbone='vit_base_patch16_224', **GCP_METHODS['dropcov'])
     return _create_gcp_backbone('vit_base_patch16_224_dropcov', pretrained, **dict(model_args, **kwargs))
 

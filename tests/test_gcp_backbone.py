@@ -28,6 +28,7 @@ from timm_gcp.models._head import split_prefix_tokens
 from timm_gcp.models.gcp_backbone import PRESET_BACKBONES, BackboneError, GCPBackboneModel, GCPTokenModel, \
     probe_backbone
 from timm_gcp.models.registry import baseline_name
+from timm_gcp.models.releases import WeightsUnavailableError
 
 from tests.helpers.fake_hub import SHA
 from tests.helpers.gcp_reference import gcp_logits
@@ -171,11 +172,39 @@ def test_output_stride_keeps_a_larger_map():
     (dict(backbone='crossvit_tiny_240'), 'cannot be built without its pooling'),
     (dict(backbone='test_vit', output_stride=16), "'test_vit' does not take output_stride"),
     (dict(backbone='swin_tiny_patch4_window7_224', output_stride=16), 'does not take output_stride'),
+    # ConvNeXt asserts its output_stride without a message; the error names the argument and what it takes
+    (dict(backbone='test_convnext', output_stride=4),
+     r"'test_convnext' cannot be built with output_stride=4 \(AssertionError with no message\); "
+     r"it takes output_stride 8 or 16 or 32"),
+    (dict(backbone='test_convnext', img_size=96), r"'test_convnext' does not take img_size=96; leave img_size unset"),
+    (dict(backbone='swin_tiny_patch4_window7_224', img_size=32), 'gives a 1x1 map at its 32x32 px input'),
+    # PiT's head gets its class token only, VOLO's its patch tokens and a class token it does not count
+    (dict(backbone='pit_ti_224'), r"'pit_ti_224': its unpooled features are 1 tokens at 224x224 px .*49-position map"),
+    (dict(backbone='volo_d1_224'), r"'volo_d1_224': its unpooled features are 197 tokens .*196-position map"),
+    (dict(backbone='hf-hub:timm/resnet18'), r"backbone='hf-hub:timm/resnet18': a Hub repo or a local folder is not "
+                                            r"a backbone name; give the timm architecture"),
+    (dict(backbone='local-dir:/tmp/x'), "backbone='local-dir:/tmp/x': a Hub repo or a local folder"),
 ])
 def test_bad_backbone_named_before_weights_load(kwargs, match, monkeypatch):
     monkeypatch.setattr(huggingface_hub.constants, 'HF_HUB_OFFLINE', True)
     with pytest.raises(BackboneError, match=match):
         timm.create_model('gcp_isqrt', pretrained=True, **kwargs)
+
+
+@pytest.mark.parametrize('backbone, min_side', [('test_convnext', 64), ('test_resnet', 33)])
+def test_smallest_input_is_the_backbone_own(backbone, min_side):
+    """ConvNeXt floors at every stage (a 1x1 map below 64 px), ResNet rounds up (33 px); both reduce 32x."""
+    model = timm.create_model('gcp_isqrt', backbone=backbone, gcp_dim=4, num_classes=2).eval()
+    trunk = model.backbone
+    with torch.no_grad():
+        for side, positions in ((min_side - 1, 1), (min_side, 4)):
+            features = trunk.forward_features(torch.randn(1, 3, side, side))
+            assert features.shape[-2] * features.shape[-1] == positions, side
+        with pytest.raises(ValueError, match=f'input {min_side - 1}x{min_side - 1} px is too small for backbone '
+                                             f"'{backbone}'.* at least {min_side} px"):
+            model(torch.randn(1, 3, min_side - 1, min_side - 1))
+        assert model(torch.randn(1, 3, min_side, min_side)).shape == (1, 2)
+        assert model(torch.randn(1, 3, min_side - 1, min_side)).shape == (1, 2)  # a 1x2 map pools
 
 
 def test_missing_backbone_is_a_type_error():
@@ -191,6 +220,80 @@ def test_probe_runs_on_the_meta_device_and_is_remembered(monkeypatch):
     again = probe_backbone('test_efficientnet', 3, drop_path_rate=0.05)
     assert layout is again and len(calls) == 1
     assert layout.input_fmt == 'NCHW' and layout.reduction == 32
+
+
+def test_pretrained_trunk_missing_offline_names_the_repo(tmp_path, monkeypatch):
+    """Offline, with no cached trunk weights: one message naming the trunk's Hub repo and how to fetch it."""
+    for name, value in (('HF_HUB_OFFLINE', True), ('HF_HUB_CACHE', str(tmp_path / 'empty'))):
+        monkeypatch.setattr(huggingface_hub.constants, name, value)
+    for name, kwargs, repo in (
+            ('gcp_isqrt', dict(backbone='test_vit.r160_in1k'), 'timm/test_vit.r160_in1k'),
+            ('efficientnet_b0_isqrt.ra4_e3600_r224_in1k', {}, 'timm/efficientnet_b0.ra4_e3600_r224_in1k')):
+        with pytest.raises(WeightsUnavailableError,
+                           match=f'HF_HUB_OFFLINE is set and the local Hub cache has no copy of {repo} '
+                                 r"(.|\n)*timm\.create_model\('"):
+            timm.create_model(name, pretrained=True, **kwargs)
+
+
+# --- whole-model weights of another model ----------------------------------------------------------------
+
+def _save(model: nn.Module, path: Path) -> Path:
+    safetensors.torch.save_file(model.state_dict(), path)
+    return path
+
+
+@pytest.mark.parametrize('source, source_args, target, target_args, family', [
+    ('resnet18_isqrt', dict(gcp_dim=8), 'gcp_isqrt', dict(backbone='resnet18'), 'a GCP ResNet'),
+    ('gcp_isqrt', dict(backbone='resnet18', gcp_dim=8), 'resnet18_isqrt', {}, 'a GCP head on a timm backbone'),
+    ('test_convnext', {}, 'gcp_isqrt', dict(backbone='test_convnext'), 'a model without a GCP head'),
+])
+def test_whole_model_file_of_another_family_is_named(tmp_path, source, source_args, target, target_args, family):
+    """A GCP ResNet's weights into gcp_isqrt on resnet18 (and back) fail naming the family they belong to."""
+    src = _save(timm.create_model(source, **source_args), tmp_path / 'model.safetensors')
+    with pytest.raises(ValueError, match=f'\nthe checkpoint is the whole of {family}.*not of '
+                                         r"(.|\n)*missing: (\S+, ){4}\S+ \(\d+ more\)"):
+        timm.create_model(target, pretrained=True, gcp_dim=8, pretrained_cfg_overlay=dict(file=str(src)),
+                          **target_args)
+
+
+def test_export_file_of_another_model_is_named_before_building(tmp_path, monkeypatch):
+    """`file=` inside an export folder: its config.json names the model, before any weights are created."""
+    out = export_for_hub(timm.create_model('gcp_isqrt', backbone='test_convnext', gcp_dim=8).eval(), tmp_path / 'e')
+    built, real = [], gcp_backbone.build_model_with_cfg
+    monkeypatch.setattr(gcp_backbone, 'build_model_with_cfg', lambda *a, **k: built.append(a) or real(*a, **k))
+    with pytest.raises(BackboneError, match="model.safetensors holds the weights of gcp_isqrt on backbone "
+                                            "'test_convnext' .*not of gcp_isqrt on backbone 'test_resnet': "
+                                            f"load the whole export with .*'local-dir:{out}'"):
+        timm.create_model('gcp_isqrt', backbone='test_resnet', pretrained=True,
+                          pretrained_cfg_overlay=dict(file=str(out / 'model.safetensors')))
+    assert not built
+    timm.create_model('gcp_isqrt', backbone='test_convnext', gcp_dim=8, pretrained=True,
+                      pretrained_cfg_overlay=dict(file=str(out / 'model.safetensors')))
+    assert built
+
+
+@pytest.mark.parametrize('name, backbone, match', [
+    ('convnext_tiny_isqrt', 'resnet18', "convnext_tiny_isqrt is timm convnext_tiny with a GCP head and takes no "
+                                        r"backbone='resnet18'; .*"
+                                        r"timm\.create_model\('gcp_isqrt', backbone='resnet18'\)"),
+    ('convnext_tiny_dropcov', 'resnet18.a1_in1k', r"timm\.create_model\('gcp_dropcov', backbone='resnet18.a1_in1k'\)"),
+    ('convnext_tiny_isqrt', 'convnext_tiny.fb_in1k', r"takes its trunk's tag from the model tag, not from "
+                                                     r"backbone='convnext_tiny.fb_in1k': "
+                                                     r"timm\.create_model\('convnext_tiny_isqrt\.fb_in1k'\)"),
+    ('mobilenetv2_100_isqrt', 'resnet18', 'mobilenetv2_100_isqrt is timm mobilenetv2_100 with a GCP head'),
+    ('mobilenetv2_100_isqrt_d256', 'mobilenetv2_100.ra_in1k', 'takes no backbone='),
+])
+def test_preset_refuses_another_backbone(name, backbone, match, monkeypatch):
+    monkeypatch.setattr(huggingface_hub.constants, 'HF_HUB_OFFLINE', True)
+    with pytest.raises(BackboneError, match=match):
+        timm.create_model(name, backbone=backbone, pretrained=True)
+
+
+def test_preset_takes_its_own_untagged_backbone():
+    """What an export's or a script's arguments may repeat: the preset's own backbone, its default tag."""
+    model = timm.create_model('convnext_tiny_isqrt', backbone='convnext_tiny', device='meta')
+    assert type(model.backbone).__name__ == 'ConvNeXt' and model.pretrained_cfg['tag'] == \
+        timm.create_model('convnext_tiny_isqrt', device='meta').pretrained_cfg['tag']
 
 
 # --- presets --------------------------------------------------------------------------------------------

@@ -15,21 +15,25 @@ tag of the backbone. GCP_Optimization's MobileNetV2 (CVPR'20) is `mobilenetv2_10
 """
 import difflib
 import inspect
+import json
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple, Union
 
 import timm
 import torch
 from torch import nn
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+from timm.layers import register_notrace_function
+from huggingface_hub import constants, try_to_load_from_cache
 from timm.models import PretrainedCfg, build_model_with_cfg, generate_default_cfgs, get_arch_pretrained_cfgs, \
     get_pretrained_cfg, is_model, model_entrypoint, register_model, split_model_name_tag
 
 from ..checkpoints import MOBILENETV2_RENAMES, check_fit, rename_key
 from ..layers import GCPHead, check_pool_type
 from ._head import GCPClassifierMixin, pop_gcp_args, split_final_tokens, split_prefix_tokens
-from .releases import RELEASES, check_pretrained_source, release_cfgs
+from .releases import RELEASES, WeightsUnavailableError, check_pretrained_source, release_cfgs
 
 __all__ = [
     'BackboneError', 'GCPBackboneModel', 'GCPTokenModel', 'GCP_METHODS', 'GENERIC_MODELS', 'PRESETS',
@@ -78,6 +82,7 @@ class TrunkLayout:
     feat_size: Optional[Tuple[int, int]]  # H x W of the map at the probe input ('NCHW' / 'NHWC')
     reduction: Optional[int]  # input side / map side ('NCHW' / 'NHWC')
     num_levels: int  # entries of the backbone's feature_info
+    min_input: Optional[int]  # the smallest input side whose map has 2 positions along it ('NCHW' / 'NHWC')
 
 
 def preset_name(backbone: str, method: str, dim: Optional[int] = None) -> str:
@@ -100,6 +105,12 @@ def resolve_backbone(backbone: str) -> Tuple[str, Optional[str]]:
     if not isinstance(backbone, str) or not backbone:
         raise BackboneError(
             f'backbone must be a timm model name, e.g. backbone="convnext_tiny.fb_in22k", got {backbone!r}')
+    if backbone.startswith(('hf-hub:', 'local-dir:')):
+        raise BackboneError(
+            f'backbone={backbone!r}: a Hub repo or a local folder is not a backbone name; give the timm '
+            f"architecture it holds (its config.json's 'architecture', with its tag where timm has one, e.g. "
+            f"backbone='resnet18.a1_in1k' for hf-hub:timm/resnet18.a1_in1k), and load a whole GCP model's "
+            f"weights with pretrained_cfg_overlay=dict(file=...)")
     arch, tag = split_model_name_tag(backbone)
     if not is_model(arch):
         raise BackboneError(f'unknown timm backbone {arch!r}{_close_matches(arch)}')
@@ -132,6 +143,85 @@ def probe_backbone(backbone: str, in_chans: int = 3, **kwargs: Any) -> TrunkLayo
     return _LAYOUTS[key]
 
 
+def _headless(arch: str, in_chans: int, kwargs: Dict[str, Any]) -> nn.Module:
+    """timm's `arch` without classifier and pooling, as the GCP models build it (on the device in effect)."""
+    return timm.create_model(arch, num_classes=0, global_pool='', in_chans=in_chans, **kwargs)
+
+
+def _builds(arch: str, in_chans: int, kwargs: Dict[str, Any]) -> bool:
+    """Whether `_headless` builds with these arguments (on the meta device: no memory, no weights)."""
+    try:
+        with torch.device('meta'):
+            _headless(arch, in_chans, kwargs)
+    except (TypeError, AssertionError, ValueError):
+        return False
+    return True
+
+
+_UNEXPECTED_ARG = re.compile(r"unexpected keyword argument '(\w+)'")
+
+
+def _build_error(arch: str, in_chans: int, kwargs: Dict[str, Any], error: Exception) -> Optional[BackboneError]:
+    """A BackboneError for what timm raised building `arch` headless: the argument it refuses, or its reason.
+
+    None for a TypeError that names no argument of `kwargs` (not the caller's mistake).
+    """
+    if isinstance(error, TypeError):
+        match = _UNEXPECTED_ARG.search(str(error))
+        if not match or match.group(1) not in kwargs:
+            return None
+        name = match.group(1)
+        why = ' (timm has no dilated variant of it)' if name == 'output_stride' else ''
+        return BackboneError(f'backbone {arch!r} does not take {name}={kwargs[name]!r}{why}; leave {name} unset')
+    reason = str(error) or f'{type(error).__name__} with no message'
+    stride = kwargs.get('output_stride')
+    if stride is not None and _builds(arch, in_chans, {k: v for k, v in kwargs.items() if k != 'output_stride'}):
+        takes = [s for s in (8, 16, 32) if s != stride and _builds(arch, in_chans, dict(kwargs, output_stride=s))]
+        return BackboneError(
+            f'backbone {arch!r} cannot be built with output_stride={stride} ({reason}); it takes output_stride '
+            f'{" or ".join(map(str, takes)) or "unset only"}')
+    given = f' with {", ".join(f"{k}={v!r}" for k, v in kwargs.items())}' if kwargs else ''
+    return BackboneError(
+        f"backbone {arch!r} cannot be built without its pooling (num_classes=0, global_pool=''){given}: {reason}; "
+        f"a GCP head needs its unpooled B x C x H x W or B x H x W x C map or B x N x C tokens")
+
+
+def _map_size(trunk: nn.Module, fmt: str, in_chans: int, side: int) -> Tuple[int, int]:
+    """H x W of the trunk's unpooled map for a side x side meta input; (0, 0) where the trunk refuses that size."""
+    x = torch.empty(1, in_chans, side, side, device='meta')
+    try:
+        with torch.no_grad():
+            feats = trunk.forward_head(trunk.forward_features(x), pre_logits=True)
+    except (RuntimeError, AssertionError, ValueError):
+        return 0, 0
+    return (feats.shape[2], feats.shape[3]) if fmt == 'NCHW' else (feats.shape[1], feats.shape[2])
+
+
+def _min_input_side(trunk: nn.Module, fmt: str, in_chans: int, side: int) -> int:
+    """The smallest square input side (at most `side`, which gives one) whose map has at least 2 x 2 positions.
+
+    Bisection on meta-device forwards: stages that floor (ConvNeXt's patchify stem and downsampling)
+    need more than the total reduction + 1 that stages which round up (padded strided convs) need.
+    """
+    lo, hi = 1, side
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if min(_map_size(trunk, fmt, in_chans, mid)) >= 2:
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+def _patch_positions(trunk: nn.Module, x: torch.Tensor) -> Tuple[int, ...]:
+    """The positions of the trunk's last feature level at input `x`, rounded down and up (one token each)."""
+    reduction = trunk.feature_info[-1]['reduction'] if getattr(trunk, 'feature_info', None) else None
+    if not reduction:
+        return ()
+    h, w = x.shape[-2:]
+    return (h // reduction) * (w // reduction), -(-h // reduction) * -(-w // reduction)
+
+
 def _probe(backbone: str, in_chans: int = 3, **kwargs: Any) -> TrunkLayout:
     """Build `backbone` on the meta device (no weights) and read the layout of its unpooled features.
 
@@ -139,24 +229,21 @@ def _probe(backbone: str, in_chans: int = 3, **kwargs: Any) -> TrunkLayout:
     `num_classes=0, global_pool=''`: the map or tokens after the layers timm counts as head (ConvNeXt's
     final norm, MobileNetV3's 1x1 conv to 1280), which the GCP head then pools instead of the average.
 
-    `kwargs` go to `timm.create_model` (output_stride, img_size, drop_path_rate, ...); an argument the
-    backbone does not take raises timm's TypeError, features other than 3-D or 4-D a BackboneError.
+    `kwargs` go to `timm.create_model` (output_stride, img_size, drop_path_rate, ...). A BackboneError names
+    an argument the backbone does not take, features other than 3-D or 4-D, tokens that are not one per
+    position of its last map plus its `num_prefix_tokens` (PiT's head gets its class tokens only), and a map
+    of one position at the input size.
     """
     arch, tag = resolve_backbone(backbone)
     output_stride = kwargs.get('output_stride')
     with torch.device('meta'):
         try:
-            trunk = timm.create_model(arch, num_classes=0, global_pool='', in_chans=in_chans, **kwargs)
-        except TypeError as e:
-            if output_stride is not None and 'output_stride' in str(e):
-                raise BackboneError(
-                    f'backbone {arch!r} does not take output_stride (timm has no dilated variant of it); '
-                    f'leave output_stride unset') from e
-            raise
-        except (AssertionError, ValueError) as e:
-            raise BackboneError(
-                f"backbone {arch!r} cannot be built without its pooling (num_classes=0, global_pool=''): {e}; "
-                f"a GCP head needs its unpooled B x C x H x W or B x H x W x C map or B x N x C tokens") from e
+            trunk = _headless(arch, in_chans, kwargs)
+        except (TypeError, AssertionError, ValueError) as e:
+            error = _build_error(arch, in_chans, kwargs, e)
+            if error is None:
+                raise
+            raise error from e
         x = torch.empty(1, *_probe_size(arch, tag, in_chans, kwargs))
         with torch.no_grad():
             feats = trunk.eval().forward_head(trunk.forward_features(x), pre_logits=True)
@@ -167,7 +254,14 @@ def _probe(backbone: str, in_chans: int = 3, **kwargs: Any) -> TrunkLayout:
             f'B x H x W x C map or B x N x C tokens')
     if feats.ndim == 3:
         prefix = int(getattr(trunk, 'num_prefix_tokens', 0) or 0)
-        return TrunkLayout('NLC', feats.shape[-1], prefix, None, None, len(trunk.feature_info))
+        positions = _patch_positions(trunk, x)
+        if positions and feats.shape[1] - prefix not in positions:
+            raise BackboneError(
+                f'backbone {arch!r}: its unpooled features are {feats.shape[1]} tokens at {x.shape[-2]}x'
+                f'{x.shape[-1]} px ({prefix} counted as class / register tokens), not one per position of its '
+                f'last {positions[0]}-position map: its head reads a token set other than the patch tokens '
+                f'(e.g. class tokens only), which a GCP head cannot pool; choose another backbone')
+        return TrunkLayout('NLC', feats.shape[-1], prefix, None, None, len(trunk.feature_info), None)
     fmt = getattr(trunk, 'output_fmt', 'NCHW')
     fmt = fmt if isinstance(fmt, str) and fmt in ('NCHW', 'NHWC') else 'NCHW'
     width, h, w = (feats.shape[1], feats.shape[2], feats.shape[3]) if fmt == 'NCHW' else \
@@ -177,7 +271,23 @@ def _probe(backbone: str, in_chans: int = 3, **kwargs: Any) -> TrunkLayout:
         raise BackboneError(
             f'backbone {arch!r} took output_stride={output_stride} but its features are still 1/{reduction} '
             f'of the input')
-    return TrunkLayout(fmt, width, 0, (h, w), reduction, len(trunk.feature_info))
+    if h * w < 2:
+        raise BackboneError(
+            f'backbone {arch!r} gives a {h}x{w} map at its {x.shape[-2]}x{x.shape[-1]} px input: the covariance '
+            f'of one position is zero; give a larger img_size')
+    min_side = _min_input_side(trunk, fmt, in_chans, min(x.shape[-2:]))
+    return TrunkLayout(fmt, width, 0, (h, w), reduction, len(trunk.feature_info), min_side)
+
+
+@register_notrace_function
+def check_input_side(x: torch.Tensor, min_side: Optional[int], backbone: str) -> None:
+    """Raise a ValueError for an input whose sides are both under `min_side` (None: unknown), where the map has
+    one position."""
+    if min_side is not None and x.shape[-2] < min_side and x.shape[-1] < min_side:
+        raise ValueError(
+            f'input {x.shape[-2]}x{x.shape[-1]} px is too small for backbone {backbone!r}: its map has one position '
+            f'below {min_side} px, and the covariance of one position is zero; give inputs of at least {min_side} px '
+            f'(e.g. {min_side}x{min_side})')
 
 
 def _prefixed(pattern: Any, prefix: str) -> Any:
@@ -230,6 +340,8 @@ class GCPBackboneModel(GCPClassifierMixin, nn.Module):
                                 f'build it with {"GCPTokenModel" if layout.input_fmt == "NLC" else "GCPBackboneModel"}')
         self.backbone = timm.create_model(
             backbone, pretrained=pretrained_backbone, num_classes=0, global_pool='', in_chans=in_chans, **kwargs, **dd)
+        self.backbone_name = backbone
+        self.min_input_size = layout.min_input  # names the smallest input before a 1-position map reaches the head
         self.in_chans = in_chans
         self.num_classes = num_classes
         self.drop_rate = drop_rate
@@ -281,11 +393,14 @@ class GCPBackboneModel(GCPClassifierMixin, nn.Module):
         """Prune the backbone after the `indices` taps; `prune_head` also removes its head layers and the GCP head."""
         take_indices = self.backbone.prune_intermediate_layers(indices, prune_norm=prune_norm, prune_head=prune_head)
         self.num_features = self.backbone.num_features
+        self.min_input_size = None  # the probe's minimum is the whole trunk's
         if prune_head:
             self.reset_classifier(0, '')
         return take_indices
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        if not torch.jit.is_scripting():
+            check_input_side(x, self.min_input_size, self.backbone_name)
         return self.backbone.forward_features(x)
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
@@ -405,10 +520,64 @@ def _backbone_kwargs(kwargs: Dict[str, Any]) -> Dict[str, Any]:
             if k not in _MODEL_ARGS and k not in _BUILD_ARGS and not k.startswith('gcp_')}
 
 
+def _check_own_backbone(variant: str, backbone: Any) -> None:
+    """A preset (and GCP_Optimization's MobileNetV2) is its own backbone; BackboneError for any other `backbone=`.
+
+    The trunk's tag comes with the model tag (`convnext_tiny_isqrt.fb_in1k`), so a tagged own backbone is
+    refused too, naming the model tag that gives it.
+    """
+    own, method = _PRESET_TRUNKS.get(variant, (None, None))
+    if own is None or backbone == own:
+        return
+    arch, tag = split_model_name_tag(backbone) if isinstance(backbone, str) else (backbone, '')
+    if arch == own and tag in backbone_tags(variant):
+        raise BackboneError(f"{variant} takes its trunk's tag from the model tag, not from backbone={backbone!r}: "
+                            f"timm.create_model('{variant}.{tag}') starts from {backbone}")
+    raise BackboneError(f'{variant} is timm {own} with a GCP head and takes no backbone={backbone!r}; for a GCP '
+                        f"head on another backbone use timm.create_model('gcp_{method}', backbone={backbone!r})")
+
+
+def _check_export_file(variant: str, arch: str, kwargs: Dict[str, Any]) -> None:
+    """A whole-model file from an export folder whose config.json names another model fails, naming that model."""
+    file = (kwargs.get('pretrained_cfg_overlay') or {}).get('file')
+    config = Path(file).parent / 'config.json' if file else None
+    if config is None or not config.is_file():
+        return
+    try:
+        exported = json.loads(config.read_text())
+    except ValueError:
+        return  # not an export's config
+    theirs = exported.get('architecture') if isinstance(exported, dict) else None
+    their_backbone = (exported.get('model_args') or {}).get('backbone') if theirs else None
+    if theirs is None or (theirs == variant and split_model_name_tag(their_backbone or arch)[0] == arch):
+        return
+    on = f' on backbone {their_backbone!r}' if their_backbone else ''
+    raise BackboneError(
+        f'{file} holds the weights of {theirs}{on} (the config.json beside it), not of {variant} on backbone '
+        f"{arch!r}: load the whole export with timm.create_model('local-dir:{config.parent}', pretrained=True)")
+
+
+def _check_trunk_cached(variant: str, backbone: str, cache_dir: Optional[str]) -> None:
+    """With HF_HUB_OFFLINE set, the Hub cache must hold the trunk weights `pretrained=True` loads: fail at once."""
+    cfg = get_pretrained_cfg(backbone)
+    if cfg is None or not cfg.hf_hub_id or not constants.HF_HUB_OFFLINE:
+        return
+    files = (cfg.hf_hub_filename,) if cfg.hf_hub_filename else ('model.safetensors', 'pytorch_model.bin')
+    if any(isinstance(try_to_load_from_cache(cfg.hf_hub_id, f, cache_dir=cache_dir), str) for f in files):
+        return
+    raise WeightsUnavailableError(
+        f'{variant}: no pretrained trunk weights: HF_HUB_OFFLINE is set and the local Hub cache has no copy of '
+        f"{cfg.hf_hub_id} (timm's {backbone} weights, which pretrained=True loads into the trunk).\n"
+        f'  Fetch them once while online:\n'
+        f'    python -c "import timm; timm.create_model(\'{backbone}\', pretrained=True)"\n'
+        f'  or build the model with pretrained=False.')
+
+
 def _create_gcp_backbone(variant: str, pretrained: bool = False, **kwargs: Any) -> GCPBackboneModel:
     """Build a GCP model; `pretrained` loads the trunk tag's timm weights, or a whole model's weights where named."""
     if 'backbone' not in kwargs:
         raise TypeError(f"{variant} needs backbone=<timm model name>, e.g. backbone='convnext_tiny.fb_in22k'")
+    _check_own_backbone(variant, kwargs['backbone'])
     arch, backbone_tag = resolve_backbone(kwargs['backbone'])
     tag = kwargs.get('pretrained_cfg') if isinstance(kwargs.get('pretrained_cfg'), str) else None
     # weights of the whole GCP model (an authors' release tag, an export, a file), else of the trunk only
@@ -426,6 +595,9 @@ def _create_gcp_backbone(variant: str, pretrained: bool = False, **kwargs: Any) 
     tokens = layout.input_fmt == 'NLC'
     if whole_model:
         check_pretrained_source(variant, kwargs)
+        _check_export_file(variant, arch, kwargs)
+    elif pretrained:
+        _check_trunk_cached(variant, kwargs['backbone'], kwargs.get('cache_dir'))
     return build_model_with_cfg(
         GCPTokenModel if tokens else GCPBackboneModel,
         variant,
@@ -455,6 +627,9 @@ PRESETS = {
 # --- GCP_Optimization's MobileNetV2 (CVPR'20): iSQRT-COV, ReLU6 reduction, dropout 0.2 -------------------
 
 _MOBILENETV2 = dict(backbone='mobilenetv2_100', gcp_act='relu6', drop_rate=0.2, **GCP_METHODS['isqrt'])
+# the backbone and method of each model that is its own backbone
+_PRESET_TRUNKS = {**PRESETS, **dict.fromkeys(('mobilenetv2_100_isqrt_d256', 'mobilenetv2_100_isqrt'),
+                                              (_MOBILENETV2['backbone'], 'isqrt'))}
 
 
 def _mobilenetv2_cfg(**kwargs: Any) -> Dict[str, Any]:

@@ -179,8 +179,10 @@ def test_output_stride_keeps_a_larger_map():
     (dict(backbone='test_convnext', img_size=96), r"'test_convnext' does not take img_size=96; leave img_size unset"),
     (dict(backbone='swin_tiny_patch4_window7_224', img_size=32), 'gives a 1x1 map at its 32x32 px input'),
     # PiT's head gets its class token only, VOLO's its patch tokens and a class token it does not count
-    (dict(backbone='pit_ti_224'), r"'pit_ti_224': its unpooled features are 1 tokens at 224x224 px .*49-position map"),
-    (dict(backbone='volo_d1_224'), r"'volo_d1_224': its unpooled features are 197 tokens .*196-position map"),
+    (dict(backbone='pit_ti_224'),
+     r"'pit_ti_224': its unpooled features are \(1, 1, 256\) tokens at 224x224 px, 0 of them .*49-position map"),
+    (dict(backbone='volo_d1_224'),
+     r"'volo_d1_224': its unpooled features are \(1, 197, 384\) tokens .*196-position map"),
     (dict(backbone='hf-hub:timm/resnet18'), r"backbone='hf-hub:timm/resnet18': a Hub repo or a local folder is not "
                                             r"a backbone name; give the timm architecture"),
     (dict(backbone='local-dir:/tmp/x'), "backbone='local-dir:/tmp/x': a Hub repo or a local folder"),

@@ -36,9 +36,9 @@ from ._head import GCPClassifierMixin, pop_gcp_args, split_final_tokens, split_p
 from .releases import RELEASES, WeightsUnavailableError, check_pretrained_source, release_cfgs
 
 __all__ = [
-    'BackboneError', 'GCPBackboneModel', 'GCPTokenModel', 'GCP_METHODS', 'GENERIC_MODELS', 'PRESETS',
-    'PRESET_BACKBONES', 'TrunkLayout', 'backbone_tags', 'checkpoint_filter_fn', 'preset_name', 'probe_backbone',
-    'resolve_backbone', 'trunk_cfg',
+    'BackboneArgumentError', 'BackboneError', 'GCPBackboneModel', 'GCPTokenModel', 'GCP_METHODS', 'GENERIC_MODELS',
+    'PRESETS', 'PRESET_BACKBONES', 'TrunkLayout', 'backbone_tags', 'check_input_side', 'checkpoint_filter_fn',
+    'preset_name', 'probe_backbone', 'resolve_backbone', 'trunk_cfg',
 ]
 
 # the head settings of each method, as the GCP ResNets name them
@@ -71,6 +71,10 @@ _WEIGHT_FIELDS = ('url', 'file', 'state_dict', 'hf_hub_id', 'hf_hub_filename', '
 
 class BackboneError(ValueError):
     """A backbone a GCP head cannot be put on: unknown name or tag, features of another shape, an unmet option."""
+
+
+class BackboneArgumentError(BackboneError, TypeError):
+    """An argument the backbone does not take: a TypeError too, as Python's for an unexpected keyword argument."""
 
 
 @dataclass(frozen=True)
@@ -172,7 +176,8 @@ def _build_error(arch: str, in_chans: int, kwargs: Dict[str, Any], error: Except
             return None
         name = match.group(1)
         why = ' (timm has no dilated variant of it)' if name == 'output_stride' else ''
-        return BackboneError(f'backbone {arch!r} does not take {name}={kwargs[name]!r}{why}; leave {name} unset')
+        return BackboneArgumentError(
+            f'backbone {arch!r} does not take {name}={kwargs[name]!r}{why}; leave {name} unset')
     reason = str(error) or f'{type(error).__name__} with no message'
     stride = kwargs.get('output_stride')
     if stride is not None and _builds(arch, in_chans, {k: v for k, v in kwargs.items() if k != 'output_stride'}):
@@ -257,10 +262,10 @@ def _probe(backbone: str, in_chans: int = 3, **kwargs: Any) -> TrunkLayout:
         positions = _patch_positions(trunk, x)
         if positions and feats.shape[1] - prefix not in positions:
             raise BackboneError(
-                f'backbone {arch!r}: its unpooled features are {feats.shape[1]} tokens at {x.shape[-2]}x'
-                f'{x.shape[-1]} px ({prefix} counted as class / register tokens), not one per position of its '
-                f'last {positions[0]}-position map: its head reads a token set other than the patch tokens '
-                f'(e.g. class tokens only), which a GCP head cannot pool; choose another backbone')
+                f'backbone {arch!r}: its unpooled features are {tuple(feats.shape)} tokens at {x.shape[-2]}x'
+                f'{x.shape[-1]} px, {prefix} of them counted as class / register tokens, not one per position '
+                f'of its last {positions[0]}-position map: its head reads a token set other than the patch '
+                f'tokens (e.g. class tokens only), which a GCP head cannot pool; choose another backbone')
         return TrunkLayout('NLC', feats.shape[-1], prefix, None, None, len(trunk.feature_info), None)
     fmt = getattr(trunk, 'output_fmt', 'NCHW')
     fmt = fmt if isinstance(fmt, str) and fmt in ('NCHW', 'NHWC') else 'NCHW'

@@ -178,6 +178,8 @@ def test_output_stride_keeps_a_larger_map():
      r"it takes output_stride 8 or 16 or 32"),
     (dict(backbone='test_convnext', img_size=96), r"'test_convnext' does not take img_size=96; leave img_size unset"),
     (dict(backbone='swin_tiny_patch4_window7_224', img_size=32), 'gives a 1x1 map at its 32x32 px input'),
+    # VGG's pre-logits are its fc6 / fc7 as 7x7 convs: one position at 224 px
+    (dict(backbone='vgg11'), "'vgg11' gives a 1x1 map at its 224x224 px input"),
     # PiT's head gets its class token only, VOLO's its patch tokens and a class token it does not count
     (dict(backbone='pit_ti_224'),
      r"'pit_ti_224': its unpooled features are \(1, 1, 256\) tokens at 224x224 px, 0 of them .*49-position map"),
@@ -207,6 +209,21 @@ def test_smallest_input_is_the_backbone_own(backbone, min_side):
             model(torch.randn(1, 3, min_side - 1, min_side - 1))
         assert model(torch.randn(1, 3, min_side, min_side)).shape == (1, 2)
         assert model(torch.randn(1, 3, min_side - 1, min_side)).shape == (1, 2)  # a 1x2 map pools
+
+
+def test_local_dir_backbone_names_its_architecture_and_the_trunk_load(tmp_path):
+    """A `local-dir:` trunk (a save_for_hf folder) is refused naming its architecture; the advised line loads it."""
+    trunk = randomize(timm.create_model('test_convnext', num_classes=0, global_pool=''))
+    timm.models.save_for_hf(trunk, tmp_path / 'trunk', safe_serialization=True)
+    source = f'local-dir:{tmp_path / "trunk"}'
+    with pytest.raises(BackboneError, match=r"give the timm architecture it holds \(backbone='test_convnext', from its "
+                                            r"config\.json\)(.|\n)*model\.backbone\.load_state_dict"):
+        timm.create_model('gcp_isqrt', backbone=source)
+    model = timm.create_model('gcp_isqrt', backbone='test_convnext', gcp_dim=8)
+    model.backbone.load_state_dict(
+        timm.create_model(source, pretrained=True, num_classes=0, global_pool='').state_dict())
+    for k, v in trunk.state_dict().items():
+        torch.testing.assert_close(model.backbone.state_dict()[k], v, rtol=0, atol=0, msg=k)
 
 
 def test_missing_backbone_is_a_type_error():

@@ -104,6 +104,18 @@ def backbone_tags(arch: str) -> Dict[str, PretrainedCfg]:
     return {split_model_name_tag(name)[1]: cfg for name, cfg in get_arch_pretrained_cfgs(arch).items()}
 
 
+def _architecture_hint(source: str) -> str:
+    """The timm architecture a `hf-hub:timm/...` repo or a `local-dir:` export holds, as ' (backbone=...)', or ''."""
+    if source.startswith('hf-hub:timm/'):
+        return f" (backbone={source.removeprefix('hf-hub:timm/').split('@')[0]!r})"
+    config = Path(source.removeprefix('local-dir:')) / 'config.json'
+    try:
+        architecture = json.loads(config.read_text()).get('architecture')
+    except (OSError, ValueError, AttributeError):
+        return ''
+    return f' (backbone={architecture!r}, from its config.json)' if isinstance(architecture, str) else ''
+
+
 def resolve_backbone(backbone: str) -> Tuple[str, Optional[str]]:
     """Split `backbone` into a timm architecture and tag, each checked; BackboneError names what is wrong."""
     if not isinstance(backbone, str) or not backbone:
@@ -112,9 +124,10 @@ def resolve_backbone(backbone: str) -> Tuple[str, Optional[str]]:
     if backbone.startswith(('hf-hub:', 'local-dir:')):
         raise BackboneError(
             f'backbone={backbone!r}: a Hub repo or a local folder is not a backbone name; give the timm '
-            f"architecture it holds (its config.json's 'architecture', with its tag where timm has one, e.g. "
-            f"backbone='resnet18.a1_in1k' for hf-hub:timm/resnet18.a1_in1k), and load a whole GCP model's "
-            f"weights with pretrained_cfg_overlay=dict(file=...)")
+            f'architecture it holds{_architecture_hint(backbone)}. timm\'s own Hub weights (hf-hub:timm/ARCH.TAG) '
+            f"are backbone='ARCH.TAG' with pretrained=True; other trunk weights load into the built model with "
+            f"model.backbone.load_state_dict(timm.create_model({backbone!r}, pretrained=True, num_classes=0, "
+            f"global_pool='').state_dict())")
     arch, tag = split_model_name_tag(backbone)
     if not is_model(arch):
         raise BackboneError(f'unknown timm backbone {arch!r}{_close_matches(arch)}')

@@ -226,6 +226,20 @@ def test_local_dir_backbone_names_its_architecture_and_the_trunk_load(tmp_path):
         torch.testing.assert_close(model.backbone.state_dict()[k], v, rtol=0, atol=0, msg=k)
 
 
+@pytest.mark.parametrize('name, backbone, match', [
+    ('gcp_isqrt.no_such_tag', 'resnet18', "gcp_isqrt has no tag 'no_such_tag': .* backbone 'resnet18': a1_in1k"),
+    ('gcp_dropcov.a1_in1k', 'resnet18.a2_in1k',
+     r"'gcp_dropcov\.a1_in1k' and backbone='resnet18\.a2_in1k' name two trunk tags; give one"),
+])
+def test_generic_model_tag_is_a_trunk_tag(name, backbone, match, monkeypatch):
+    """A model tag names the trunk's weights: never ignored, never overriding the tag `backbone=` names."""
+    monkeypatch.setattr(huggingface_hub.constants, 'HF_HUB_OFFLINE', True)
+    with pytest.raises(BackboneError, match=match):
+        timm.create_model(name, backbone=backbone, pretrained=True)
+    model = timm.create_model('gcp_isqrt.a1_in1k', backbone='resnet18', device='meta')
+    assert model.pretrained_cfg['notes'][0].startswith('Trunk weights: timm resnet18.a1_in1k ')
+
+
 def test_missing_backbone_is_a_type_error():
     with pytest.raises(TypeError, match="gcp_isqrt needs backbone=<timm model name>"):
         timm.create_model('gcp_isqrt')

@@ -555,6 +555,16 @@ def _check_own_backbone(variant: str, backbone: Any) -> None:
                         f"head on another backbone use timm.create_model('gcp_{method}', backbone={backbone!r})")
 
 
+def _check_model_tag(variant: str, tag: str, arch: str, backbone_tag: Optional[str]) -> None:
+    """A model tag without weights of its own names the trunk's: a tag of the backbone, the one `backbone=` names."""
+    tags = backbone_tags(arch)
+    if tag not in tags:
+        raise BackboneError(f"{variant} has no tag {tag!r}: without GCP weights of its own, its tags are those of "
+                            f"backbone {arch!r}: {', '.join(tags) or 'none'}")
+    if backbone_tag and backbone_tag != tag:
+        raise BackboneError(f"'{variant}.{tag}' and backbone='{arch}.{backbone_tag}' name two trunk tags; give one")
+
+
 def _check_export_file(variant: str, arch: str, kwargs: Dict[str, Any]) -> None:
     """A whole-model file from an export folder whose config.json names another model fails, naming that model."""
     file = (kwargs.get('pretrained_cfg_overlay') or {}).get('file')
@@ -602,8 +612,10 @@ def _create_gcp_backbone(variant: str, pretrained: bool = False, **kwargs: Any) 
     model_weights = f'{variant}.{tag}' in RELEASES or _weights_given(kwargs)
     whole_model = pretrained and model_weights
     if not model_weights:
-        # the trunk's tag: the preset's (which mirrors the backbone's), else the one in `backbone`
-        backbone_tag = tag if tag in backbone_tags(arch) else backbone_tag
+        # the trunk's tag: the model tag (a preset's mirrors the backbone's), else the one in `backbone`
+        if tag:
+            _check_model_tag(variant, tag, arch, backbone_tag)
+        backbone_tag = tag or backbone_tag
         kwargs['backbone'] = f'{arch}.{backbone_tag}' if backbone_tag else arch
         if variant in GENERIC_MODELS:
             backbone_cfg = get_pretrained_cfg(kwargs['backbone'])

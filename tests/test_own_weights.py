@@ -176,6 +176,7 @@ def test_export_config_and_run_card_carry_the_runs_size_and_classes(small_run, t
     card = render_run_card('someone/run', arch, export_model_args(config), stats, run=read_run(
         (out / 'args.yaml').read_text()))
     assert '  - Image size: 64 x 64\n' in card and '| img_size | `64` |' in card
+    assert '| crop_pct | `0.95` |' in card and '| interpolation | `bilinear` |' in card
 
 
 def test_a_checkpoint_of_another_architecture_is_named_before_any_weights(small_run, tmp_path, monkeypatch):

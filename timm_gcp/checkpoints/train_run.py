@@ -1,4 +1,4 @@
-"""Checkpoint files as data, and what a timm `train.py` run says of the model it trained (docs/checkpoints.md).
+"""Checkpoint files as data, and what a timm `train.py` run says of the model it trained.
 
 `read_checkpoint` reads any supported file (PyTorch, safetensors, MindSpore) into a dict. timm's
 `CheckpointSaver` saves `arch`, `args` (train.py's argparse.Namespace), `epoch`, `metric`,
@@ -6,7 +6,7 @@
 folder beside the checkpoints. `TrainingRun` turns them into what an export of the run needs:
 the `timm.create_model` settings the run built its model with, the preprocessing it validated
 with, and the class names of its ImageFolder. `timm-gcp convert` and `timm-gcp export-onnx` both
-read a run through this module.
+read a run through this module (docs/checkpoints.md, "timm train.py checkpoints").
 """
 import argparse
 from dataclasses import dataclass, field

@@ -43,10 +43,7 @@ from ..export.folder import PROVENANCE_FILE, export_for_hub, own_weights
 from ..models.gcp_resnet import DEPRECATED_NAMES, REDUCE_CONV_WEIGHT, GCPResNet
 from ..models.releases import RELEASES, Release
 
-__all__ = [
-    'ConversionError', 'ConversionReport', 'TrainingRun', 'convert_checkpoint', 'read_checkpoint',
-    'read_training_run', 'add_arguments', 'run',
-]
+__all__ = ['ConversionError', 'ConversionReport', 'convert_checkpoint', 'add_arguments', 'run']
 
 _WRAPPERS = ('state_dict', 'model', 'module')
 _EMA = ('state_dict_ema', 'model_ema')

@@ -19,9 +19,9 @@ from .cards import ModelStats, classification_code, front_matter, papers_lines
 __all__ = ['RunSummary', 'method_papers', 'read_run', 'render_run_card']
 
 # train.py arguments the card lists when the run recorded them
-_SETTINGS = ('model', 'pretrained', 'initial_checkpoint', 'num_classes', 'img_size', 'input_size', 'batch_size',
-             'opt', 'lr', 'weight_decay', 'sched', 'epochs', 'warmup_epochs', 'smoothing', 'mixup', 'cutmix',
-             'model_ema', 'amp', 'seed')
+_SETTINGS = ('model', 'pretrained', 'initial_checkpoint', 'num_classes', 'in_chans', 'img_size', 'input_size',
+             'crop_pct', 'interpolation', 'mean', 'std', 'batch_size', 'opt', 'lr', 'weight_decay', 'sched', 'epochs',
+             'warmup_epochs', 'smoothing', 'mixup', 'cutmix', 'model_ema', 'amp', 'seed')
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from timm_gcp.demo import side_by_side
 from timm_gcp.hub.cards import TABLE_END, TABLE_START, WEIGHTS_END, WEIGHTS_START
 
 from tests.helpers import REPO
+from tests.helpers.commands import main_interrupted
 from tests.helpers.scripts import stub_record
 
 
@@ -163,7 +164,7 @@ def test_ctrl_c_is_one_line_and_exit_130(name, monkeypatch, capsys):
 
     monkeypatch.setattr(module, 'run', interrupt)
     argv = _ARGV.get(name, [])
-    assert cli.main([name, *argv]) == 130
+    assert main_interrupted([name, *argv]) == 130
     assert capsys.readouterr().err == f'timm-gcp {name}: interrupted\n'
 
 

@@ -30,6 +30,7 @@ from timm_gcp.checkpoints.layouts import (
 )
 from timm_gcp.checkpoints.mindspore import MindSporeCheckpointError, is_mindspore_checkpoint, load_mindspore_checkpoint
 
+from tests.helpers.commands import main_interrupted
 from tests.helpers.layouts import (
     fmpn_plain, fmpn_training, mindspore_layout, mindspore_message, module_prefixed, vit_original,
     write_mindspore_checkpoint,
@@ -631,8 +632,8 @@ def test_ctrl_c_leaves_nothing_and_prints_one_line(tmp_path, monkeypatch, capsys
     spec = MS_SPECS['ms_resnet18_isqrt_tiny']
     kwargs = [f'layers={tuple(spec["layers"])}', f'channels={tuple(spec["channels"])}', f'gcp_dim={spec["dim"]}']
     out = tmp_path / 'converted'
-    assert cli.main(['convert', str(FIXTURES / 'ms_resnet18_isqrt_tiny.ckpt'), '--model',
-                     'ms_resnet18_isqrt.tpami_in1k', '--out', str(out), '--model-kwargs', *kwargs]) == 130
+    assert main_interrupted(['convert', str(FIXTURES / 'ms_resnet18_isqrt_tiny.ckpt'), '--model',
+                             'ms_resnet18_isqrt.tpami_in1k', '--out', str(out), '--model-kwargs', *kwargs]) == 130
     assert capsys.readouterr().err == 'timm-gcp convert: interrupted\n'
     _assert_nothing_written(out)
 

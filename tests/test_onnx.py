@@ -17,6 +17,7 @@ from timm_gcp import cli  # importing timm_gcp registers the architectures TimmW
 from timm_gcp.export import OnnxExportError, export_onnx
 from timm_gcp.export import onnx as onnx_export
 from timm_gcp.export.folder import export_for_hub
+from tests.helpers.commands import main_interrupted
 from tests.helpers.train_runs import write_train_run
 from tests.helpers.weights import randomize
 
@@ -228,6 +229,6 @@ def test_ctrl_c_prints_one_line_and_leaves_nothing(tmp_path, monkeypatch, capsys
     monkeypatch.setattr(onnx_export, '_run_onnxruntime', interrupt)  # after the file is written, before its rename
     args = ['export-onnx', 'resnet18_isqrt', '--out', str(tmp_path / 'r18.onnx'), '--img-size', '32',
             '--model-kwargs', *(f'{k}={v}' for k, v in TINY_RESNET.items())]
-    assert cli.main(args) == 130
+    assert main_interrupted(args) == 130
     assert capsys.readouterr().err == 'timm-gcp export-onnx: interrupted\n'
     assert not list(tmp_path.iterdir())

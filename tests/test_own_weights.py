@@ -200,3 +200,16 @@ def test_a_run_with_one_input_channel_converts_with_it(tmp_path):
     with torch.no_grad():
         torch.testing.assert_close(loaded(x), model(x), rtol=0, atol=0)
     assert timm.data.resolve_data_config(model=loaded)['input_size'] == (1, 32, 32)
+
+
+def test_the_positional_data_folder_counts_as_data_dir(tmp_path):
+    """train.py's deprecated positional `data` (args.yaml: data set, data_dir null) names the dataset too."""
+    model = randomize(timm.create_model('resnet18_isqrt', num_classes=3, **TINY_RESNET), tensors='all').eval()
+    folder = fashion_folder(tmp_path / 'fashion')
+    checkpoint = write_train_run(tmp_path / 'run', model, model='resnet18_isqrt', num_classes=3,
+                                 model_kwargs=TINY_RESNET, data=str(folder))
+    out = tmp_path / 'export'
+    report = convert_checkpoint(checkpoint, out_dir=out)
+    assert report.label_names == FASHION_CLASSES
+    assert json.loads((out / 'provenance.json').read_text())['training_run']['data'] == str(folder)
+    assert read_run((out / 'args.yaml').read_text()).dataset == 'fashion'

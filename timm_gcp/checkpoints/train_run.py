@@ -24,7 +24,7 @@ from torch import nn
 from .._errors import CommandError
 from .mindspore import MindSporeCheckpointError, is_mindspore_checkpoint, load_mindspore_checkpoint
 
-__all__ = ['DATA_ARGS', 'RUN_FILES', 'CheckpointError', 'TrainingRun', 'classifier_rows', 'read_checkpoint',
+__all__ = ['DATA_ARGS', 'RUN_FILES', 'CheckpointError', 'TrainingRun', 'classifier_rows', 'data_dir', 'read_checkpoint',
            'read_training_run', 'trained_arch', 'trained_model_kwargs']
 
 # what timm's train.py writes into a run folder beside its checkpoints; an export of a run carries them
@@ -121,6 +121,12 @@ def trained_model_kwargs(
     return kwargs
 
 
+def data_dir(args: Dict[str, Any]) -> Optional[str]:
+    """The run's dataset folder: `--data-dir`, else the positional `data` (args.yaml keeps both as given)."""
+    root = args.get('data_dir') or args.get('data')
+    return str(root) if root else None
+
+
 def _is_size(value: Any, length: int) -> bool:
     return isinstance(value, (list, tuple)) and len(value) == length and all(isinstance(v, int) for v in value)
 
@@ -176,8 +182,8 @@ class TrainingRun:
         positional `data`), its `--train-split` sub-folder found as timm finds it, and `--class-map`.
         """
         args = self.args
-        root, dataset = args.get('data_dir') or args.get('data'), args.get('dataset') or ''
-        if not isinstance(root, str) or not Path(root).is_dir() or not isinstance(dataset, str) or '/' in dataset:
+        root, dataset = data_dir(args), args.get('dataset') or ''
+        if root is None or not Path(root).is_dir() or not isinstance(dataset, str) or '/' in dataset:
             return None
         try:
             reader = create_dataset(dataset, root=root, split=args.get('train_split') or 'train',

@@ -37,7 +37,7 @@ from ..checkpoints.layouts import (
     MINDSPORE_PREFIX, MINDSPORE_TRAINING_STATE, RESNET_RENAMES, is_vit_authors_layout, mindspore_key, rename_key,
 )
 from ..checkpoints.train_run import (
-    CheckpointError, TrainingRun, read_checkpoint, read_training_run, trained_arch, trained_model_kwargs,
+    CheckpointError, TrainingRun, data_dir, read_checkpoint, read_training_run, trained_arch, trained_model_kwargs,
 )
 from ..export.folder import PROVENANCE_FILE, export_for_hub, own_weights
 from ..models.gcp_resnet import DEPRECATED_NAMES, REDUCE_CONV_WEIGHT, GCPResNet
@@ -327,7 +327,7 @@ def _provenance(path: Path, fmt: str, weights_from: str, report: 'ConversionRepo
         'authors_release': release.name if release is not None else None,
         'training_run': None if run is None else {
             'epoch': run.epoch, 'metric': run.metric, 'files': sorted(run.files),
-            'model': run.args.get('model'), 'data': run.args.get('dataset') or run.args.get('data_dir') or None,
+            'model': run.args.get('model'), 'data': run.args.get('dataset') or data_dir(run.args),
         },
         'converted_by': f'timm-gcp {timm_gcp.__version__}',
     }

@@ -75,8 +75,8 @@ def trained_arch(path: Path, obj: Any, model_name: Optional[str], argument: str 
     """`model_name` checked against the architecture the checkpoint names; that architecture when None.
 
     timm's CheckpointSaver saves train.py's `--model` as 'arch'. A name that is no timm model (the
-    authors' own scripts name theirs, e.g. 'resnet50_ACD') is not checked. `argument` is the
-    command's name for `model_name`, for the messages.
+    authors' own scripts name theirs, e.g. 'resnet50_ACD'; a `local-dir:` or `hf-hub:` source) is
+    not checked. `argument` is the command's name for `model_name`, for the messages.
     """
     arch = obj.get('arch') if isinstance(obj, dict) else None
     arch = arch if isinstance(arch, str) else None
@@ -84,7 +84,7 @@ def trained_arch(path: Path, obj: Any, model_name: Optional[str], argument: str 
         if arch is None:
             raise CheckpointError(f"{path}: names no architecture (no 'arch' entry): pass {argument}")
         return arch
-    if arch is not None and timm.is_model(arch) and \
+    if arch is not None and timm.is_model(arch) and timm.is_model(model_name) and \
             split_model_name_tag(arch)[0] != split_model_name_tag(model_name)[0]:
         raise CheckpointError(f"{path}: the checkpoint was trained as {arch} (its 'arch'); {argument} says "
                               f'{model_name}: give {arch}, or leave {argument} out')

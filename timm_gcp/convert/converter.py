@@ -173,7 +173,7 @@ def _select_weights(
 ) -> Tuple[Dict[str, Any], str, List[Tuple[str, str]]]:
     """The state dict inside a checkpoint, where it came from, and the top-level entries left out.
 
-    `evaluated_by`: why EMA weights are taken without --use-ema, for the label.
+    `evaluated_by`: who evaluates the EMA weights (`_ema_evaluated`), named in the label when they are taken.
     """
     if not isinstance(obj, dict):
         raise ConversionError(f'{path}: holds a {type(obj).__name__}, not a dict of tensors')

@@ -246,9 +246,8 @@ def run(args: argparse.Namespace) -> int:
     if args.img_size is not None and args.img_size < 1:
         raise UsageError(f'--img-size must be at least 1, got {args.img_size}')
     model_name, model_kwargs, overlay = args.model, dict(args.model_kwargs), {}
-    if args.checkpoint:
-        with usage_errors(CheckpointError):
-            model_name, model_kwargs, overlay = trained_model(args.checkpoint, args.model, model_kwargs)
+    if args.checkpoint:  # a checkpoint that cannot be read or does not name this model fails (CheckpointError)
+        model_name, model_kwargs, overlay = trained_model(args.checkpoint, args.model, model_kwargs)
     # the name (a local-dir: folder too), the tag and the settings
     with usage_errors(FileNotFoundError, RuntimeError, TypeError, ValueError, prefix=f'{model_name}: '):
         timm.create_model(model_name, device='meta', exportable=True, **model_kwargs)

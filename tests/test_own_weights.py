@@ -169,8 +169,10 @@ def test_export_config_and_run_card_carry_the_runs_size_and_classes(small_run, t
     assert cfg['mean'] == [0.5] * 3 and cfg['std'] == [0.25] * 3
     assert config['label_names'] == list(FASHION_CLASSES)
     assert 'img_size=64' in report.format() and '3 class names of its data folder' in report.format()
-    # transformers' pipeline names the classes (id2label) instead of LABEL_0..2
+    # transformers' pipeline names the classes (id2label) instead of LABEL_0..2, and preprocesses as the run did
     assert transformers.AutoConfig.from_pretrained(str(out)).id2label == dict(enumerate(FASHION_CLASSES))
+    processor = transformers.AutoImageProcessor.from_pretrained(str(out))
+    assert processor.data_config['input_size'] == (3, 64, 64) and processor.data_config['crop_pct'] == 0.95
     arch = config['architecture']
     stats = measure_model(timm.create_model(f'local-dir:{out}', device='meta'), arch)
     card = render_run_card('someone/run', arch, export_model_args(config), stats, run=read_run(

@@ -21,6 +21,7 @@ from timm_gcp.demo import side_by_side
 from timm_gcp.hub.cards import TABLE_END, TABLE_START, WEIGHTS_END, WEIGHTS_START
 
 from tests.helpers import REPO
+from tests.helpers.commands import main_interrupted
 from tests.helpers.scripts import stub_record
 
 
@@ -132,12 +133,16 @@ def test_a_failed_release_tag_exits_1_and_says_why_in_its_row(tmp_path, capsys):
     assert '| failed |' in row and 'not a checkpoint' in row and not (tmp_path / 'out' / name).exists()
 
 
+# arguments each command's parser requires
+_ARGV = {'convert': ['x.pth'], 'publish': ['x', '--repo-id', 'a/b'], 'release': ['x', '--org', 'a'],
+         'export-onnx': ['m', '--out', 'x.onnx'], 'launch': ['train.py']}
+
+
 @pytest.mark.parametrize('name', list(cli.SUBCOMMANDS))
 def test_main_reports_every_command_alike(name, monkeypatch, capsys):
     """cli.main alone formats what a command raises: UsageError 2, CommandError 1, anything else propagates."""
     module = importlib.import_module(cli.SUBCOMMANDS[name][0])
-    argv = {'convert': ['x.pth'], 'publish': ['x', '--repo-id', 'a/b'], 'release': ['x', '--org', 'a'],
-            'export-onnx': ['m', '--out', 'x.onnx'], 'launch': ['train.py']}.get(name, [])
+    argv = _ARGV.get(name, [])
     for error, status in ((_errors.UsageError('bad input'), 2), (_errors.CommandError('it broke'), 1)):
         def fail(args, error=error):
             raise error
@@ -147,6 +152,20 @@ def test_main_reports_every_command_alike(name, monkeypatch, capsys):
     monkeypatch.setattr(module, 'run', lambda args: {}['a bug'])
     with pytest.raises(KeyError):
         cli.main([name, *argv])
+
+
+@pytest.mark.parametrize('name', list(cli.SUBCOMMANDS))
+def test_ctrl_c_is_one_line_and_exit_130(name, monkeypatch, capsys):
+    """Ctrl-C in any command: `timm-gcp NAME: interrupted` and 130, as a shell reports SIGINT; no traceback."""
+    module = importlib.import_module(cli.SUBCOMMANDS[name][0])
+
+    def interrupt(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(module, 'run', interrupt)
+    argv = _ARGV.get(name, [])
+    assert main_interrupted([name, *argv]) == 130
+    assert capsys.readouterr().err == f'timm-gcp {name}: interrupted\n'
 
 
 @pytest.mark.slow  # a Python subprocess importing timm: seconds on a small CPU

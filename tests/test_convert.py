@@ -8,7 +8,9 @@ convert into the `ms_` architectures. The PyTorch layouts are built from our own
 """
 import json
 import math
+import os
 import pickle
+import stat
 from argparse import Namespace
 from pathlib import Path
 
@@ -21,11 +23,14 @@ import torch.nn.functional as F
 import timm_gcp  # noqa: F401  (registers the models)
 from timm_gcp import cli
 from timm_gcp.convert.converter import ConversionError, convert_checkpoint
+from timm_gcp.export import folder
+from timm_gcp.export.folder import write_text_atomic
 from timm_gcp.checkpoints.layouts import (
     MINDSPORE_TRAINING_STATE, RESNET_RENAMES, VIT_RENAMES, mindspore_key, rename_key,
 )
 from timm_gcp.checkpoints.mindspore import MindSporeCheckpointError, is_mindspore_checkpoint, load_mindspore_checkpoint
 
+from tests.helpers.commands import main_interrupted
 from tests.helpers.layouts import (
     fmpn_plain, fmpn_training, mindspore_layout, mindspore_message, module_prefixed, vit_original,
     write_mindspore_checkpoint,
@@ -299,11 +304,12 @@ def test_mindspore_conversion_into_the_untagged_architecture(tmp_path, ms_refere
     out = tmp_path / 'converted'
     report = convert_checkpoint(FIXTURES / 'ms_resnet50_dropcov_tiny.ckpt', 'ms_resnet50_dropcov', out,
                                 model_kwargs=_ms_model_kwargs(spec))
-    snippet = report.load_snippet()
+    local, snippet = report.load_snippets()
+    assert local == f"timm.create_model('local-dir:{out}', pretrained=True)"
     assert snippet.startswith("timm.create_model('ms_resnet50_dropcov', pretrained=True, pretrained_cfg_overlay=")
     assert 'layers=[2, 1, 1, 1], channels=[8, 8, 16, 32], gcp_dim=8' in snippet
     assert 'pad_type' not in snippet and 'bn_eps' not in snippet
-    for model in (eval(snippet, {'timm': timm}), timm.create_model(f'local-dir:{out}', pretrained=True)):
+    for model in (eval(snippet, {'timm': timm}), eval(local, {'timm': timm})):
         with torch.no_grad():
             torch.testing.assert_close(model.eval()(ms_reference['input64']),
                                        ms_reference['ms_resnet50_dropcov_tiny.logits64'][:, :1000],
@@ -379,10 +385,13 @@ def test_pytorch_layouts_round_trip(tmp_path, name, layout, legacy):
     torch.save(layout(source.state_dict()), path, _use_new_zipfile_serialization=not legacy)
     out = tmp_path / 'converted'
     report = convert_checkpoint(path, name, out, model_kwargs=dict(gcp_dim=16))
-    converted = timm.create_model(f'local-dir:{out}', pretrained=True).eval()
+    snippets = report.load_snippets()  # the registered cfg fits (1000 classes, 3 channels): both lines
+    assert len(snippets) == 2 and 'pretrained_cfg_overlay' in snippets[1]
     x = torch.randn(2, 3, 64, 64)
-    with torch.no_grad():
-        torch.testing.assert_close(converted(x), source(x), rtol=0, atol=0)
+    for snippet in snippets:
+        converted = eval(snippet, {'timm': timm}).eval()
+        with torch.no_grad():
+            torch.testing.assert_close(converted(x), source(x), rtol=0, atol=0)
     assert len(report.mapped) == len(source.state_dict())
     assert report.reduction.startswith('d=16 ')
     if layout is fmpn_training:
@@ -435,16 +444,25 @@ def test_mindspore_checkpoint_refused_for_a_plain_architecture(tmp_path, fixture
     _assert_nothing_written(tmp_path / 'out')
 
 
-@pytest.mark.parametrize('model_name,use_ema,expect_ema', [
-    ('vit_dropcov_small.dc_in1k', None, True),  # the release's authors evaluate the EMA weights
-    ('vit_dropcov_small.dc_in1k', False, False),  # --no-ema
-    ('vit_dropcov_small', None, False),  # other weights: 'state_dict', as timm's validate.py
-    ('vit_dropcov_small', True, True),  # --use-ema
+_AUTHORS_EMA = ("'state_dict_ema' (EMA weights: the SoT / DropCov-ViT authors evaluate them; "
+                "--no-ema takes 'state_dict')")
+
+
+@pytest.mark.parametrize('model_name,use_ema,expect_ema,weights', [
+    # the release's authors evaluate the EMA weights
+    ('vit_dropcov_small.dc_in1k', None, True, "'state_dict_ema' (EMA weights: the authors of vit_dropcov_small.dc_in1k "
+                                              "evaluate them; --no-ema takes 'state_dict')"),
+    ('vit_dropcov_small.dc_in1k', False, False, "'state_dict'"),  # --no-ema
+    # the bare names: the authors' layout says whose file it is, and they evaluate the EMA weights (SoT has no tag)
+    ('vit_dropcov_small', None, True, _AUTHORS_EMA),
+    ('vit_sot_small', None, True, _AUTHORS_EMA),
+    ('vit_sot_small', False, False, "'state_dict'"),
+    ('vit_dropcov_small', True, True, _AUTHORS_EMA),  # --use-ema
 ])
-def test_dropcov_vit_checkpoint_ema(tmp_path, model_name, use_ema, expect_ema):
-    """The authors' timm CheckpointSaver files: EMA weights for their release tag or --use-ema, else 'state_dict'."""
+def test_vit_authors_checkpoint_ema(tmp_path, model_name, use_ema, expect_ema, weights):
+    """The authors' timm CheckpointSaver files: the EMA weights they evaluate unless --no-ema, saying so."""
     torch.manual_seed(0)
-    source = timm.create_model('vit_dropcov_small', depth=1, num_classes=10).eval()
+    source = timm.create_model(model_name.split('.')[0], depth=1, num_classes=10).eval()
     ema = vit_original(source.state_dict())
     raw = {k: v + 0.5 if v.is_floating_point() else v for k, v in ema.items()}
     path = tmp_path / 'checkpoint.pth.tar'
@@ -454,17 +472,30 @@ def test_dropcov_vit_checkpoint_ema(tmp_path, model_name, use_ema, expect_ema):
     report = convert_checkpoint(path, model_name, out, model_kwargs=dict(depth=1, num_classes=10), use_ema=use_ema)
     converted = timm.create_model(f'local-dir:{out}', pretrained=True)
     expected = ema if expect_ema else raw
-    torch.testing.assert_close(converted.head.visual_fc.weight, expected['classifier.visual_fc.weight'])
+    torch.testing.assert_close(converted.head.cls_fc.weight, expected['classifier.cls_fc.weight'])
     torch.testing.assert_close(converted.blocks[0].attn.qkv.weight, expected['blocks.0.attn.qkv.weight'])
-    assert report.weights_from == ("'state_dict_ema' (EMA weights)" if expect_ema else "'state_dict'")
+    assert report.weights_from == weights and f'weights     {weights}' in report.format()
+    assert json.loads((out / 'provenance.json').read_text())['source']['weights'] == weights
     dropped = dict(report.dropped)
     if expect_ema:
-        assert dropped['state_dict'] == 'weights without EMA, used without --use-ema'
+        assert dropped['state_dict'] == 'weights without EMA, used with --no-ema'
     else:
         assert dropped['state_dict_ema'] == 'EMA weights, used with --use-ema'
     assert dropped['args'] == dropped['optimizer'] == 'training state'
     assert ('classifier.cls_fc.weight', 'head.cls_fc.weight') in report.mapped
     assert ("(the model's own buffer)", 'pos_embed') in report.mapped  # the fixed sinusoid table
+
+
+@pytest.mark.parametrize('use_ema,expect_ema', [(None, False), (True, True)])
+def test_own_vit_checkpoint_takes_state_dict_unless_use_ema(tmp_path, use_ema, expect_ema):
+    """A checkpoint in timm-gcp's own layout (a train.py run) takes 'state_dict', as timm's validate.py."""
+    torch.manual_seed(0)
+    ema = timm.create_model('vit_sot_small', depth=1, num_classes=10).state_dict()
+    raw = {k: v + 0.5 if v.is_floating_point() else v for k, v in ema.items()}
+    path = tmp_path / 'last.pth.tar'
+    torch.save({'arch': 'vit_sot_small', 'state_dict': raw, 'state_dict_ema': ema}, path)
+    report = convert_checkpoint(path, model_kwargs=dict(depth=1), use_ema=use_ema)
+    assert report.weights_from == ("'state_dict_ema' (EMA weights)" if expect_ema else "'state_dict'")
 
 
 # --- bad input: a message naming the file and the problem, nothing written --------------------------------
@@ -590,3 +621,35 @@ def test_cli(tmp_path, capsys):
     assert cli.main(['convert', str(bad), '--model', 'resnet50_dropcov', '--out', str(tmp_path / 'x')]) == 1
     assert f'{bad}: cannot read it as a PyTorch checkpoint' in capsys.readouterr().err
     assert not (tmp_path / 'x').exists()
+
+
+def test_ctrl_c_leaves_nothing_and_prints_one_line(tmp_path, monkeypatch, capsys):
+    def save_then_interrupt(model, directory, **kwargs):
+        (Path(directory) / 'model.safetensors').write_bytes(b'part')
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(folder, 'save_for_hf', save_then_interrupt)
+    spec = MS_SPECS['ms_resnet18_isqrt_tiny']
+    kwargs = [f'layers={tuple(spec["layers"])}', f'channels={tuple(spec["channels"])}', f'gcp_dim={spec["dim"]}']
+    out = tmp_path / 'converted'
+    assert main_interrupted(['convert', str(FIXTURES / 'ms_resnet18_isqrt_tiny.ckpt'), '--model',
+                             'ms_resnet18_isqrt.tpami_in1k', '--out', str(out), '--model-kwargs', *kwargs]) == 130
+    assert capsys.readouterr().err == 'timm-gcp convert: interrupted\n'
+    _assert_nothing_written(out)
+
+
+@pytest.mark.parametrize('umask,file_mode,dir_mode', [(0o022, 0o644, 0o755), (0o077, 0o600, 0o700)])
+def test_export_has_the_modes_of_the_umask(tmp_path, umask, file_mode, dir_mode):
+    """As timm's own exporter writes (open 0o666, mkdir 0o777, less the umask), through the atomic rename."""
+    spec = MS_SPECS['ms_resnet18_isqrt_tiny']
+    out = tmp_path / 'converted'
+    old = os.umask(umask)
+    try:
+        convert_checkpoint(FIXTURES / 'ms_resnet18_isqrt_tiny.ckpt', 'ms_resnet18_isqrt.tpami_in1k', out,
+                           model_kwargs=_ms_model_kwargs(spec))
+        write_text_atomic(out / 'README.md', 'card\n')
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(out.stat().st_mode) == dir_mode
+    assert {p.name: stat.S_IMODE(p.stat().st_mode) for p in out.iterdir()} == {
+        name: file_mode for name in ('config.json', 'model.safetensors', 'provenance.json', 'README.md')}

@@ -2,6 +2,9 @@
 torch.export, TorchScript, and transformers' TimmWrapper loading a Hub export. Small models and
 inputs keep it fast; no network.
 """
+import os
+import stat
+
 import numpy as np
 import huggingface_hub
 import onnxruntime as ort
@@ -12,7 +15,10 @@ from PIL import Image
 
 from timm_gcp import cli  # importing timm_gcp registers the architectures TimmWrapper asks timm for
 from timm_gcp.export import OnnxExportError, export_onnx
+from timm_gcp.export import onnx as onnx_export
 from timm_gcp.export.folder import export_for_hub
+from tests.helpers.commands import main_interrupted
+from tests.helpers.train_runs import write_train_run
 from tests.helpers.weights import randomize
 
 # one model of every family, small: (registered name, settings, input size)
@@ -154,4 +160,75 @@ def test_cli_names_a_usage_mistake_before_any_export(argv, expected, tmp_path, c
     assert cli.main(['export-onnx', *argv, '--out', str(tmp_path / 'x.onnx')]) == 2
     err = capsys.readouterr().err
     assert err.startswith('timm-gcp export-onnx: error: ') and expected in err and err.count('\n') == 1
+    assert not list(tmp_path.iterdir())
+
+
+# --- a train.py checkpoint, permissions and Ctrl-C ----------------------------------------------------------------
+
+TINY_RESNET = dict(layers=(1, 1, 1, 1), channels=(8, 8, 16, 32), gcp_dim=8)
+
+
+@pytest.fixture
+def run_checkpoint(tmp_path):
+    """A train.py checkpoint of a 3-class resnet18_isqrt trained at 48 px, and the model."""
+    model = _build('resnet18_isqrt', dict(num_classes=3, **TINY_RESNET))
+    return write_train_run(tmp_path / 'run', model, model='resnet18_isqrt', num_classes=3, model_kwargs=TINY_RESNET,
+                           img_size=48), model
+
+
+@pytest.mark.parametrize('named', [True, False])
+def test_cli_reads_a_train_checkpoint_as_convert_does(run_checkpoint, tmp_path, capsys, named):
+    """num_classes, the settings and the input size come from the run; the architecture from its 'arch'."""
+    checkpoint, model = run_checkpoint
+    out = tmp_path / 'r18.onnx'
+    assert cli.main(['export-onnx', *(['resnet18_isqrt'] if named else []), '--checkpoint', str(checkpoint),
+                     '--out', str(out)]) == 0
+    assert 'input 3x48x48' in capsys.readouterr().out
+    session = ort.InferenceSession(str(out), providers=['CPUExecutionProvider'])
+    x = torch.randn(1, 3, 48, 48)
+    logits = torch.from_numpy(session.run(None, {session.get_inputs()[0].name: x.numpy()})[0])
+    with torch.no_grad():
+        torch.testing.assert_close(logits, model(x), rtol=1e-4, atol=1e-5)
+
+
+def test_cli_names_the_checkpoints_architecture(run_checkpoint, tmp_path, capsys):
+    checkpoint, _ = run_checkpoint
+    out = tmp_path / 'x.onnx'
+    assert cli.main(['export-onnx', 'resnet34_isqrt', '--checkpoint', str(checkpoint), '--out', str(out)]) == 1
+    assert capsys.readouterr().err == (
+        f"timm-gcp export-onnx: error: {checkpoint}: the checkpoint was trained as resnet18_isqrt (its 'arch'); "
+        'the model argument says resnet34_isqrt: give resnet18_isqrt, or leave the model argument out\n')
+    assert cli.main(['export-onnx', '--out', str(out)]) == 2
+    assert 'give the model argument (or a train.py --checkpoint' in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_a_fixed_size_backbone_names_its_img_size_argument(tmp_path):
+    model = timm.create_model('gcp_isqrt', backbone='test_vit', gcp_dim=8)
+    with pytest.raises(OnnxExportError, match=r'takes 160x160 inputs only: build it for 64x64 with the model argument '
+                                              r'img_size=64 \(--model-kwargs img_size=64\)$'):
+        export_onnx(model, tmp_path / 'x.onnx', img_size=64)
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize('umask,mode', [(0o022, 0o644), (0o077, 0o600)])
+def test_the_onnx_file_has_the_mode_of_the_umask(models, programs, tmp_path, umask, mode):
+    old = os.umask(umask)
+    try:
+        export_onnx(models['resnet18_isqrt'], tmp_path / 'r18.onnx', img_size=64, dynamic_batch=True,
+                    program=programs['resnet18_isqrt'])
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / 'r18.onnx').stat().st_mode) == mode
+
+
+def test_ctrl_c_prints_one_line_and_leaves_nothing(tmp_path, monkeypatch, capsys):
+    def interrupt(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(onnx_export, '_run_onnxruntime', interrupt)  # after the file is written, before its rename
+    args = ['export-onnx', 'resnet18_isqrt', '--out', str(tmp_path / 'r18.onnx'), '--img-size', '32',
+            '--model-kwargs', *(f'{k}={v}' for k, v in TINY_RESNET.items())]
+    assert main_interrupted(args) == 130
+    assert capsys.readouterr().err == 'timm-gcp export-onnx: interrupted\n'
     assert not list(tmp_path.iterdir())

@@ -47,7 +47,10 @@ def _report(name: str, error: Exception, status: int) -> int:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    """Run `timm-gcp COMMAND ARGS`; its exit status. Only an unexpected exception (a bug) shows a traceback."""
+    """Run `timm-gcp COMMAND ARGS`; its exit status. Only an unexpected exception (a bug) shows a traceback.
+
+    Ctrl-C prints one line and exits 130, as a shell reports a process ended by SIGINT.
+    """
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser()
     if not argv or argv[0] not in SUBCOMMANDS:
@@ -62,6 +65,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         return _report(name, e, 2)
     except FAILURES as e:
         return _report(name, e, 1)
+    except KeyboardInterrupt:  # the commands write through temporary files: an interrupt leaves nothing behind
+        print(f'timm-gcp {name}: interrupted', file=sys.stderr)
+        return 130
 
 
 if __name__ == '__main__':

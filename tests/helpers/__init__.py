@@ -6,6 +6,8 @@
 * `fashion_mnist`: a tiny Fashion-MNIST in the real idx file layout (demo tests);
 * `gcp_reference`: a GCP head from the papers' equations, for models whose trunk comes from elsewhere;
 * `scripts`: a train.py look-alike for the launcher and `timm-gcp launch`;
+* `train_runs`: a finished train.py run (args.yaml, a CheckpointSaver checkpoint) and a small ImageFolder;
+* `commands`: `timm-gcp` in the test process, failing the test when Ctrl-C escapes it;
 * `timm_sources`: timm's code that is not in its wheel (its model test suite, its training scripts).
 """
 from pathlib import Path

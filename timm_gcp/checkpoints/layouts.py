@@ -11,17 +11,19 @@ One table per source; the model families' `checkpoint_filter_fn` and `timm-gcp c
   shortcut's `down_sample_layer`. `MINDSPORE_TRAINING_STATE` matches the optimizer and loop entries
   that a MindSpore training checkpoint stores beside the weights.
 * `VIT_RENAMES`: the SoT / DropCov-ViT checkpoints (`visual_tokens.tokens` tokenizer, `classifier` head).
+  Their authors' training script keeps a model EMA and evaluates it: `is_vit_authors_layout` tells
+  their state dicts from timm-gcp's own (a `train.py` run of a timm-gcp ViT).
 * `MOBILENETV2_RENAMES`: GCP_Optimization's MobileNetV2 (torchvision's `features.N` trunk,
   `dimension_reduction`, `classifier.1`) onto timm's `mobilenetv2_100` under `backbone.`.
 * `SHUFFLENETV2_RENAMES`: GCP_Optimization's ShuffleNetV2 (torchvision's trunk names, kept as they
   are; `dimension_reduction` and `fc` become the GCP head).
 """
 import re
-from typing import Callable, Pattern, Sequence, Tuple, Union
+from typing import Callable, Iterable, Pattern, Sequence, Tuple, Union
 
 __all__ = [
     'MINDSPORE_PREFIX', 'MINDSPORE_RENAMES', 'MINDSPORE_TRAINING_STATE', 'MOBILENETV2_RENAMES', 'RESNET_RENAMES',
-    'SHUFFLENETV2_RENAMES', 'VIT_RENAMES', 'mindspore_key', 'rename_key',
+    'SHUFFLENETV2_RENAMES', 'VIT_RENAMES', 'is_vit_authors_layout', 'mindspore_key', 'rename_key',
 ]
 
 # the architectures with the MindSpore numerics are the PyTorch ones with this prefix (as timm's `tf_`)
@@ -71,6 +73,7 @@ VIT_RENAMES = _table(
     (r'^visual_tokens\.tokens\.', 'patch_embed.'),
     (r'^classifier\.', 'head.'),
 )
+_VIT_AUTHORS_TOKENIZER = re.compile(r'^(module\.)?visual_tokens\.tokens\.')
 
 
 # torchvision MobileNetV2 `features.i` (i = 1..17) -> timm `blocks.<stage>.<index>`,
@@ -114,6 +117,11 @@ def rename_key(key: str, renames: Sequence[Rename]) -> str:
         if n:
             return new_key
     return key
+
+
+def is_vit_authors_layout(keys: Iterable[str]) -> bool:
+    """Whether state dict keys are the SoT / DropCov-ViT authors' (their `visual_tokens.tokens` tokenizer)."""
+    return any(_VIT_AUTHORS_TOKENIZER.match(key) for key in keys)
 
 
 def mindspore_key(name: str) -> str:

@@ -24,26 +24,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple, Union
 
-import safetensors.torch
 import timm
 import torch
-import yaml
-from timm.models import split_model_name_tag
+from timm.data import resolve_input_data_config
+from timm.models import get_model_input_config, split_model_name_tag
 from timm.utils import ParseKwargs
 from torch import nn
 
 import timm_gcp
 from .._errors import CommandError, UsageError
-from ..checkpoints.layouts import MINDSPORE_PREFIX, MINDSPORE_TRAINING_STATE, RESNET_RENAMES, mindspore_key, rename_key
-from ..checkpoints.mindspore import MindSporeCheckpointError, is_mindspore_checkpoint, load_mindspore_checkpoint
-from ..export.folder import PROVENANCE_FILE, RUN_FILES, export_for_hub, own_weights
+from ..checkpoints.layouts import (
+    MINDSPORE_PREFIX, MINDSPORE_TRAINING_STATE, RESNET_RENAMES, is_vit_authors_layout, mindspore_key, rename_key,
+)
+from ..checkpoints.train_run import (
+    CheckpointError, TrainingRun, data_dir, read_checkpoint, read_training_run, trained_arch, trained_model_kwargs,
+)
+from ..export.folder import PROVENANCE_FILE, export_for_hub, own_weights
 from ..models.gcp_resnet import DEPRECATED_NAMES, REDUCE_CONV_WEIGHT, GCPResNet
 from ..models.releases import RELEASES, Release
 
-__all__ = [
-    'ConversionError', 'ConversionReport', 'TrainingRun', 'convert_checkpoint', 'read_checkpoint',
-    'read_training_run', 'add_arguments', 'run',
-]
+__all__ = ['ConversionError', 'ConversionReport', 'convert_checkpoint', 'add_arguments', 'run']
 
 _WRAPPERS = ('state_dict', 'model', 'module')
 _EMA = ('state_dict_ema', 'model_ema')
@@ -69,14 +69,26 @@ class ConversionReport:
     filled: List[str] = field(default_factory=list)
     authors_release: Optional[str] = None  # the release tag whose authors' file this is
     run_files: List[str] = field(default_factory=list)  # the training run's files beside the checkpoint
+    data_config: Dict[str, Any] = field(default_factory=dict)  # the run's preprocessing, into the pretrained cfg
+    label_names: Tuple[str, ...] = ()  # the run's class names, from its ImageFolder
+    registered_cfg_fits: bool = False  # the registered pretrained cfg of `model_name` describes the export
     out_dir: Optional[Path] = None
 
-    def load_snippet(self) -> str:
-        """The `timm.create_model` call that loads the converted weights with their settings."""
-        weights = (self.out_dir or Path('OUT')) / 'model.safetensors'
-        args = f', {_kwargs_text(self.model_args)}' if self.model_args else ''
-        return (f"timm.create_model({self.model_name!r}, pretrained=True, "
-                f"pretrained_cfg_overlay=dict(file={str(weights)!r}){args})")
+    def load_snippets(self) -> List[str]:
+        """The `timm.create_model` calls that load the export as converted: classifier, settings, preprocessing.
+
+        `local-dir:` reads them all from config.json. The registered name with the weights file as an
+        overlay keeps the registered pretrained cfg, so it is printed only where that cfg is the export's
+        (`registered_cfg_fits`): timm drops a classifier whose size differs from the cfg's `num_classes`,
+        and preprocesses at the cfg's input size, crop and interpolation.
+        """
+        out = self.out_dir or Path('OUT')
+        snippets = [f"timm.create_model('local-dir:{out}', pretrained=True)"]
+        if self.registered_cfg_fits:
+            args = f', {_kwargs_text(self.model_args)}' if self.model_args else ''
+            snippets.append(f"timm.create_model({self.model_name!r}, pretrained=True, "
+                            f"pretrained_cfg_overlay=dict(file={str(out / 'model.safetensors')!r}){args})")
+        return snippets
 
     def format(self, verbose: bool = False) -> str:
         """Human-readable report; `verbose` lists every tensor instead of rename patterns."""
@@ -90,6 +102,10 @@ class ConversionReport:
             lines.append(f'settings    {_kwargs_text(self.model_args)}')
         if self.reduction:
             lines.append(f'reduction   {self.reduction}')
+        if self.data_config or self.label_names:
+            classes = f'{len(self.label_names)} class names of its data folder' if self.label_names else ''
+            lines.append('data        from the training run: '
+                         + ', '.join(filter(None, [_kwargs_text(self.data_config), classes])))
         lines.append(f'mapped      {len(self.mapped)} tensors')
         if verbose:
             lines += [f'              {src} -> {dst}' for src, dst in self.mapped]
@@ -114,8 +130,9 @@ class ConversionReport:
         if self.out_dir is not None:
             lines.append(f'wrote       {self.out_dir}: model.safetensors, config.json, {PROVENANCE_FILE}'
                          + ''.join(f', {name}' for name in self.run_files))
-            lines.append(f'load with   {self.load_snippet()}')
-            lines.append(f"            timm.create_model('local-dir:{self.out_dir}', pretrained=True)")
+            snippets = self.load_snippets()
+            lines.append(f'load with   {snippets[0]}')
+            lines += [f'            {snippet}' for snippet in snippets[1:]]
         return '\n'.join(lines)
 
 
@@ -135,46 +152,29 @@ def _grouped(pairs: List[Tuple[str, str]]) -> List[Tuple[Tuple[str, str], int]]:
     return [(members[0] if len(members) == 1 else key, len(members)) for key, members in groups.items()]
 
 
-def _sniff(path: Path) -> str:
-    with open(path, 'rb') as f:
-        head = f.read(16)
-    if head.startswith(b'PK\x03\x04') or head[:1] == b'\x80':
-        return 'PyTorch'
-    if len(head) >= 9 and head[8:9] == b'{':
-        return 'safetensors'
-    if is_mindspore_checkpoint(path):
-        return 'MindSpore'
-    raise ConversionError(f'{path}: not a checkpoint (neither a PyTorch, a safetensors nor a MindSpore file)')
+def _ema_evaluated(obj: Any, release: Optional[Release]) -> str:
+    """Who evaluates the EMA weights of this checkpoint, when they are what its authors report; '' otherwise.
 
-
-def read_checkpoint(path: Union[str, Path]) -> Tuple[Any, str]:
-    """The file's content (a dict for every supported format) and its format name."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConversionError(f'{path}: no such file')
-    fmt = _sniff(path)
-    try:
-        if fmt == 'MindSpore':
-            return load_mindspore_checkpoint(path), fmt
-        if fmt == 'safetensors':
-            return safetensors.torch.load_file(path), fmt
-        # the authors' timm training script saves its argparse.Namespace next to the weights
-        with torch.serialization.safe_globals([argparse.Namespace]):
-            return torch.load(path, map_location='cpu', weights_only=True), fmt
-    except MindSporeCheckpointError as e:
-        raise ConversionError(str(e)) from None
-    except Exception as e:  # torch.load and safetensors raise many types for truncated or foreign files
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ConversionError(
-            f'{path}: cannot read it as a {fmt} checkpoint (truncated or corrupt?): {reason}') from None
+    A release tag says so (`Release.use_ema`); the SoT / DropCov-ViT authors' layout says so for any of
+    their files (docs/checkpoints.md, "SoT and DropCov-ViT checkpoints"). Other checkpoints, a
+    `train.py` run of a timm-gcp model included, default to 'state_dict' as timm's validate.py does.
+    """
+    if release is not None:
+        return f'the authors of {release.name} evaluate them' if release.use_ema else ''
+    ema = next((obj[k] for k in _EMA if isinstance(obj, dict) and isinstance(obj.get(k), dict)), None)
+    return 'the SoT / DropCov-ViT authors evaluate them' if ema and is_vit_authors_layout(ema) else ''
 
 
 def _select_weights(
         obj: Any,
         path: Path,
         use_ema: bool,
+        evaluated_by: str = '',
 ) -> Tuple[Dict[str, Any], str, List[Tuple[str, str]]]:
-    """The state dict inside a checkpoint, where it came from, and the top-level entries left out."""
+    """The state dict inside a checkpoint, where it came from, and the top-level entries left out.
+
+    `evaluated_by`: who evaluates the EMA weights (`_ema_evaluated`), named in the label when they are taken.
+    """
     if not isinstance(obj, dict):
         raise ConversionError(f'{path}: holds a {type(obj).__name__}, not a dict of tensors')
     ema = [k for k in _EMA if isinstance(obj.get(k), dict)]
@@ -183,7 +183,8 @@ def _select_weights(
     keys = ema[:1] if use_ema else [k for k in _WRAPPERS if isinstance(obj.get(k), dict)]
     if keys:
         chosen = keys[0]
-        label = f"'{chosen}'" + (' (EMA weights)' if use_ema else '')
+        why = f": {evaluated_by}; --no-ema takes 'state_dict'" if evaluated_by else ''
+        label = f"'{chosen}'" + (f' (EMA weights{why})' if use_ema else '')
         dropped = [(k, _unchosen(k, use_ema)) for k in obj if k != chosen]
         return obj[chosen], label, dropped
     return obj, 'top level', []
@@ -193,7 +194,7 @@ def _unchosen(key: str, use_ema: bool) -> str:
     if key in _EMA:
         return 'EMA weights, used with --use-ema'
     if key in _WRAPPERS and use_ema:
-        return 'weights without EMA, used without --use-ema'
+        return 'weights without EMA, used with --no-ema'
     return 'training state'
 
 
@@ -301,55 +302,19 @@ def _check_numerics(path: Path, fmt: str, model_name: str) -> None:
             f'convert with --model {arch[len(MINDSPORE_PREFIX):]}')
 
 
+def _registered_cfg_fits(model: nn.Module) -> bool:
+    """Whether the model's registered pretrained cfg has its classes and input channels (before `own_weights`)."""
+    cfg = model.pretrained_cfg
+    return (cfg.get('num_classes') == model.num_classes
+            and cfg.get('input_size', (3,))[0] == get_model_input_config(model)['input_size'][0])
+
+
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, 'rb') as f:
         for block in iter(lambda: f.read(1 << 20), b''):
             digest.update(block)
     return digest.hexdigest()
-
-
-@dataclass
-class TrainingRun:
-    """What a timm `train.py` checkpoint tells of its run: arguments, epoch, metric, and the run's files beside it."""
-    args: Dict[str, Any]
-    epoch: Optional[int] = None
-    metric: Optional[float] = None
-    files: Dict[str, str] = field(default_factory=dict)  # args.yaml / summary.csv of the run folder: name -> text
-
-
-def read_training_run(path: Path, obj: Any) -> Optional[TrainingRun]:
-    """The run a checkpoint comes from: its saved `args`, `epoch` and `metric`, and `RUN_FILES` beside it.
-
-    timm's `CheckpointSaver` writes `model_best.pth.tar`, `last.pth.tar` and `checkpoint-N.pth.tar`
-    into the run folder where `train.py` keeps `args.yaml` and `summary.csv`. None when the file
-    shows no sign of a run.
-    """
-    files = {name: (path.parent / name).read_text(encoding='utf-8')
-             for name in RUN_FILES if (path.parent / name).is_file()}
-    saved = obj.get('args') if isinstance(obj, dict) else None
-    args = vars(saved) if isinstance(saved, argparse.Namespace) else dict(saved) if isinstance(saved, dict) else {}
-    if 'args.yaml' in files:
-        args = yaml.safe_load(files['args.yaml']) or {}
-    if not args and not files:
-        return None
-    epoch, metric = (obj.get('epoch'), obj.get('metric')) if isinstance(obj, dict) else (None, None)
-    return TrainingRun(
-        args=args,
-        epoch=epoch if isinstance(epoch, int) else None,
-        metric=float(metric) if isinstance(metric, (int, float)) else None,
-        files=files,
-    )
-
-
-def _checkpoint_num_classes(sd: Dict[str, Any], model: nn.Module) -> Optional[int]:
-    """Rows of the classifier weights in a checkpoint in timm-gcp's own layout (a train.py checkpoint)."""
-    classifiers = model.pretrained_cfg.get('classifier') or ()
-    for name in (classifiers,) if isinstance(classifiers, str) else classifiers:
-        weight = sd.get(f'{name}.weight')
-        if isinstance(weight, torch.Tensor) and weight.dim() == 2:
-            return weight.shape[0]
-    return None
 
 
 def _provenance(path: Path, fmt: str, weights_from: str, report: 'ConversionReport', release: Optional[Release],
@@ -362,7 +327,7 @@ def _provenance(path: Path, fmt: str, weights_from: str, report: 'ConversionRepo
         'authors_release': release.name if release is not None else None,
         'training_run': None if run is None else {
             'epoch': run.epoch, 'metric': run.metric, 'files': sorted(run.files),
-            'model': run.args.get('model'), 'data': run.args.get('dataset') or run.args.get('data_dir') or None,
+            'model': run.args.get('model'), 'data': run.args.get('dataset') or data_dir(run.args),
         },
         'converted_by': f'timm-gcp {timm_gcp.__version__}',
     }
@@ -378,9 +343,12 @@ def convert_checkpoint(
 ) -> ConversionReport:
     """Convert `src` into a `model_name` (`arch` or `arch.tag`) export in `out_dir` (None: check only).
 
-    `model_name` defaults to the architecture a timm `train.py` checkpoint names; `num_classes` and
-    the run's `model_kwargs` come from the checkpoint unless given. `use_ema` defaults to how the
-    authors evaluate a release tag's file (`Release.use_ema`), else False, as timm's `validate.py`.
+    `model_name` defaults to the architecture a timm `train.py` checkpoint names, and must match it
+    when given. `num_classes` and the run's settings (`TrainingRun.model_kwargs`) come from the
+    checkpoint unless given; the run's preprocessing (input size, crop, interpolation, mean / std)
+    and the class names of its ImageFolder go into the export's pretrained cfg. `use_ema` defaults
+    to taking the EMA weights where the authors evaluate them (`Release.use_ema`, the SoT /
+    DropCov-ViT authors' layout), else False, as timm's `validate.py`.
     Only a release tag (`timm_gcp.models.releases`) keeps the authors' origin and paper in the
     export's config; the export records the source file and its sha256 in `provenance.json`, with
     the run's `args.yaml` / `summary.csv` when they sit beside the checkpoint.
@@ -389,38 +357,45 @@ def convert_checkpoint(
     nothing is written then.
     """
     path = Path(src)
-    model_kwargs = dict(model_kwargs or {})
     if out_dir is not None and Path(out_dir).exists() and not overwrite:
         raise ConversionError(f'{out_dir}: already exists (pass --overwrite to replace it)')
-    obj, fmt = read_checkpoint(path)
-    run = read_training_run(path, obj)
-    if model_name is None:
-        model_name = obj.get('arch') if isinstance(obj, dict) and isinstance(obj.get('arch'), str) else None
-        if model_name is None:
-            raise ConversionError(f'{path}: names no architecture (no \'arch\' entry): pass --model')
-    model_name = DEPRECATED_NAMES.get(model_name, model_name)  # the numerics check needs the current name
-    release = RELEASES.get(model_name)
-    if release is not None and run is not None and run.files:
-        raise ConversionError(
-            f'{path}: a training run ({", ".join(sorted(run.files))} beside it), not the authors\' file of '
-            f'{model_name}: convert it with --model {split_model_name_tag(model_name)[0]}')
+    try:
+        obj, fmt = read_checkpoint(path)
+        run = read_training_run(path, obj)
+        name = model_name or trained_arch(path, obj, None)
+        name = DEPRECATED_NAMES.get(name, name)  # the numerics check needs the current name
+        release = RELEASES.get(name)
+        if release is not None and run is not None and run.files:  # the real problem, before any 'arch' mismatch
+            raise ConversionError(
+                f'{path}: a training run ({", ".join(sorted(run.files))} beside it), not the authors\' file of '
+                f'{name}: convert it with --model {split_model_name_tag(name)[0]}')
+        trained_arch(path, obj, model_name)
+    except CheckpointError as e:
+        raise ConversionError(str(e)) from None
+    model_name = name
+    evaluated_by = _ema_evaluated(obj, release)
     if use_ema is None:
-        use_ema = release is not None and release.use_ema
-    sd, weights_from, dropped = _select_weights(obj, path, use_ema)
+        use_ema = bool(evaluated_by)
+    sd, weights_from, dropped = _select_weights(obj, path, use_ema, evaluated_by)
     if not any(isinstance(v, torch.Tensor) for v in sd.values()):
         raise ConversionError(f'{path}: holds no tensors under {weights_from}: not a model checkpoint')
-    if release is None and run is not None and isinstance(run.args.get('model_kwargs'), dict):
-        model_kwargs = {**run.args['model_kwargs'], **model_kwargs}
+    own_run = run if release is None else None  # a release's settings and preprocessing are its registered ones
 
     try:
+        model_kwargs = trained_model_kwargs(model_name, sd, own_run, dict(model_kwargs or {}))
         probe = timm.create_model(model_name, device='meta', **model_kwargs)
     except (RuntimeError, TypeError, ValueError) as e:
         raise ConversionError(f'--model {model_name}: {e}') from None
     _check_numerics(path, fmt, model_name)
-    num_classes = _checkpoint_num_classes(sd, probe)
-    if 'num_classes' not in model_kwargs and num_classes is not None and num_classes != probe.num_classes:
-        model_kwargs['num_classes'] = num_classes
-        probe = timm.create_model(model_name, device='meta', **model_kwargs)
+    data_config = own_run.data_config() if own_run is not None else {}
+    try:
+        resolve_input_data_config(probe, args=data_config)
+    except ValueError as e:
+        raise ConversionError(f'{path}: the run\'s preprocessing ({_kwargs_text(data_config)}) does not fit '
+                              f'{model_name} with {_kwargs_text(model_kwargs) or "its defaults"}: {e}') from None
+    label_names = (own_run.label_names() if own_run is not None else None) or ()
+    if len(label_names) != probe.num_classes:
+        label_names = ()  # a class map or a folder that changed since: the names would not match the classifier
     if fmt == 'MindSpore':
         sd, origin, ms_dropped = _from_mindspore(sd, probe)
         dropped += ms_dropped
@@ -445,6 +420,9 @@ def convert_checkpoint(
         filled=filled,
         authors_release=release.name if release is not None else None,
         run_files=sorted(run.files) if run is not None else [],
+        data_config=data_config,
+        label_names=label_names,
+        registered_cfg_fits=not data_config and not label_names and _registered_cfg_fits(model),
     )
     if out_dir is not None:
         if release is None:
@@ -453,7 +431,8 @@ def convert_checkpoint(
         files = {PROVENANCE_FILE: json.dumps(provenance, indent=2) + '\n', **(run.files if run else {})}
         report.out_dir = Path(out_dir)
         try:
-            export_for_hub(model, report.out_dir, files=files, overwrite=overwrite)
+            export_for_hub(model, report.out_dir, files=files, overwrite=overwrite, data_config=data_config,
+                           label_names=label_names)
         except FileExistsError as e:
             raise ConversionError(f'{e} (pass --overwrite to replace it)') from None
     return report

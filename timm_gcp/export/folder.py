@@ -15,20 +15,32 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional, Union
+from typing import Any, Callable, Dict, Optional, Sequence, Union
 
 from timm.models import save_for_hf
 from torch import nn
 
+from ..checkpoints.train_run import RUN_FILES
+
 __all__ = ['AUTHORS_FIELDS', 'HUB_FILES', 'PROVENANCE_FILE', 'RUN_FILES', 'write_dir_atomic', 'write_text_atomic',
-           'own_weights', 'export_for_hub', 'export_model_args']
+           'own_weights', 'export_for_hub', 'export_model_args', 'umask_mode']
 
 PROVENANCE_FILE = 'provenance.json'
-# what timm's train.py writes into a run folder beside its checkpoints; an export of a run carries them
-RUN_FILES = ('args.yaml', 'summary.csv')
 HUB_FILES = ('config.json', 'model.safetensors', 'README.md', PROVENANCE_FILE)
 # pretrained-cfg fields that describe the authors' weights of a tag (their paper, code, license)
 AUTHORS_FIELDS = ('tag', 'origin_url', 'paper_ids', 'paper_name', 'license', 'notes')
+
+
+def umask_mode(mode: int) -> int:
+    """`mode` less the process's umask: what `open` (0o666) and `mkdir` (0o777) give, as timm's exporter writes.
+
+    `tempfile` creates its files 0o600 and folders 0o700 whatever the umask; a file renamed into place
+    from there gets this mode, so that a teammate or a serving container can read what they could read
+    had it been written directly.
+    """
+    mask = os.umask(0)
+    os.umask(mask)
+    return mode & ~mask
 
 
 def write_dir_atomic(out_dir: Union[str, Path], write: Callable[[Path], None], overwrite: bool = False) -> Path:
@@ -36,6 +48,8 @@ def write_dir_atomic(out_dir: Union[str, Path], write: Callable[[Path], None], o
 
     A failure leaves neither a half-written `out_dir` nor the temporary folder; an existing
     `out_dir` is an error unless `overwrite`, and is only replaced once the new one is complete.
+    The folder and its files get the modes `mkdir` and `open` would give them (`umask_mode`), not
+    the private 0o700 / 0o600 of `tempfile` and of safetensors' writer.
     """
     out_dir = Path(out_dir)
     if out_dir.exists() and not overwrite:
@@ -43,7 +57,10 @@ def write_dir_atomic(out_dir: Union[str, Path], write: Callable[[Path], None], o
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f'.{out_dir.name}.', suffix='.partial', dir=out_dir.parent))
     try:
+        os.chmod(tmp, umask_mode(0o777))
         write(tmp)
+        for path in tmp.rglob('*'):
+            os.chmod(path, umask_mode(0o777 if path.is_dir() else 0o666))
         if out_dir.exists():
             old = Path(tempfile.mkdtemp(prefix=f'.{out_dir.name}.', suffix='.old', dir=out_dir.parent))
             os.rename(out_dir, old / out_dir.name)
@@ -96,7 +113,7 @@ def write_text_atomic(path: Union[str, Path], text: str) -> None:
     try:
         with os.fdopen(fd, 'w', encoding='utf-8') as f:
             f.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp's 0o600 would make a card or README private
+        os.chmod(tmp, umask_mode(0o666))  # mkstemp's 0o600 would make a card or README private
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)
@@ -109,15 +126,22 @@ def export_for_hub(
         card: Optional[str] = None,
         files: Optional[Dict[str, str]] = None,
         overwrite: bool = False,
+        data_config: Optional[Dict[str, Any]] = None,
+        label_names: Sequence[str] = (),
 ) -> Path:
     """Write the Hub folder of `model`: model.safetensors, config.json, README.md given a card, and `files`.
 
-    `files` maps a file name to its text (provenance.json, a training run's args.yaml ...). The folder
-    loads with `timm.create_model('local-dir:...', pretrained=True)` and, once `timm_gcp` is imported,
-    with transformers' `AutoModelForImageClassification` and `pipeline('image-classification')`.
+    `files` maps a file name to its text (provenance.json, a training run's args.yaml ...).
+    `data_config`: the preprocessing the weights were trained with, under train.py's argument names
+    (`img_size`, `input_size`, `crop_pct`, `interpolation`, `mean`, `std`), into the pretrained cfg as
+    timm's `save_for_hf` resolves it; `label_names`: the classes in label order (transformers' id2label).
+    The folder loads with `timm.create_model('local-dir:...', pretrained=True)` and, once `timm_gcp`
+    is imported, with transformers' `AutoModelForImageClassification` and `pipeline('image-classification')`.
     """
+    model_config = {'label_names': list(label_names)} if label_names else None
+
     def write(tmp: Path) -> None:
-        save_for_hf(model, tmp, safe_serialization=True)
+        save_for_hf(model, tmp, model_config=model_config, safe_serialization=True, data_config=data_config)
         _drop_repeated_num_classes(tmp / 'config.json')
         if card is not None:
             (tmp / 'README.md').write_text(card, encoding='utf-8')

@@ -12,19 +12,24 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import timm
 import torch
+from timm.data import resolve_input_data_config
 from timm.models import get_model_input_config
 from timm.utils import ParseKwargs
 from torch import nn
 
 from .._errors import CommandError, UsageError, usage_errors
 from .._extras import require
+from ..checkpoints.train_run import (
+    CheckpointError, read_checkpoint, read_training_run, trained_arch, trained_model_kwargs,
+)
+from .folder import umask_mode
 
-__all__ = ['EIGEN_OPS', 'OnnxExportError', 'OnnxReport', 'input_size', 'eigen_ops', 'export_onnx', 'add_arguments',
-           'run']
+__all__ = ['EIGEN_OPS', 'OnnxExportError', 'OnnxReport', 'input_size', 'eigen_ops', 'export_onnx', 'trained_model',
+           'add_arguments', 'run']
 
 # ATen ops of an eigen- or singular value decomposition: ONNX has no operator for any of them
 EIGEN_OPS = ('_linalg_eigh', 'linalg_eigh', 'linalg_eig', '_linalg_svd', 'linalg_svd', 'svd', 'symeig')
@@ -67,7 +72,9 @@ def input_size(model: nn.Module, img_size: Optional[int] = None) -> Tuple[int, i
         return size
     if model.pretrained_cfg.get('fixed_input_size'):
         if not hasattr(model, 'set_input_size'):
-            raise OnnxExportError(f'{type(model).__name__} takes {size[1]}x{size[2]} inputs only')
+            raise OnnxExportError(
+                f'{type(model).__name__} takes {size[1]}x{size[2]} inputs only: build it for {img_size}x{img_size} '
+                f'with the model argument img_size={img_size} (--model-kwargs img_size={img_size})')
         model.set_input_size(img_size=(img_size, img_size))
     return size[0], img_size, img_size
 
@@ -152,6 +159,7 @@ def export_onnx(
     tmp = Path(tmp_name)
     try:
         onnx_program.save(tmp, external_data=False)
+        os.chmod(tmp, umask_mode(0o666))  # mkstemp's 0o600 would keep the file from a teammate or a server
         x = torch.randn(check_batch, *size, generator=generator)
         with torch.no_grad():
             ref = model(x)
@@ -180,15 +188,47 @@ def export_onnx(
     )
 
 
+def trained_model(
+        checkpoint: Union[str, Path],
+        model_name: Optional[str],
+        model_kwargs: Dict[str, Any],
+) -> Tuple[str, Dict[str, Any], Dict[str, Any]]:
+    """The model a checkpoint was trained as, read as `timm-gcp convert` reads it: name, settings, cfg overlay.
+
+    The name is the checkpoint's 'arch' (checked against `model_name` when given), the settings add
+    a train.py run's and the classifier's `num_classes` to `model_kwargs`, and the pretrained cfg
+    overlay holds the run's input size, at which the ONNX graph is traced. Raises CheckpointError.
+    """
+    path = Path(checkpoint)
+    obj, _ = read_checkpoint(path)
+    name = trained_arch(path, obj, model_name, argument='the model argument')
+    run = read_training_run(path, obj)
+    # the entry timm's loader takes without EMA
+    state_dict = next((obj[k] for k in ('state_dict', 'model') if isinstance(obj.get(k), dict)), obj) \
+        if isinstance(obj, dict) else {}
+    data_config = run.data_config() if run is not None else {}
+    try:
+        kwargs = trained_model_kwargs(name, state_dict, run, model_kwargs)
+        if not {'img_size', 'input_size'} & set(data_config):
+            return name, kwargs, {}
+        probe = timm.create_model(name, device='meta', exportable=True, **kwargs)
+        return name, kwargs, {'input_size': resolve_input_data_config(probe, args=data_config)['input_size']}
+    except (RuntimeError, TypeError, ValueError) as e:
+        raise CheckpointError(f'{path}: cannot build {name} as it was trained: {e}') from None
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument('model', help="registered model, optionally with a tag ('resnet50_isqrt', 'arch.tag', "
-                                      "'local-dir:FOLDER', 'hf-hub:org/repo')")
+    parser.add_argument('model', nargs='?', default=None,
+                        help="registered model, optionally with a tag ('resnet50_isqrt', 'arch.tag', "
+                             "'local-dir:FOLDER', 'hf-hub:org/repo'); default: the --checkpoint's 'arch'")
     parser.add_argument('--out', required=True, help='the ONNX file to write')
     parser.add_argument('--img-size', type=int, default=None,
                         help="square input size (default: the model's pretrained cfg; a ViT is resized to it)")
     parser.add_argument('--dynamic-batch', action='store_true', help='a dynamic batch dimension (default: batch 1)')
     weights = parser.add_mutually_exclusive_group()
-    weights.add_argument('--checkpoint', default='', help='weights to load (a state dict or a train.py checkpoint)')
+    weights.add_argument('--checkpoint', default='',
+                         help="weights to load (a state dict or a train.py checkpoint, whose 'arch', num_classes, "
+                              'model settings and input size are used)')
     weights.add_argument('--pretrained', action='store_true', help="the tag's pretrained weights")
     parser.add_argument('--model-kwargs', nargs='*', default={}, action=ParseKwargs,
                         help='model settings, key=value (e.g. gcp_dim=256 num_classes=10)')
@@ -201,17 +241,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.checkpoint and not Path(args.checkpoint).is_file():
         raise UsageError(f"--checkpoint '{args.checkpoint}': no such file")
+    if args.model is None and not args.checkpoint:
+        raise UsageError('give the model argument (or a train.py --checkpoint, which names its architecture)')
     if args.img_size is not None and args.img_size < 1:
         raise UsageError(f'--img-size must be at least 1, got {args.img_size}')
+    model_name, model_kwargs, overlay = args.model, dict(args.model_kwargs), {}
+    if args.checkpoint:  # a checkpoint that cannot be read or does not name this model fails (CheckpointError)
+        model_name, model_kwargs, overlay = trained_model(args.checkpoint, args.model, model_kwargs)
     # the name (a local-dir: folder too), the tag and the settings
-    with usage_errors(FileNotFoundError, RuntimeError, TypeError, ValueError, prefix=f'{args.model}: '):
-        timm.create_model(args.model, device='meta', exportable=True, **args.model_kwargs)
+    with usage_errors(FileNotFoundError, RuntimeError, TypeError, ValueError, prefix=f'{model_name}: '):
+        timm.create_model(model_name, device='meta', exportable=True, **model_kwargs)
     try:
         model = timm.create_model(
-            args.model, pretrained=args.pretrained, checkpoint_path=args.checkpoint, exportable=True,
-            **args.model_kwargs)
+            model_name, pretrained=args.pretrained, checkpoint_path=args.checkpoint, exportable=True,
+            pretrained_cfg_overlay=overlay or None, **model_kwargs)
     except RuntimeError as e:  # weights that cannot be had or that do not fit
-        raise CommandError(f'{args.checkpoint or args.model}: {e}') from e
+        raise CommandError(f'{args.checkpoint or model_name}: {e}') from e
     try:
         report = export_onnx(model, args.out, img_size=args.img_size, dynamic_batch=args.dynamic_batch,
                              opset=args.opset, rtol=args.rtol, overwrite=args.overwrite)

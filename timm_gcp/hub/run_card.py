@@ -13,15 +13,16 @@ from typing import Any, Dict, Optional, Tuple
 
 import yaml
 
+from ..checkpoints.train_run import data_dir
 from ..models.sources import PAPERS
 from .cards import ModelStats, classification_code, front_matter, papers_lines
 
 __all__ = ['RunSummary', 'method_papers', 'read_run', 'render_run_card']
 
 # train.py arguments the card lists when the run recorded them
-_SETTINGS = ('model', 'pretrained', 'initial_checkpoint', 'num_classes', 'img_size', 'input_size', 'batch_size',
-             'opt', 'lr', 'weight_decay', 'sched', 'epochs', 'warmup_epochs', 'smoothing', 'mixup', 'cutmix',
-             'model_ema', 'amp', 'seed')
+_SETTINGS = ('model', 'pretrained', 'initial_checkpoint', 'num_classes', 'in_chans', 'img_size', 'input_size',
+             'crop_pct', 'interpolation', 'mean', 'std', 'batch_size', 'opt', 'lr', 'weight_decay', 'sched', 'epochs',
+             'warmup_epochs', 'smoothing', 'mixup', 'cutmix', 'model_ema', 'amp', 'seed')
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,7 @@ def read_run(args_yaml: str, summary_csv: str = '') -> RunSummary:
     rows = list(csv.DictReader(io.StringIO(summary_csv))) if summary_csv.strip() else []
     scored = [r for r in rows if r.get('eval_top1') not in (None, '')]
     best = max(scored, key=lambda r: float(r['eval_top1'])) if scored else None
-    dataset = args.get('dataset') or (Path(str(args['data_dir'])).name if args.get('data_dir') else '')
+    dataset = args.get('dataset') or Path(data_dir(args) or '').name
     return RunSummary(
         args=args,
         dataset=str(dataset),

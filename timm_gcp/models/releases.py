@@ -295,18 +295,15 @@ def release_cfgs(make_cfg: Callable[..., Dict[str, Any]], *archs: str) -> Dict[s
 
     Only a published release names its Hub repo (`hf_hub_id`): timm lists a tag as pretrained
     (`timm.list_pretrained`) when its cfg says where weights are, and an unpublished tag has none to
-    load. In `RELEASES` order, an architecture's first release marked as its default tag (timm's `*`),
-    published or not. An architecture without a release raises a ValueError.
+    load. In `RELEASES` order: timm's default tag of an architecture is its first published release,
+    else its first release. An architecture without a release raises a ValueError.
     """
-    cfgs, seen = {}, set()
-    for name, rel in RELEASES.items():
-        arch = split_model_name_tag(name)[0]
-        if arch not in archs:
-            continue
-        hub = dict(hf_hub_id=rel.hub_id) if rel.published else {}
-        cfgs[name if arch in seen else f'{name}*'] = make_cfg(**hub, **pretrained_fields(rel.papers[0], rel.code))
-        seen.add(arch)
-    without = set(archs) - seen
+    cfgs = {
+        name: make_cfg(**(dict(hf_hub_id=rel.hub_id) if rel.published else {}),
+                       **pretrained_fields(rel.papers[0], rel.code))
+        for name, rel in RELEASES.items() if split_model_name_tag(name)[0] in archs
+    }
+    without = set(archs) - {split_model_name_tag(name)[0] for name in cfgs}
     if without:
         raise ValueError(f"no release of {', '.join(sorted(without))} in RELEASES")
     return cfgs

@@ -513,7 +513,8 @@ def test_registered_widths_fit_their_trunk(name):
     assert model.head.global_pool.dim <= model.num_features
 
 
-@pytest.mark.parametrize('name', ['resnet18_isqrt', 'resnet50_isqrt_d256.gcp_in1k'])
+# with the ShuffleNetV2, the other family that builds its own trunk under a `GCPHead`
+@pytest.mark.parametrize('name', ['resnet18_isqrt', 'resnet50_isqrt_d256.gcp_in1k', 'shufflenetv2_100_isqrt_d256'])
 def test_a_string_pretrained_is_named(name):
     """timm.create_model's second positional argument is pretrained: a backbone name there is refused at once."""
     with pytest.raises(TypeError) as info:
@@ -525,3 +526,10 @@ def test_a_string_pretrained_is_named(name):
         f"pretrained tag in the model name (e.g. {arch}.<tag>) or in pretrained_cfg=...")
     with pytest.raises(TypeError, match='pretrained must be True or False, got 1'):
         timm.create_model(name, pretrained=1)
+
+
+def test_shufflenet_head_widths():
+    model = timm.create_model('shufflenetv2_100_isqrt_d256', gcp_dim=0, num_classes=3, device='meta')
+    assert model.head.global_pool.dim == 1024 and isinstance(model.head.global_pool.reduce, nn.Identity)
+    with pytest.raises(ValueError, match='dim=2048 .* wider than the 1024 input channels'):
+        timm.create_model('shufflenetv2_100_isqrt_d256', gcp_dim=2048, device='meta')

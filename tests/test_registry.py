@@ -190,3 +190,11 @@ def test_every_cfg_names_a_known_repository():
             assert cfg.origin_url in urls and cfg.license == 'unknown', name
     for name, result in RELEASES.items():
         assert result.source in REPOS and set(result.papers) <= set(PAPERS), name
+
+
+@pytest.mark.parametrize('name', preset_names() + ['mobilenetv2_100_isqrt', 'mobilenetv2_100_isqrt_d256'])
+def test_preset_widths_fit_their_trunk(name):
+    """No registered model needs gcp_expand (docs/architectures.md, "Head arguments"): the families' own files check
+    theirs, the presets on timm backbones are checked here."""
+    head = timm.create_model(name, device='meta').head
+    assert head.global_pool.dim <= head.in_features, name

@@ -133,8 +133,9 @@ class GCPResNet(GCPClassifierMixin, ResNet):
             bn_eps: Eps of the residual blocks' BNs and of the GCP reduction's BN (None: 1e-5).
             stem_bn_eps: Eps of the stem BN (None: bn_eps).
             down_bn_eps: Eps of the shortcut projection BNs (None: bn_eps).
-            **kwargs: `gcp_X` sets the head's `GCPPool` argument X (gcp_dim, gcp_norm, gcp_iters, gcp_power,
-                gcp_dropcov, gcp_dropcov_scale, gcp_act); the rest are timm ResNet settings (stem, drop path, ...).
+            **kwargs: `gcp_X` sets the head's `GCPPool` argument X (gcp_dim, 0 for no reduction; gcp_norm,
+                gcp_iters, gcp_power, gcp_dropcov, gcp_dropcov_scale, gcp_act, gcp_expand); the rest are timm ResNet
+                settings (stem, drop path, ...).
         """
         if pad_type not in ('', 'same'):
             raise ValueError(f"unknown pad_type {pad_type!r}, expected '' or 'same'")

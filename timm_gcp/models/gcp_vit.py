@@ -196,7 +196,7 @@ class GCPVisionTransformer(GCPClassifierMixin, VisionTransformer):
             pos_embed: 'learn' (timm), 'sinusoid' (fixed table, SoT / DropCov-ViT) or 'none'.
             drop_rate: Dropout on the pre-logits before the classifiers.
             **kwargs: `gcp_X` sets the `TokenGCPHead` argument X (gcp_pool, gcp_dim, gcp_norm, gcp_iters,
-                gcp_heads, gcp_qk_chunks, gcp_token_drop, gcp_drop); the rest are timm VisionTransformer
+                gcp_heads, gcp_qk_chunks, gcp_token_drop, gcp_drop, gcp_expand); the rest are timm VisionTransformer
                 settings (depth, num_heads, mlp_ratio, qkv_bias, norm_layer, drop path, ...). The class
                 token is required; fc_norm is not supported.
         """

@@ -22,6 +22,7 @@ class UnknownModelError(KeyError):
     def __str__(self) -> str:
         return str(self.args[0])
 
+
 # the model family modules; timm keys its module listing on the last part of the module name
 GCP_MODULES = ('gcp_resnet', 'gcp_vit', 'gcp_backbone', 'gcp_shufflenet')
 

@@ -1,7 +1,7 @@
 """The weights of every `arch.tag`: what the authors released, and whether timm-gcp hosts a conversion.
 
-One `Release` per tag is the source of truth that the pretrained cfgs (`hf_hub_id`, published tags only), the README
-model table, the model cards, the missing-weights error and `timm-gcp release` read:
+One `Release` per tag is the source of truth that the pretrained cfgs (`hf_hub_id`, of published tags
+only), the README model table, the model cards, the missing-weights error and `timm-gcp release` read:
 
 * the Hub repo timm-gcp publishes the converted weights to, and whether they are uploaded
   (`published` stays False until a maintainer has uploaded them and checked them on the Hub);
@@ -167,6 +167,7 @@ def check_pretrained_source(variant: str, kwargs: Dict[str, Any]) -> None:
     if constants.HF_HUB_OFFLINE:
         raise WeightsUnavailableError(unavailable_message(
             release, f'HF_HUB_OFFLINE is set and the local Hub cache has no copy of {release.hub_id}'))
+
 
 _FMPN = 'jiangtaoxie/fast-MPN-COV'
 _GCPO = 'ZhangLi-CS/GCP_Optimization'

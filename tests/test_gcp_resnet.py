@@ -423,7 +423,7 @@ def test_deprecated_names_warn_and_build_the_ms_model(old, new):
         current = timm.create_model(new, **TINY)
         assert type(model) is type(current) and _numerics(model) == _numerics(current) == _ms_numerics(new)
         assert model.pretrained_cfg['architecture'] == new.split('.')[0] and model.pretrained_cfg['tag'] == 'tpami_in1k'
-        assert model.pretrained_cfg['hf_hub_id'] == f'timm-gcp/{new}'
+        assert model.pretrained_cfg == timm.create_model(new, device='meta').pretrained_cfg
         state, current_state = model.state_dict(), current.state_dict()
         assert list(state) == list(current_state)
         assert all(torch.equal(state[k], current_state[k]) for k in state)
@@ -453,3 +453,83 @@ def test_head_settings_that_mean_nothing_are_refused():
         timm.create_model('resnet18_dropcov', gcp_dropcov_scale=-1.0, device='meta')
     with pytest.raises(ValueError, match='needs dropcov=True'):
         timm.create_model('resnet18_isqrt', gcp_dropcov_scale=5.0, device='meta')
+
+
+# --- model arguments that cannot be honoured (docs/architectures.md, "Head arguments") --------------------
+
+@pytest.mark.parametrize('output_stride', [8, 32])
+def test_output_stride_other_than_16_is_refused(output_stride):
+    """timm's output_stride dilates (8, 16) or keeps layer4's stride (32): another network than the papers'."""
+    with pytest.raises(ValueError) as info:
+        timm.create_model('resnet18_isqrt', output_stride=output_stride, device='meta')
+    assert str(info.value).startswith(
+        f'output_stride={output_stride}: the GCP ResNets run layer4 at stride 1 without dilation')
+    assert f"timm.create_model('gcp_isqrt', backbone='resnet50', output_stride={output_stride})" in str(info.value)
+    with pytest.raises(ValueError, match=f'output_stride={output_stride}: '):
+        timm.create_model('ms_resnet50_isqrt.tpami_in1k', output_stride=output_stride, features_only=True)
+
+
+def test_output_stride_16_is_the_network_itself():
+    """16 is what these networks are: the same modules and outputs as without it, no dilation anywhere."""
+    torch.manual_seed(0)
+    plain = timm.create_model('resnet18_isqrt', **TINY).eval()
+    torch.manual_seed(0)
+    same = timm.create_model('resnet18_isqrt', output_stride=16, **TINY).eval()
+    assert all(m.dilation == (1, 1) for m in same.modules() if isinstance(m, nn.Conv2d))
+    assert same.feature_info[-1]['reduction'] == 16
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(same(x), plain(x), rtol=0, atol=0)
+
+
+def test_gcp_dim_0_is_no_reduction():
+    """gcp_dim=0 pools the trunk's own channels (None cannot say it: timm.create_model drops None arguments)."""
+    model = timm.create_model('resnet18_isqrt', gcp_dim=0, num_classes=5, device='meta')
+    assert isinstance(model.head.global_pool.reduce, nn.Identity)
+    assert model.head.global_pool.dim == 512 and model.head.fc.in_features == 512 * 513 // 2
+    assert 'reduce' not in ''.join(n for n, _ in model.named_parameters())
+    tiny = timm.create_model('resnet18_dropcov', **dict(TINY, gcp_dim=0), num_classes=3).eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        features = tiny.forward_features(x)
+        torch.testing.assert_close(tiny.forward_head(features, pre_logits=True), triu_vec(covariance(features)))
+
+
+def test_gcp_dim_wider_than_the_trunk_needs_gcp_expand():
+    with pytest.raises(ValueError) as info:
+        timm.create_model('resnet18_isqrt', gcp_dim=4096, device='meta')
+    assert 'dim=4096 (a model\'s gcp_dim) is wider than the 512 input channels' in str(info.value)
+    assert '8,392,762,344 in all at 1000 classes' in str(info.value)  # resnet18_isqrt's head with gcp_dim=4096
+    assert 'gcp_expand=True' in str(info.value)
+    wide = timm.create_model('resnet18_isqrt', gcp_expand=True, **dict(TINY, gcp_dim=40))
+    assert wide.head.global_pool.dim == 40 and wide.head.global_pool.in_features == 32
+    with pytest.raises(ValueError, match='dim=40 .* wider than the 32 input channels'):
+        timm.create_model('resnet18_isqrt', **dict(TINY, gcp_dim=40))
+
+
+@pytest.mark.parametrize('name', [n for n in timm.list_models(module='gcp_resnet')])
+def test_registered_widths_fit_their_trunk(name):
+    model = timm.create_model(name, device='meta')
+    assert model.head.global_pool.dim <= model.num_features
+
+
+# with the ShuffleNetV2, the other family that builds its own trunk under a `GCPHead`
+@pytest.mark.parametrize('name', ['resnet18_isqrt', 'resnet50_isqrt_d256.gcp_in1k', 'shufflenetv2_100_isqrt_d256'])
+def test_a_string_pretrained_is_named(name):
+    """timm.create_model's second positional argument is pretrained: a backbone name there is refused at once."""
+    with pytest.raises(TypeError) as info:
+        timm.create_model(name, 'convnext_atto')
+    arch = name.split('.')[0]
+    assert str(info.value) == (
+        f"{arch}: pretrained must be True or False, got 'convnext_atto'; timm.create_model's second positional "
+        f"argument is pretrained; a backbone goes in backbone='convnext_atto' (the generic GCP models), and a "
+        f"pretrained tag in the model name (e.g. {arch}.<tag>) or in pretrained_cfg=...")
+    with pytest.raises(TypeError, match='pretrained must be True or False, got 1'):
+        timm.create_model(name, pretrained=1)
+
+
+def test_shufflenet_head_widths():
+    model = timm.create_model('shufflenetv2_100_isqrt_d256', gcp_dim=0, num_classes=3, device='meta')
+    assert model.head.global_pool.dim == 1024 and isinstance(model.head.global_pool.reduce, nn.Identity)
+    with pytest.raises(ValueError, match='dim=2048 .* wider than the 1024 input channels'):
+        timm.create_model('shufflenetv2_100_isqrt_d256', gcp_dim=2048, device='meta')

@@ -17,6 +17,7 @@ from timm_gcp.layers import (
 )
 from timm_gcp.layers import token_heads
 from timm_gcp.models.gcp_vit import GCPVisionTransformer, checkpoint_filter_fn, sinusoid_pos_embed
+from timm_gcp.models.releases import RELEASES
 
 from tests.helpers.layouts import vit_original
 from tests.helpers.weights import randomize
@@ -288,14 +289,14 @@ def test_token_head_bad_input_and_settings():
     with pytest.raises(ValueError, match="heads, token_drop only apply to pool='crosscov'"):
         TokenGCPHead(12, pool='cov', heads=4, token_drop=0.1)
     with pytest.raises(ValueError, match='qk_chunks must be 2'):
-        TokenGCPHead(12, pool='crosscov', qk_chunks=4)
+        TokenGCPHead(12, pool='crosscov', dim=4, qk_chunks=4)
     with pytest.raises(ValueError, match='token_drop must be a rate'):
-        TokenGCPHead(12, pool='crosscov', token_drop=1.0)
+        TokenGCPHead(12, pool='crosscov', dim=4, token_drop=1.0)
     with pytest.raises(ValueError, match='drop_rate must be a rate'):
         TokenGCPHead(12, drop_rate=-0.1)
     with pytest.raises(ValueError, match='heads must be >= 1'):
-        TokenGCPHead(12, pool='crosscov', heads=0)
-    with pytest.raises(ValueError, match='dim must be >= 2'):
+        TokenGCPHead(12, pool='crosscov', dim=4, heads=0)
+    with pytest.raises(ValueError, match=r'dim must be 0 \(no reduction\) or >= 2, got 1'):
         TokenGCPHead(12, pool='cov', dim=1)
     with pytest.raises(TypeError, match='dim must be an int'):
         TokenGCPHead(12, pool='crosscov', dim=2.5)
@@ -462,11 +463,13 @@ def test_sinusoid_table_matches_original():
     assert model(torch.randn(1, 3, 160, 192)).shape == (1, 1000)
 
 
-def test_published_cfgs():
+def test_release_cfgs():
+    """The authors' DropCov-ViT tags are the default tags; timm lists them as pretrained once they are uploaded."""
     for name in ('vit_dropcov_small', 'vit_dropcov_t2t_14'):
-        assert timm.list_pretrained(name + '*') == [name + '.dc_in1k']
+        release = RELEASES[f'{name}.dc_in1k']
+        assert timm.list_pretrained(name + '*') == ([release.name] if release.published else [])
         cfg = timm.create_model(name, pretrained=False, device='meta').pretrained_cfg
-        assert cfg['hf_hub_id'] == f'timm-gcp/{name}.dc_in1k'
+        assert cfg['tag'] == 'dc_in1k' and cfg.get('hf_hub_id') == (release.hub_id if release.published else None)
         assert cfg['num_classes'] == 1000 and cfg['pool_size'] == (14, 14)
         assert cfg['first_conv'] == 'patch_embed.stem.0' and cfg['classifier'] == ('head.cls_fc', 'head.visual_fc')
         assert cfg['crop_pct'] == 0.875 and cfg['paper_ids'] and cfg['origin_url'] and cfg['license']
@@ -628,3 +631,33 @@ def test_iters_without_newton_schulz_is_refused():
     # not given: the defaults of every norm build
     assert timm.create_model('deit_tiny_patch16_224_isqrt', gcp_norm='mpn', depth=1, device='meta')
     assert timm.create_model('deit_tiny_patch16_224_isqrt', gcp_iters=3, depth=1).head.representation.norm.iters == 3
+
+
+# --- head widths and pretrained (docs/architectures.md, "Head arguments") --------------------------------
+
+def test_gcp_dim_0_pools_the_tokens_unreduced_and_wider_dims_need_gcp_expand():
+    model = timm.create_model('deit_tiny_patch16_224_isqrt', gcp_dim=0, depth=1, device='meta')
+    assert model.head.representation.dim == 192 and isinstance(model.head.representation.reduce, torch.nn.Identity)
+    assert model.num_features == 192 + 192 * 193 // 2
+    with pytest.raises(ValueError, match=r"dim=512 \(a model's gcp_dim\) is wider than the 192 input channels"):
+        timm.create_model('deit_tiny_patch16_224_isqrt', gcp_dim=512, depth=1, device='meta')
+    with pytest.raises(ValueError, match=r'dim=200 .* wider than the 192 input channels: .* in the projection'):
+        timm.create_model('deit_tiny_patch16_224_dropcov', gcp_dim=200, depth=1, device='meta')
+    with pytest.raises(ValueError, match=r"dim=0 \(no reduction\) is a setting of pool='cov'"):
+        timm.create_model('vit_dropcov_small', gcp_dim=0, depth=1, device='meta')
+    wide = timm.create_model('deit_tiny_patch16_224_isqrt', gcp_dim=256, gcp_expand=True, depth=1, device='meta')
+    assert wide.head.representation.dim == 256
+
+
+@pytest.mark.parametrize('name', timm.list_models(module='gcp_vit'))
+def test_registered_head_widths_fit_the_tokens(name):
+    model = timm.create_model(name, depth=1, device='meta')
+    assert model.head.representation.dim <= model.embed_dim
+
+
+@pytest.mark.parametrize('name', ['deit_small_patch16_224_isqrt', 'vit_dropcov_small.dc_in1k'])
+def test_a_string_pretrained_is_named(name):
+    arch = name.split('.')[0]
+    with pytest.raises(TypeError, match=rf"{arch}: pretrained must be True or False, got 'vit_small_patch16_224'; "
+                                        r"timm.create_model's second positional argument is pretrained"):
+        timm.create_model(name, 'vit_small_patch16_224')

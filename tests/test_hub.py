@@ -27,6 +27,7 @@ from timm_gcp.export.folder import HUB_FILES, export_for_hub
 from timm_gcp.hub.cards import render_card
 from timm_gcp.hub.publish import PublishError, publish
 from timm_gcp.models.registry import release_names
+from timm_gcp.models.releases import RELEASES
 
 from tests.helpers import REPO
 from tests.helpers.fake_hub import SHA, FakeHfApi
@@ -66,7 +67,7 @@ def hub_cache(tmp_path_factory):
     weights = {}
     for name in release_names():
         arch = name.split('.')[0]
-        repo_id = timm.models.get_pretrained_cfg(name).hf_hub_id
+        repo_id = RELEASES[name].hub_id
         if name in EXPORTED:
             model = _random_model(name)
             export_for_hub(model, root / name)
@@ -137,7 +138,7 @@ def test_export_is_atomic(tmp_path, monkeypatch):
 def test_registry_names_and_hf_hub_names_load_offline(offline, name):
     """The tag, the untagged ms_ architecture (default tag), the Hub repo and the deprecated name: same model."""
     source = offline[name]
-    repo_id = timm.models.get_pretrained_cfg(name).hf_hub_id
+    repo_id = RELEASES[name].hub_id
     assert repo_id == f'timm-gcp/{name}'
     arch = name.split('.')[0]
     deprecated = f"{arch[len('ms_'):]}.tpami_in1k"

@@ -11,6 +11,7 @@ from timm_gcp.bench.reference import dense_centring_covariance
 from timm_gcp.layers import (
     EIGENBASIS_CROSSOVER, AdaptiveChannelDrop, CovPool, GCP_POOL_TYPES, GCPHead, GCPPool, ISqrt, MatrixPower, TriuVec,
     check_pool_input, covariance, covariance_tokens, drop_channels, dropcov_rate, isqrt, make_fc, mpn, triu_vec,
+    TokenGCPHead,
 )
 
 from tests.helpers.weights import randomize
@@ -365,7 +366,7 @@ def test_dropcov_eval_is_identity_and_train_perturbs():
 
 
 def test_dropcov_head_eval_is_plain_covariance_pooling():
-    head = GCPHead(12, num_classes=0, dim=None, norm='none', dropcov=True).eval()
+    head = GCPHead(12, num_classes=0, dim=0, norm='none', dropcov=True).eval()
     x = _features(2, 12, 4, 4, dtype=torch.float32)
     torch.testing.assert_close(head(x), triu_vec(covariance(x)))
 
@@ -383,7 +384,7 @@ def test_dropcov_training_rate_without_host_sync():
 @pytest.mark.parametrize('shape', [(2, 8, 1, 2), (2, 8, 2, 2), (2, 8, 5, 5)])  # 1x1 is refused (test below)
 @pytest.mark.parametrize('scale', [0.0, 1e-20, 1.0])
 def test_degenerate_inputs_finite(norm, dropcov, shape, scale):
-    head = GCPHead(8, num_classes=3, dim=None, norm=norm, dropcov=dropcov).train()
+    head = GCPHead(8, num_classes=3, dim=0, norm=norm, dropcov=dropcov).train()
     x = (_features(*shape, dtype=torch.float32) * scale).requires_grad_(True)
     out = head(x)
     out.sum().backward()
@@ -420,12 +421,12 @@ def test_pool_input_formats_give_the_same_vector(norm):
 
 
 @pytest.mark.parametrize('in_features,dim,out_features', [(12, 2, 3), (12, 7, 28), (512, 128, 8256),
-                                                           (512, 256, 32896), (10, None, 55)])
+                                                           (512, 256, 32896), (10, 0, 55)])
 def test_pool_out_features_is_the_triangle(in_features, dim, out_features):
     pool = GCPPool(in_features, dim=dim)
     assert pool.out_features == out_features == pool.dim * (pool.dim + 1) // 2
     assert pool.in_features == in_features and pool.dim == (dim or in_features)
-    assert isinstance(pool.reduce, torch.nn.Identity) == (dim is None)
+    assert isinstance(pool.reduce, torch.nn.Identity) == (dim == 0)
     x = torch.randn(2, in_features, 3, 3)
     assert pool.eval()(x).shape == (2, out_features)
 
@@ -442,15 +443,15 @@ def test_pool_submodules_and_reduction_init():
 
 def test_pool_bad_input_format_and_width():
     with pytest.raises(ValueError, match=r"unknown input_fmt 'NWC', expected one of \('NCHW', 'NHWC', 'NLC'\)"):
-        GCPPool(12, input_fmt='NWC')
+        GCPPool(12, dim=4, input_fmt='NWC')
     with pytest.raises(ValueError, match=r'expects 12 input channels \(NCHW\), got 10 \(shape \(2, 10, 3, 3\)\)'):
-        GCPPool(12)(torch.randn(2, 10, 3, 3))
+        GCPPool(12, dim=4)(torch.randn(2, 10, 3, 3))
     with pytest.raises(ValueError, match=r'expects 12 input channels \(NHWC\), got 3'):
-        GCPPool(12, input_fmt='NHWC')(torch.randn(2, 12, 3, 3))  # an NCHW map given as NHWC
+        GCPPool(12, dim=4, input_fmt='NHWC')(torch.randn(2, 12, 3, 3))  # an NCHW map given as NHWC
     with pytest.raises(ValueError, match=r'expects 12 input channels \(NLC\), got 10'):
-        GCPPool(12, input_fmt='NLC')(torch.randn(2, 9, 10))
+        GCPPool(12, dim=4, input_fmt='NLC')(torch.randn(2, 9, 10))
     with pytest.raises(ValueError, match=r'GCP pooling input must be 3-D \(NLC\), got shape \(2, 12, 3, 3\)'):
-        GCPPool(12, input_fmt='NLC')(torch.randn(2, 12, 3, 3))
+        GCPPool(12, dim=4, input_fmt='NLC')(torch.randn(2, 12, 3, 3))
     with pytest.raises(ValueError, match=r'GCP pooling input must be 4-D \(NHWC\)'):
         check_pool_input(torch.randn(2, 9, 12), 12, 'NHWC')
     with pytest.raises(ValueError, match='in_features must be >= 2'):
@@ -533,7 +534,7 @@ def test_head_matches_composed_layers():
 @pytest.mark.parametrize('norm', ['isqrt', 'mpn', 'none'])
 def test_head_under_bf16_autocast_matches_float32(norm):
     torch.manual_seed(0)
-    head = GCPHead(16, num_classes=0, dim=None, norm=norm).eval()
+    head = GCPHead(16, num_classes=0, dim=0, norm=norm).eval()
     x = torch.randn(4, 16, 7, 7).relu()
     ref = head(x)
     with torch.autocast('cpu', dtype=torch.bfloat16):
@@ -587,10 +588,10 @@ def test_bad_input_errors():
 def test_head_bad_settings_and_input():
     with pytest.raises(ValueError, match="unknown GCP norm 'svd'"):
         GCPHead(16, norm='svd')
-    with pytest.raises(ValueError, match='dim must be >= 2'):
+    with pytest.raises(ValueError, match=r'dim must be 0 \(no reduction\) or >= 2, got 1'):
         GCPHead(16, dim=1)
     with pytest.raises(ValueError, match='iters must be >= 1'):
-        GCPHead(16, iters=0)
+        GCPHead(16, dim=8, iters=0)
     with pytest.raises(ValueError, match="pool_type 'avg'"):
         GCPHead(16, pool_type='avg')
     with pytest.raises(ValueError, match='dim must be >= 2'):
@@ -613,8 +614,9 @@ def test_a_map_of_one_position_is_refused(fmt, shape):
         GCPHead(8, num_classes=3, dim=4, input_fmt=fmt, feat_stride=16)(torch.randn(shape))
     with pytest.raises(ValueError, match='at least 2 tokens, got 1'):
         GCPPool(8, dim=4, input_fmt='NLC')(torch.randn(2, 1, 8))
-    # two positions are enough for an output that depends on the input
-    out = GCPPool(8, dim=4).eval()(torch.randn(3, 8, 1, 2))
+    # two positions are enough for an output that depends on the input (no reduction: no ReLU that could zero a
+    # channel for every input)
+    out = GCPPool(8, dim=0).eval()(torch.randn(3, 8, 1, 2))
     assert out.std(dim=0).min() > 0
 
 
@@ -629,8 +631,63 @@ def test_settings_that_mean_nothing_are_refused():
         GCPPool(8, dropcov_scale=5.0)
     for scale in (-1.0, 0.0):
         with pytest.raises(ValueError, match=r'scale \(the DropCov rate constant\) must be > 0'):
-            GCPPool(8, norm='none', dropcov=True, dropcov_scale=scale)
+            GCPPool(8, dim=4, norm='none', dropcov=True, dropcov_scale=scale)
     # not given: each norm builds with its own default
-    assert GCPPool(8, norm='isqrt').norm.iters == 5
-    assert GCPPool(8, norm='mpn').norm.power == 0.5
-    assert GCPPool(8, norm='none', dropcov=True).dropcov.scale == 10.0
+    assert GCPPool(8, dim=4, norm='isqrt').norm.iters == 5
+    assert GCPPool(8, dim=4, norm='mpn').norm.power == 0.5
+    assert GCPPool(8, dim=4, norm='none', dropcov=True).dropcov.scale == 10.0
+
+
+# --- the reduction width (docs/architectures.md, "Head arguments") ---------------------------------
+
+def test_dim_0_is_no_reduction_and_none_is_refused():
+    """dim=0 pools the input channels themselves; None is refused, as timm.create_model would drop it."""
+    x = torch.randn(2, 10, 3, 3)
+    pool = GCPPool(10, dim=0, norm='none').eval()
+    assert pool.dim == 10 and pool.out_features == 55 and isinstance(pool.reduce, torch.nn.Identity)
+    torch.testing.assert_close(pool(x), triu_vec(covariance(x)))
+    head = GCPHead(10, num_classes=3, dim=0)
+    assert head.num_features == 55 and head.fc.in_features == 55
+    with pytest.raises(TypeError, match=r"dim=None is not a GCP reduction width: dim=0 \(a model's gcp_dim=0\)"):
+        GCPPool(10, dim=None)
+    with pytest.raises(ValueError, match='dim must be >= 0, got -1'):
+        GCPPool(10, dim=-1)
+
+
+def test_a_reduction_wider_than_the_input_needs_expand():
+    """A dim above in_features only adds parameters: refused, naming the width, the counts and the opt-in."""
+    with pytest.raises(ValueError) as info:
+        GCPHead(512, dim=4096)
+    message = str(info.value)
+    reduce_params, per_class = 512 * 4096 + 2 * 4096, 4096 * 4097 // 2 + 1
+    assert 'dim=4096 (a model\'s gcp_dim) is wider than the 512 input channels' in message
+    assert f'{reduce_params:,} in the reduction and {per_class:,} per class in the classifier' in message
+    assert f'{reduce_params + 1000 * per_class:,} in all at 1000 classes' in message
+    assert 'use dim <= 512 (dim=0: the covariance of the 512 channels themselves)' in message
+    assert 'expand=True (gcp_expand=True)' in message
+    wide = GCPPool(8, dim=12, expand=True)
+    assert wide.dim == 12 and wide.reduce.conv.out_channels == 12
+    assert GCPPool(8, dim=8).dim == 8  # as wide as the input: a reduction of rank up to 8
+    # the head rebuilds its pooling with the same opt-in at a new width
+    head = GCPHead(16, num_classes=2, dim=12)
+    with pytest.raises(ValueError, match='dim=12 .* wider than the 8 input channels'):
+        head.reset(2, in_features=8)
+    expanded = GCPHead(16, num_classes=2, dim=12, expand=True)
+    expanded.reset(2, in_features=8)
+    assert expanded.global_pool.in_features == 8 and expanded.global_pool.dim == 12
+
+
+@pytest.mark.parametrize('kwargs,message', [
+    (dict(pool='cov', dim=32), r'dim=32 .* wider than the 16 input channels'),
+    (dict(pool='crosscov', dim=20), r'dim=20 .* wider than the 16 input channels: .* \(3,840 in the projection'),
+    (dict(pool='crosscov', dim=0), r"dim=0 \(no reduction\) is a setting of pool='cov'"),
+])
+def test_token_head_dims(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        TokenGCPHead(16, **kwargs)
+    if kwargs['dim']:
+        assert TokenGCPHead(16, expand=True, **kwargs).representation.dim == kwargs['dim']
+    cov = TokenGCPHead(16, num_classes=0, pool='cov', dim=0).eval()
+    tokens = torch.randn(2, 5, 16)
+    assert cov.representation.out_features == 16 * 17 // 2
+    assert cov(tokens[:, 0], tokens).shape == (2, 16 + 136)

@@ -1,10 +1,14 @@
 """The GCP models in timm's registry (`timm_gcp.models.registry`) and their sources (`timm_gcp.models.sources`)."""
+import dataclasses
+
 import pytest
 import timm
 from timm.models import get_pretrained_cfg, split_model_name_tag
 
 import timm_gcp  # noqa: F401  (registers the models)
-from timm_gcp.models.registry import GCP_MODULES, generic_names, is_gcp_model, model_names, preset_names, \
+from timm_gcp.models.gcp_backbone import PRESETS
+from timm_gcp.models.registry import GCP_MODULES, UnknownModelError, baseline_name, generic_names, is_gcp_model, \
+    list_pretrained, model_names, preset_names, \
     registered_names, release_names
 from timm_gcp.models.releases import RELEASES, release_cfgs
 from timm_gcp.models.sources import PAPERS, REPOS, pretrained_fields
@@ -40,13 +44,15 @@ def test_registered_names():
 
 
 def test_registry_and_releases_agree_both_ways():
-    """Every tag with weights is a release record (links, accuracy), and every release record a registered tag whose
-    cfg is generated from it: its Hub repo, its paper and the code its weights come from."""
+    """Every release record is a registered tag whose cfg is generated from it: its paper, the code its weights come
+    from, and its Hub repo once published; timm lists as pretrained exactly the published ones."""
     names = release_names()
     assert len(names) == len(set(names)) and set(names) == set(RELEASES)
     for name, release in RELEASES.items():
         cfg = get_pretrained_cfg(name)
-        assert cfg.hf_hub_id == release.hub_id == f'timm-gcp/{name}', name
+        assert release.hub_id == f'timm-gcp/{name}', name
+        assert cfg.hf_hub_id == (release.hub_id if release.published else None) and cfg.url is None, name
+        assert timm.models.is_model_pretrained(name) == release.published, name
         expected = pretrained_fields(release.papers[0], release.code)
         assert (cfg.paper_ids, cfg.paper_name, cfg.origin_url, cfg.license) == (
             expected['paper_ids'], expected['paper_name'], expected['origin_url'], expected['license']), name
@@ -55,8 +61,56 @@ def test_registry_and_releases_agree_both_ways():
         assert cfg.hf_hub_id is None and cfg.url is None and cfg.file is None, name
 
 
+def test_timm_lists_no_unpublished_release():
+    """timm.list_pretrained() / list_models(pretrained=True) name no tag whose weights are not on the Hub."""
+    unpublished = {name for name, rel in RELEASES.items() if not rel.published}
+    assert not unpublished & set(timm.list_pretrained())
+    assert not unpublished & set(timm.list_models(pretrained=True, include_tags=True))
+    assert not timm.list_pretrained('resnet50_isqrt*') and not timm.list_pretrained('vit_dropcov*')
+
+
+def test_release_cfgs_name_the_hub_repo_of_published_releases_only(monkeypatch):
+    first, second = 'resnet50_isqrt.gcp_in1k', 'resnet50_isqrt.gcp_lradju_in1k'
+    cfgs = release_cfgs(dict, 'resnet50_isqrt')
+    assert list(cfgs) == [first, second] and not any('hf_hub_id' in cfg for cfg in cfgs.values())
+    assert timm.models.generate_default_cfgs(cfgs)['resnet50_isqrt'].tags[0] == 'gcp_in1k'
+    monkeypatch.setitem(RELEASES, second, dataclasses.replace(RELEASES[second], published=True))
+    cfgs = release_cfgs(dict, 'resnet50_isqrt')
+    assert cfgs[second]['hf_hub_id'] == f'timm-gcp/{second}' and 'hf_hub_id' not in cfgs[first]
+    # the default tag (the bare name's) is one that loads
+    assert timm.models.generate_default_cfgs(cfgs)['resnet50_isqrt'].tags[0] == 'gcp_lradju_in1k'
+
+
+def test_list_pretrained_says_what_loads(monkeypatch):
+    """Presets' tags load their backbone's trunk weights; releases load the whole model once published."""
+    loads = list_pretrained()
+    assert set(loads.values()) <= {'trunk'} and not {n for n, rel in RELEASES.items() if not rel.published} & set(loads)
+    assert loads['convnext_tiny_isqrt.fb_in22k'] == 'trunk' and loads['vit_small_patch16_224_dropcov.augreg_in21k'] == \
+        'trunk'
+    for name in loads:
+        arch, tag = split_model_name_tag(name)
+        assert f'{PRESETS[arch][0]}.{tag}' in timm.list_pretrained(), name
+    assert {split_model_name_tag(n)[0] for n in loads} == set(PRESETS)  # every preset, no generic model
+    assert set(list_pretrained('convnext_tiny_*')) == {n for n in loads if n.startswith('convnext_tiny_')}
+    assert list_pretrained(kind='model') == {}
+    tag = 'resnet50_isqrt_d256.gcp_in1k'
+    monkeypatch.setitem(RELEASES, tag, dataclasses.replace(RELEASES[tag], published=True))
+    assert list_pretrained(kind='model') == {tag: 'model'} and list_pretrained('resnet50*') == {tag: 'model'}
+    with pytest.raises(ValueError, match=r"unknown kind 'weights', expected one of \('model', 'trunk'\)"):
+        list_pretrained(kind='weights')
+
+
+def test_unknown_names_are_named():
+    for lookup in (baseline_name, is_gcp_model):
+        with pytest.raises(UnknownModelError) as info:
+            lookup('resnet50_isqrtt.gcp_in1k')
+        assert isinstance(info.value, KeyError)
+        assert str(info.value).startswith("unknown model 'resnet50_isqrtt.gcp_in1k': timm has no architecture "
+                                          "'resnet50_isqrtt'")
+
+
 def test_default_tag_is_the_first_release():
-    """timm's default tag of an architecture (its bare name) is its first release in RELEASES."""
+    """timm's default tag of an architecture (its bare name) is its first release in RELEASES (none is published)."""
     first = {}
     for name in RELEASES:
         first.setdefault(split_model_name_tag(name)[0], name)
@@ -136,3 +190,11 @@ def test_every_cfg_names_a_known_repository():
             assert cfg.origin_url in urls and cfg.license == 'unknown', name
     for name, result in RELEASES.items():
         assert result.source in REPOS and set(result.papers) <= set(PAPERS), name
+
+
+@pytest.mark.parametrize('name', preset_names() + ['mobilenetv2_100_isqrt', 'mobilenetv2_100_isqrt_d256'])
+def test_preset_widths_fit_their_trunk(name):
+    """No registered model needs gcp_expand (docs/architectures.md, "Head arguments"): the families' own files check
+    theirs, the presets on timm backbones are checked here."""
+    head = timm.create_model(name, device='meta').head
+    assert head.global_pool.dim <= head.in_features, name

@@ -92,6 +92,20 @@ def test_unpublished_tag_fails_at_once(no_hub, name):
         assert f'--model {name} --use-ema' in str(info.value)
 
 
+def test_unpublished_tag_in_the_local_hub_cache_loads_from_it(monkeypatch):
+    """An unpublished tag's cfg names no Hub repo (timm's listing shows no weights), but a copy of its repo in the local
+    Hub cache is what `pretrained=True` loads: the repo goes into the overlay timm builds with."""
+    rel = RELEASES[TAG]
+    assert not rel.published and timm.models.get_pretrained_cfg(TAG).hf_hub_id is None
+    monkeypatch.setattr(releases, '_hub_cached', lambda repo_id: repo_id == rel.hub_id)
+    kwargs = dict(pretrained_cfg='gcp_in1k', pretrained_cfg_overlay=dict(num_classes=1000))
+    releases.check_pretrained_source('resnet50_isqrt_d256', kwargs)
+    assert kwargs['pretrained_cfg_overlay'] == dict(num_classes=1000, hf_hub_id=rel.hub_id)
+    other = dict(pretrained_cfg='gcp_in1k', pretrained_cfg_overlay=dict(hf_hub_id='someone/theirs'))
+    releases.check_pretrained_source('resnet50_isqrt_d256', other)  # weights the caller names are left alone
+    assert other['pretrained_cfg_overlay'] == dict(hf_hub_id='someone/theirs')
+
+
 def test_published_tag_offline_without_cache_fails_at_once(no_hub, monkeypatch):
     rel = dataclasses.replace(RELEASES[TAG], published=True)
     monkeypatch.setitem(RELEASES, TAG, rel)

@@ -61,7 +61,7 @@ class GCPHead(nn.Module):
             num_classes: Classifier outputs; 0 returns the pooled vector.
             pool_type: 'gcp', or '' to return the features unpooled (requires num_classes=0).
             drop_rate: Dropout on the pooled vector before the classifier.
-            **pool_kwargs: `GCPPool` settings (dim, norm, iters, power, dropcov, dropcov_scale, act, bn_eps,
+            **pool_kwargs: `GCPPool` settings (dim, norm, iters, power, dropcov, dropcov_scale, expand, act, bn_eps,
                 input_fmt, feat_stride), kept to rebuild the pooling in `reset`.
         """
         super().__init__()

@@ -20,6 +20,41 @@ from .sqrtm import ISqrt, MatrixPower
 GCP_NORMS = ('isqrt', 'mpn', 'none')
 INPUT_FORMATS = ('NCHW', 'NHWC', 'NLC')
 
+
+def check_not_wider(dim: int, in_features: int, expand: bool, params: str, alternative: str = '') -> None:
+    """Raise a ValueError for a pooling width `dim` above its `in_features` input channels, unless `expand`.
+
+    The covariance of a linear map of C channels has rank <= C: a wider map only adds parameters
+    (`params` says how many), so it is built only on request.
+    """
+    if dim > in_features and not expand:
+        raise ValueError(
+            f"dim={dim} (a model's gcp_dim) is wider than the {in_features} input channels: a covariance of a linear "
+            f"map of {in_features} channels has rank <= {in_features}, so the extra width only adds parameters "
+            f"({params}); use dim <= {in_features}{alternative}, or expand=True (gcp_expand=True) to build it anyway")
+
+
+def check_dim(dim: int, in_features: int, expand: bool = False) -> None:
+    """Raise unless `dim` is a reduction `GCPPool` can build from `in_features` channels.
+
+    0 means no reduction; None is refused, since `timm.create_model` drops None arguments (a model's
+    `gcp_dim=None` would silently be its default). A `dim` wider than `in_features` is refused unless
+    `expand` (`check_not_wider`).
+    """
+    if dim is None:
+        raise TypeError("dim=None is not a GCP reduction width: dim=0 (a model's gcp_dim=0) pools the input "
+                        "channels without reduction; timm.create_model drops None arguments")
+    check_int(dim, 'dim', 0)
+    if dim == 1:
+        raise ValueError('dim must be 0 (no reduction) or >= 2, got 1: the covariance of one channel is a scalar')
+    reduce_params, per_class = in_features * dim + 2 * dim, dim * (dim + 1) // 2 + 1
+    check_not_wider(
+        dim, in_features, expand,
+        f'{reduce_params:,} in the reduction and {per_class:,} per class in the classifier: '
+        f'{reduce_params + 1000 * per_class:,} in all at 1000 classes',
+        f' (dim=0: the covariance of the {in_features} channels themselves)')
+
+
 def min_input_side(feat_stride: int) -> int:
     """The smallest image side whose features at `feat_stride` have 2 positions along it (ceil(side / stride) = 2)."""
     return feat_stride + 1
@@ -96,12 +131,13 @@ class GCPPool(nn.Module):
     def __init__(
             self,
             in_features: int,
-            dim: Optional[int] = 128,
+            dim: int = 128,
             norm: str = 'isqrt',
             iters: Optional[int] = None,
             power: Optional[float] = None,
             dropcov: bool = False,
             dropcov_scale: Optional[float] = None,
+            expand: bool = False,
             bn_eps: float = 1e-5,
             act: LayerType = nn.ReLU,
             input_fmt: str = 'NCHW',
@@ -112,13 +148,14 @@ class GCPPool(nn.Module):
         """
         Args:
             in_features: Channels of the input features.
-            dim: Channels after the 1x1 reduction (128 in TPAMI'23 / DropCov, 256 in iSQRT-COV);
-                None pools the input channels directly.
+            dim: Channels after the 1x1 reduction (128 in TPAMI'23 / DropCov, 256 in iSQRT-COV); 0 pools the
+                input channels without reduction. Wider than `in_features` only with `expand` (`check_dim`).
             norm: Matrix normalization: 'isqrt' (Newton-Schulz), 'mpn' (eigen power), 'none'.
             iters: Newton-Schulz iterations of 'isqrt' (None: 5); an error with another norm.
             power: Matrix power of 'mpn' (None: 0.5); an error with another norm.
             dropcov: Insert DropCov's adaptive channel dropout (training only) before the covariance.
             dropcov_scale: DropCov's rate constant, > 0 (None: 10, as in the paper); an error without dropcov.
+            expand: Allow a `dim` wider than `in_features` (more parameters, no more rank).
             bn_eps: Epsilon of the reduction's BatchNorm.
             act: Activation of the reduction (ReLU; GCP_Optimization's MobileNetV2 / ShuffleNetV2: 'relu6').
             input_fmt: 'NCHW', 'NHWC' or 'NLC' (tokens, pooled over N as a C x N x 1 map, as So-ViT).
@@ -133,15 +170,14 @@ class GCPPool(nn.Module):
             raise ValueError(f'unknown input_fmt {input_fmt!r}, expected one of {INPUT_FORMATS}')
         check_norm_args(norm, iters, power, dropcov, dropcov_scale)
         check_int(in_features, 'in_features', 2)
-        if dim is not None:
-            check_int(dim, 'dim', 2)
+        check_dim(dim, in_features, expand)
         self.in_features = in_features
         self.dim = dim or in_features
         self.input_fmt = input_fmt
         self.feat_stride = feat_stride
         self.out_features = self.dim * (self.dim + 1) // 2
 
-        if dim is None:
+        if not dim:
             self.reduce = nn.Identity()
         else:
             self.reduce = ConvNormAct(in_features, dim, 1, act_layer=act, norm_kwargs=dict(eps=bn_eps), **dd)

@@ -27,7 +27,7 @@ from timm.layers import get_device_dtype, register_notrace_function, register_no
 
 from ._checks import check_float, check_int, check_rank, check_rate, check_square, compute_dtype, no_autocast
 from .head import make_fc, reset_pool_type, check_pool_type
-from .pool import GCP_NORMS, GCPPool
+from .pool import GCP_NORMS, GCPPool, check_not_wider
 
 TOKEN_POOLS = ('cov', 'crosscov')
 CROSSCOV_NORMS = ('svpn', 'none')
@@ -230,6 +230,7 @@ def _token_pool(
         heads: Optional[int] = None,
         qk_chunks: Optional[int] = None,
         token_drop: Optional[float] = None,
+        expand: bool = False,
         device=None,
         dtype=None,
 ) -> nn.Module:
@@ -245,19 +246,26 @@ def _token_pool(
         norm = 'isqrt' if norm is None else norm
         if norm not in GCP_NORMS:
             raise ValueError(f"unknown norm {norm!r} for pool='cov', expected one of {GCP_NORMS}")
-        check_int(dim, 'dim', 2)
-        return GCPPool(in_features, dim=dim, norm=norm, iters=iters, input_fmt='NLC', **dd)
+        return GCPPool(in_features, dim=dim, norm=norm, iters=iters, expand=expand, input_fmt='NLC', **dd)
     if iters is not None:
         raise ValueError(f"iters={iters!r} is the Newton-Schulz iteration count of pool='cov' with norm='isqrt', "
                          f"and means nothing for pool='crosscov'")
     norm = 'none' if norm is None else norm
     if norm not in CROSSCOV_NORMS:
         raise ValueError(f"unknown norm {norm!r} for pool='crosscov', expected one of {CROSSCOV_NORMS}")
+    if dim == 0:
+        raise ValueError("dim=0 (no reduction) is a setting of pool='cov'; pool='crosscov' projects every head to "
+                         "dim channels, so its dim must be >= 1")
+    check_int(dim, 'dim', 1)
+    heads, qk_chunks = 6 if heads is None else heads, 2 if qk_chunks is None else qk_chunks
+    check_not_wider(dim, in_features, expand,
+                    f'{qk_chunks * heads * dim * in_features:,} in the projection and {heads * dim * dim + 1:,} per '
+                    f'class in the classifier')
     return MultiHeadCrossCovPool(
         in_features,
-        heads=6 if heads is None else heads,
+        heads=heads,
         dim=dim,
-        qk_chunks=2 if qk_chunks is None else qk_chunks,
+        qk_chunks=qk_chunks,
         norm=norm,
         token_drop=0.0 if token_drop is None else token_drop,
         **dd,
@@ -294,13 +302,14 @@ class TokenGCPHead(nn.Module):
             drop_rate: Dropout on the pre-logits before the classifiers.
             **pool_kwargs: The patch-token pooling, kept to rebuild it in `reset`:
                 pool: 'cov' (So-ViT iSQRT-COV of reduced patch tokens, default) or 'crosscov' (SoT / DropCov-ViT).
-                dim: Side of the pooled matrices: `GCPPool`'s dim ('cov', default 128), the per-head width
-                    ('crosscov').
+                dim: Side of the pooled matrices: `GCPPool`'s dim ('cov', default 128; 0: no reduction), the
+                    per-head width ('crosscov', >= 1). Wider than the tokens only with `expand`.
                 norm: 'cov': 'isqrt' (default), 'mpn' or 'none'; 'crosscov': 'none' (default) or 'svpn'.
                 iters: Newton-Schulz iterations of 'cov' with 'isqrt' (None: 5); an error elsewhere.
                 heads: 'crosscov' heads (default 6).
                 qk_chunks: 'crosscov' projection blocks, 2 (default) or 3 (DropCov-ViT checkpoints).
                 token_drop: 'crosscov' token dropout rate in training (default 0).
+                expand: Allow a `dim` wider than the tokens (more parameters, no more rank).
         """
         super().__init__()
         check_int(in_features, 'in_features', 1)

@@ -3,7 +3,8 @@ prefix-token split of the token models.
 
 A model argument `gcp_X` is the head's argument `X` (`GCPPool` for the map heads, `TokenGCPHead` for the
 ViTs), so `--model-kwargs gcp_iters=3` reaches the head from timm's scripts and an exported config.json
-rebuilds it.
+rebuilds it. `gcp_dim=0` is no reduction (`timm.create_model` drops None arguments, so None cannot say it),
+and a `gcp_dim` wider than the trunk needs `gcp_expand=True` (docs/architectures.md, "Head arguments").
 """
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -13,13 +14,29 @@ from timm.layers import get_device_dtype
 
 from ..layers import check_pool_type
 
-__all__ = ['GCP_POOL_ARGS', 'TOKEN_HEAD_ARGS', 'GCPClassifierMixin', 'pop_gcp_args', 'split_final_tokens',
-           'split_prefix_tokens']
+__all__ = ['GCP_POOL_ARGS', 'TOKEN_HEAD_ARGS', 'GCPClassifierMixin', 'check_pretrained_arg', 'pop_gcp_args',
+           'split_final_tokens', 'split_prefix_tokens']
 
 # `GCPPool` arguments a model takes as `gcp_<name>`
-GCP_POOL_ARGS = ('dim', 'norm', 'iters', 'power', 'dropcov', 'dropcov_scale', 'act')
+GCP_POOL_ARGS = ('dim', 'norm', 'iters', 'power', 'dropcov', 'dropcov_scale', 'act', 'expand')
 # `TokenGCPHead` arguments a model takes as `gcp_<name>`
-TOKEN_HEAD_ARGS = ('pool', 'dim', 'norm', 'iters', 'heads', 'qk_chunks', 'token_drop', 'drop')
+TOKEN_HEAD_ARGS = ('pool', 'dim', 'norm', 'iters', 'heads', 'qk_chunks', 'token_drop', 'drop', 'expand')
+
+
+def check_pretrained_arg(variant: str, pretrained: Any) -> None:
+    """Raise a TypeError unless `pretrained` is a bool: a string there is a model name in the wrong place.
+
+    `timm.create_model(name, 'convnext_atto')` passes its second positional argument as `pretrained`.
+    """
+    if isinstance(pretrained, bool):
+        return
+    fix = ''
+    if isinstance(pretrained, str):
+        fix = (f'; a backbone goes in backbone={pretrained!r} (the generic GCP models), and a pretrained tag in the '
+               f'model name (e.g. {variant}.<tag>) or in pretrained_cfg=...')
+    raise TypeError(
+        f'{variant}: pretrained must be True or False, got {pretrained!r}; timm.create_model\'s second positional '
+        f'argument is pretrained{fix}')
 
 
 def pop_gcp_args(kwargs: Dict[str, Any], names: Sequence[str] = GCP_POOL_ARGS) -> Dict[str, Any]:

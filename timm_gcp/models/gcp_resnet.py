@@ -22,13 +22,33 @@ from timm.models.resnet import BasicBlock, Bottleneck, ResNet
 
 from ..checkpoints import MINDSPORE_PREFIX, RESNET_RENAMES, check_fit, rename_key
 from ..layers import GCPHead, check_pool_type
-from ._head import GCPClassifierMixin, pop_gcp_args
+from ._head import GCPClassifierMixin, check_pretrained_arg, pop_gcp_args
 from .releases import check_pretrained_source, release_cfgs
 from .sources import pretrained_fields
 
 __all__ = [
-    'GCPResNet', 'checkpoint_filter_fn', 'DEPRECATED_NAMES', 'MINDSPORE_NUMERICS', 'REDUCE_CONV_WEIGHT',
+    'GCPResNet', 'checkpoint_filter_fn', 'check_output_stride', 'DEPRECATED_NAMES', 'MINDSPORE_NUMERICS',
+    'OUTPUT_STRIDE', 'REDUCE_CONV_WEIGHT',
 ]
+
+
+# layer4 at stride 1 without dilation: features at 1/16 of the input
+OUTPUT_STRIDE = 16
+
+
+def check_output_stride(output_stride: int) -> None:
+    """Raise a ValueError for an output_stride other than the GCP ResNets' own 16.
+
+    timm's ResNet reaches 16 or 8 by dilating the stages it un-strides, and 32 keeps layer4's stride 2:
+    either is another network than the papers' (and than the authors' weights were trained as).
+    """
+    if output_stride != OUTPUT_STRIDE:
+        raise ValueError(
+            f'output_stride={output_stride!r}: the GCP ResNets run layer4 at stride 1 without dilation, so their '
+            f'features are 1/{OUTPUT_STRIDE} of the input, as in the papers; {OUTPUT_STRIDE} is the only '
+            f'output_stride they take. For a GCP head on timm\'s ResNet at another stride (timm dilates for 8 and '
+            f'16), use the generic model, e.g. timm.create_model(\'gcp_isqrt\', backbone=\'resnet50\', '
+            f'output_stride={output_stride!r}) (docs/architectures.md, "Head arguments")')
 
 
 def _remove_stride(stage: nn.Sequential) -> None:
@@ -92,6 +112,7 @@ class GCPResNet(GCPClassifierMixin, ResNet):
             in_chans: int = 3,
             global_pool: str = 'gcp',
             drop_rate: float = 0.0,
+            output_stride: int = OUTPUT_STRIDE,
             pad_type: str = '',
             bn_eps: Optional[float] = None,
             stem_bn_eps: Optional[float] = None,
@@ -106,17 +127,20 @@ class GCPResNet(GCPClassifierMixin, ResNet):
             num_classes: Classifier outputs; 0 returns the pooled covariance vector.
             global_pool: 'gcp', or '' for unpooled features (with num_classes=0).
             drop_rate: Dropout on the covariance vector before the classifier.
+            output_stride: 16, the only stride of these networks (`check_output_stride`).
             pad_type: '' (PyTorch symmetric padding) or 'same' (TensorFlow 'same' padding of every conv
                 and the stem max pool, as the MindSpore ResNet-50 uses).
             bn_eps: Eps of the residual blocks' BNs and of the GCP reduction's BN (None: 1e-5).
             stem_bn_eps: Eps of the stem BN (None: bn_eps).
             down_bn_eps: Eps of the shortcut projection BNs (None: bn_eps).
-            **kwargs: `gcp_X` sets the head's `GCPPool` argument X (gcp_dim, gcp_norm, gcp_iters, gcp_power,
-                gcp_dropcov, gcp_dropcov_scale, gcp_act); the rest are timm ResNet settings (stem, drop path, ...).
+            **kwargs: `gcp_X` sets the head's `GCPPool` argument X (gcp_dim, 0 for no reduction; gcp_norm,
+                gcp_iters, gcp_power, gcp_dropcov, gcp_dropcov_scale, gcp_act, gcp_expand); the rest are timm ResNet
+                settings (stem, drop path, ...).
         """
         if pad_type not in ('', 'same'):
             raise ValueError(f"unknown pad_type {pad_type!r}, expected '' or 'same'")
         check_pool_type(global_pool, num_classes, 'global_pool')
+        check_output_stride(output_stride)
         gcp_args = pop_gcp_args(kwargs)
         dd = {'device': device, 'dtype': dtype}
         super().__init__(block, layers, num_classes=0, in_chans=in_chans, global_pool='', **kwargs, **dd)
@@ -213,6 +237,7 @@ DEPRECATED_NAMES = {
 
 
 def _create_gcp_resnet(variant: str, pretrained: bool = False, **kwargs: Any) -> GCPResNet:
+    check_pretrained_arg(variant, pretrained)
     deprecated = f"{variant}.{kwargs.get('pretrained_cfg')}"
     if deprecated in DEPRECATED_NAMES:
         current, tag = split_model_name_tag(DEPRECATED_NAMES[deprecated])

@@ -15,7 +15,7 @@ from timm.models._features import feature_take_indices
 
 from ..checkpoints import SHUFFLENETV2_RENAMES, check_fit, rename_key
 from ..layers import GCPHead, check_pool_type
-from ._head import GCPClassifierMixin, pop_gcp_args
+from ._head import GCPClassifierMixin, check_pretrained_arg, pop_gcp_args
 from .releases import check_pretrained_source, release_cfgs
 
 __all__ = ['GCPShuffleNetV2', 'InvertedResidual', 'channel_shuffle', 'checkpoint_filter_fn']
@@ -234,6 +234,7 @@ def checkpoint_filter_fn(state_dict: Dict[str, Any], model: GCPShuffleNetV2) -> 
 
 
 def _create_gcp_shufflenet(variant: str, pretrained: bool = False, **kwargs: Any) -> GCPShuffleNetV2:
+    check_pretrained_arg(variant, pretrained)
     if pretrained:
         check_pretrained_source(variant, kwargs)
     return build_model_with_cfg(

@@ -30,7 +30,8 @@ from timm.models.vision_transformer import checkpoint_filter_fn as vit_checkpoin
 
 from ..checkpoints import VIT_RENAMES, check_fit, rename_key
 from ..layers import TokenGCPHead, check_pool_type
-from ._head import TOKEN_HEAD_ARGS, GCPClassifierMixin, pop_gcp_args, split_final_tokens, split_prefix_tokens
+from ._head import TOKEN_HEAD_ARGS, GCPClassifierMixin, check_pretrained_arg, pop_gcp_args, split_final_tokens, \
+    split_prefix_tokens
 from .releases import check_pretrained_source, release_cfgs
 from .sources import pretrained_fields
 
@@ -195,7 +196,7 @@ class GCPVisionTransformer(GCPClassifierMixin, VisionTransformer):
             pos_embed: 'learn' (timm), 'sinusoid' (fixed table, SoT / DropCov-ViT) or 'none'.
             drop_rate: Dropout on the pre-logits before the classifiers.
             **kwargs: `gcp_X` sets the `TokenGCPHead` argument X (gcp_pool, gcp_dim, gcp_norm, gcp_iters,
-                gcp_heads, gcp_qk_chunks, gcp_token_drop, gcp_drop); the rest are timm VisionTransformer
+                gcp_heads, gcp_qk_chunks, gcp_token_drop, gcp_drop, gcp_expand); the rest are timm VisionTransformer
                 settings (depth, num_heads, mlp_ratio, qkv_bias, norm_layer, drop path, ...). The class
                 token is required; fc_norm is not supported.
         """
@@ -367,6 +368,7 @@ def checkpoint_filter_fn(state_dict: Dict[str, Any], model: GCPVisionTransformer
 
 
 def _create_gcp_vit(variant: str, pretrained: bool = False, **kwargs: Any) -> GCPVisionTransformer:
+    check_pretrained_arg(variant, pretrained)
     out_indices = kwargs.pop('out_indices', 3)
     if pretrained:
         check_pretrained_source(variant, kwargs)

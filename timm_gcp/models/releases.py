@@ -1,7 +1,7 @@
 """The weights of every `arch.tag`: what the authors released, and whether timm-gcp hosts a conversion.
 
-One `Release` per tag is the source of truth that the pretrained cfgs (`hf_hub_id`), the README
-model table, the model cards, the missing-weights error and `timm-gcp release` read:
+One `Release` per tag is the source of truth that the pretrained cfgs (`hf_hub_id`, of published tags
+only), the README model table, the model cards, the missing-weights error and `timm-gcp release` read:
 
 * the Hub repo timm-gcp publishes the converted weights to, and whether they are uploaded
   (`published` stays False until a maintainer has uploaded them and checked them on the Hub);
@@ -140,8 +140,9 @@ def check_pretrained_source(variant: str, kwargs: Dict[str, Any]) -> None:
 
     * A local file (`pretrained_cfg_overlay=dict(file=...)`) must exist and not be a MindSpore
       checkpoint (which `timm-gcp convert` reads, and timm's loader does not).
-    * A release tag whose weights would come from its own Hub repo uses a copy in the local Hub
-      cache, published or not; otherwise an unpublished tag, or any tag with HF_HUB_OFFLINE set,
+    * A release tag loads from its own Hub repo, and from a copy in the local Hub cache published or
+      not: for an unpublished tag, whose cfg names no repo, the cached repo is set in `kwargs`'
+      `pretrained_cfg_overlay`. Otherwise an unpublished tag, or any tag with HF_HUB_OFFLINE set,
       fails with the authors' links and the conversion command, without the Hub client's retries.
     """
     cfg = resolve_pretrained_cfg(
@@ -153,9 +154,12 @@ def check_pretrained_source(variant: str, kwargs: Dict[str, Any]) -> None:
         _check_local_file(variant, cfg.tag, cfg.file)
         return
     release = RELEASES.get(f'{variant}.{cfg.tag}')
-    if release is None or cfg.url or cfg.hf_hub_id != release.hub_id:
-        return
+    if release is None or cfg.url or cfg.hf_hub_id not in (None, release.hub_id):
+        return  # not a release, or weights the caller names
     if _hub_cached(release.hub_id):
+        if not cfg.hf_hub_id:
+            overlay = kwargs.get('pretrained_cfg_overlay') or {}
+            kwargs['pretrained_cfg_overlay'] = dict(overlay, hf_hub_id=release.hub_id)
         return
     if not release.published:
         raise WeightsUnavailableError(unavailable_message(
@@ -288,13 +292,16 @@ RELEASES: Dict[str, Release] = {r.name: r for r in (
 
 
 def release_cfgs(make_cfg: Callable[..., Dict[str, Any]], *archs: str) -> Dict[str, Dict[str, Any]]:
-    """The pretrained cfgs of the releases of `archs`, `arch.tag` -> `make_cfg(hf_hub_id=..., <paper and code>)`.
+    """The pretrained cfgs of the releases of `archs`, `arch.tag` -> `make_cfg(<paper and code>[, hf_hub_id])`.
 
-    In `RELEASES` order, so an architecture's first release is its default tag. An architecture without a
-    release raises a ValueError.
+    Only a published release names its Hub repo (`hf_hub_id`): timm lists a tag as pretrained
+    (`timm.list_pretrained`) when its cfg says where weights are, and an unpublished tag has none to
+    load. In `RELEASES` order: timm's default tag of an architecture is its first published release,
+    else its first release. An architecture without a release raises a ValueError.
     """
     cfgs = {
-        name: make_cfg(hf_hub_id=rel.hub_id, **pretrained_fields(rel.papers[0], rel.code))
+        name: make_cfg(**(dict(hf_hub_id=rel.hub_id) if rel.published else {}),
+                       **pretrained_fields(rel.papers[0], rel.code))
         for name, rel in RELEASES.items() if split_model_name_tag(name)[0] in archs
     }
     without = set(archs) - {split_model_name_tag(name)[0] for name in cfgs}

@@ -134,7 +134,8 @@ def _after_stem(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
 def test_a_pair_with_different_class_counts_is_refused():
     kwargs = dict(in_chans=1, **small_resnet_kwargs(0.125))
     with pytest.raises(ValueError, match="'resnet18_isqrt' has 10, 'resnet18' has 5"):
-        create_pair(('resnet18_isqrt', 'resnet18'), (dict(kwargs, num_classes=10), dict(kwargs, num_classes=5)), 0)
+        create_pair(('resnet18_isqrt', 'resnet18'),
+                    (dict(kwargs, num_classes=10, gcp_dim=8), dict(kwargs, num_classes=5)), 0)
     with pytest.raises(ValueError, match="'resnet_nope' is not a timm model"):
         create_pair(('resnet18_isqrt', 'resnet_nope'), ({}, {}), 0)
 

@@ -119,7 +119,7 @@ def test_nhwc_backbone_is_pooled_over_its_map():
 
 
 def test_cfg_is_the_backbone_tag_data_config():
-    model = timm.create_model('gcp_dropcov', backbone='test_vit.r160_in1k', num_classes=3)
+    model = timm.create_model('gcp_dropcov', backbone='test_vit.r160_in1k', num_classes=3, gcp_dim=16)
     backbone = timm.models.get_pretrained_cfg('test_vit.r160_in1k')
     cfg = model.pretrained_cfg
     for key in ('input_size', 'mean', 'std', 'interpolation', 'crop_pct'):
@@ -145,7 +145,7 @@ def trunk_hub(tmp_path, monkeypatch):
 
 
 def test_pretrained_loads_the_backbone_weights_and_a_fresh_head(trunk_hub):
-    model = timm.create_model('gcp_isqrt', backbone='test_vit.r160_in1k', pretrained=True, num_classes=7)
+    model = timm.create_model('gcp_isqrt', backbone='test_vit.r160_in1k', pretrained=True, num_classes=7, gcp_dim=16)
     trunk = {k: v for k, v in trunk_hub.state_dict().items() if not k.startswith('head.')}
     assert set(trunk) == set(model.backbone.state_dict())
     for k, v in trunk.items():
@@ -154,8 +154,8 @@ def test_pretrained_loads_the_backbone_weights_and_a_fresh_head(trunk_hub):
 
 
 def test_output_stride_keeps_a_larger_map():
-    plain = timm.create_model('gcp_isqrt', backbone='test_convnext', num_classes=0)
-    dilated = timm.create_model('gcp_isqrt', backbone='test_convnext', num_classes=0, output_stride=16)
+    plain = timm.create_model('gcp_isqrt', backbone='test_convnext', num_classes=0, gcp_dim=16)
+    dilated = timm.create_model('gcp_isqrt', backbone='test_convnext', num_classes=0, output_stride=16, gcp_dim=16)
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         assert dilated.forward_features(x).shape[-1] == 2 * plain.forward_features(x).shape[-1]

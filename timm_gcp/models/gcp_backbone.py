@@ -32,7 +32,7 @@ from timm.models import PretrainedCfg, build_model_with_cfg, generate_default_cf
 
 from ..checkpoints import MOBILENETV2_RENAMES, check_fit, rename_key
 from ..layers import GCPHead, check_pool_type
-from ._head import GCPClassifierMixin, pop_gcp_args, split_final_tokens, split_prefix_tokens
+from ._head import GCPClassifierMixin, check_pretrained_arg, pop_gcp_args, split_final_tokens, split_prefix_tokens
 from .releases import RELEASES, WeightsUnavailableError, check_pretrained_source, release_cfgs
 
 __all__ = [
@@ -603,6 +603,7 @@ def _check_trunk_cached(variant: str, backbone: str, cache_dir: Optional[str]) -
 
 def _create_gcp_backbone(variant: str, pretrained: bool = False, **kwargs: Any) -> GCPBackboneModel:
     """Build a GCP model; `pretrained` loads the trunk tag's timm weights, or a whole model's weights where named."""
+    check_pretrained_arg(variant, pretrained)
     if 'backbone' not in kwargs:
         raise TypeError(f"{variant} needs backbone=<timm model name>, e.g. backbone='convnext_tiny.fb_in22k'")
     _check_own_backbone(variant, kwargs['backbone'])

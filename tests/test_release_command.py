@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import timm
 import torch
+from timm.data import ImageNetInfo
 
 import timm_gcp  # noqa: F401  (registers the models)
 from timm_gcp import cli
@@ -37,6 +38,8 @@ def authors_files(tmp_path_factory):
         write_mindspore_checkpoint(src / f'{name}.ckpt', mindspore_layout(model.state_dict(), basic_block=True))
     (src / 'notes.txt').write_text('not a checkpoint')
     val = write_images(root / 'val' / 'n01440764', count=3, size=32).parent  # ImageNet's class 0
+    for synset in ImageNetInfo('imagenet-1k').label_names()[1:]:  # the other classes' folders, empty
+        (val / synset).mkdir()
     return src, val
 
 
@@ -102,3 +105,38 @@ def test_release_of_a_folder_without_authors_files(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "holds no authors' file of any release tag" in err
     assert next(iter(RELEASES.values())).file in err  # an example of the names it looks for
+
+
+def _no_conversion(*args, **kwargs):
+    raise AssertionError('converted before the arguments were checked')
+
+
+def test_release_refuses_a_data_dir_that_is_not_imagenet_val(tmp_path, capsys, authors_files, monkeypatch):
+    """A 3-class folder would measure 0 % and blame the weights: refused, naming the folders, before any conversion."""
+    monkeypatch.setattr(release_module, 'convert_checkpoint', _no_conversion)
+    src, _ = authors_files
+    three = tmp_path / 'fashion'
+    for name in ('coat', 'shirt', 'trouser'):
+        write_images(three / name, count=1)
+    args = ['release', str(src), '--org', 'someone', '--dry-run', '--out', str(tmp_path / 'out'), '--workers', '0']
+    assert cli.main([*args, '--data-dir', str(three)]) == 2
+    assert capsys.readouterr().err == (
+        f"timm-gcp release: error: --data-dir: {three}: not ImageNet's validation set: 3 class folder(s) where "
+        f"ImageNet has 1000, one per synset (n01440764 ...); not ImageNet synsets: coat, shirt, trouser\n")
+    subset = tmp_path / 'subset'  # synsets, but not all of them
+    for synset in ImageNetInfo('imagenet-1k').label_names()[:10]:
+        (subset / synset).mkdir(parents=True)
+    assert cli.main([*args, '--data-dir', str(subset)]) == 2
+    assert '10 class folder(s) where ImageNet has 1000' in capsys.readouterr().err
+    with pytest.raises(ValueError, match="not ImageNet's validation set: 3 class folder"):
+        release(src, 'someone', data_dir=three, dry_run=True, out=tmp_path / 'out')
+    assert not (tmp_path / 'out').exists()
+
+
+def test_release_refuses_an_org_that_makes_no_repo_id(tmp_path, capsys, authors_files, monkeypatch):
+    monkeypatch.setattr(release_module, 'convert_checkpoint', _no_conversion)
+    src, _ = authors_files
+    assert cli.main(['release', str(src), '--org', 'some one', '--dry-run', '--out', str(tmp_path / 'out')]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"timm-gcp release: error: --org: 'some one/{GOOD}': not a valid Hub repo id: ")
+    assert "alphanumeric chars, '-', '_' or '.'" in err and not (tmp_path / 'out').exists()

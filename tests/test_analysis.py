@@ -3,6 +3,7 @@
 Nothing is downloaded; the command runs on a tiny Fashion-MNIST stand-in with tiny models.
 """
 import json
+import math
 
 import pytest
 import torch
@@ -10,6 +11,7 @@ from torch import nn
 
 import timm_gcp  # noqa: F401  (registers the models)
 from timm_gcp import cli
+from timm_gcp.analysis.run import format_summary
 from timm_gcp.analysis import (
     CORRUPTIONS, SEVERITIES, check_corruptions, compare, corruption, corruption_errors, mean_corruption_error,
     probe_activations, probe_parameters, resolve_split, split_points, step_sizes,
@@ -174,6 +176,23 @@ def test_compare_says_within_spread_unless_the_seeds_separate_the_models():
     assert compare([77.6], [73.4])['verdict'] == 'one seed: no spread'
     with pytest.raises(ValueError, match='same number'):
         compare([1.0, 2.0], [1.0])
+
+
+def test_no_verdict_from_two_seeds_or_from_differences_without_spread():
+    """Accuracy on 64 test images moves in steps of 1/64: two seeds 3 images apart each have no spread to judge."""
+    step = 100 / 64
+    same_gap = compare([49 * step, 51 * step], [46 * step, 48 * step])
+    assert same_gap['diff']['mean'] == pytest.approx(3 * step)
+    assert same_gap['verdict'] == 'not enough seeds to tell' and math.isnan(same_gap['diff']['ci95'])
+    three = compare([49 * step, 51 * step, 40 * step], [46 * step, 48 * step, 37 * step])
+    assert three['verdict'] == 'not enough seeds to tell' and math.isnan(three['diff']['ci95'])
+    two = compare([80.0, 81.0], [70.0, 72.0])  # far apart, but two seeds make no interval to trust
+    assert two['verdict'] == 'not enough seeds to tell' and two['diff']['ci95'] > 0
+    table = format_summary([('test acc after epoch 1 (%)', same_gap), ('test acc after epoch 2 (%)', two)],
+                           ('resnet18_isqrt', 'resnet18'))
+    cells = [c.strip() for c in table[2].split('|')]
+    assert cells[3:] == ['+4.69', 'not enough seeds to tell']
+    assert f"+9.5 ± {two['diff']['ci95']:.2g}" in table[3]
 
 
 @pytest.fixture(scope='module')

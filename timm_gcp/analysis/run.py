@@ -178,7 +178,7 @@ def format_summary(rows: List[Tuple[str, Dict]], names: Sequence[str]) -> List[s
     header = ('metric', f'{names[0]} (GCP)', f'{names[1]} (twin)', 'GCP - twin (95 % CI)', 'verdict')
     body = []
     for metric, c in rows:
-        ci = '' if c['diff']['n'] < 2 else f" ± {c['diff']['ci95']:.2g}"
+        ci = f" ± {c['diff']['ci95']:.2g}" if c['diff']['ci95'] > 0 else ''  # NaN: no interval
         body.append((metric, _cell(c['gcp']), _cell(c['twin']), f"{c['diff']['mean']:+.3g}{ci}", c['verdict']))
     widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
     lines = [' | '.join(f'{cell:<{w}}' for cell, w in zip(r, widths)) for r in [header, *body]]

@@ -264,6 +264,7 @@ def test_analyze_reads_a_timm_image_folder(tmp_path, capsys):
     (['--model', 'resnet18_nope'], "--model 'resnet18_nope' is not a timm model"),
     (['--data-dir', '/no/such/folder'], "--data-dir '/no/such/folder': no such folder"),
     (['--model-kwargs', 'gcp_dim=x'], 'must be an int, got str'),
+    (['--model', 'gcp_isqrt', '--baseline', 'resnet18'], 'gcp_isqrt needs backbone=<timm model name>'),
 ])
 def test_analyze_bad_input_is_named_before_any_training(argv, expected, data_dir, tmp_path, capsys, monkeypatch):
     from timm_gcp.analysis import run
@@ -279,3 +280,24 @@ def test_analyze_bad_input_is_named_before_any_training(argv, expected, data_dir
     assert rc == 2
     assert expected in capsys.readouterr().err
     assert not (tmp_path / 'out').exists()
+
+
+@pytest.mark.parametrize('argv, expected', [
+    (['--baseline', 'vit_tiny_patch16_224'],
+     "timm-gcp analyze: error: --baseline vit_tiny_patch16_224 cannot take --img-size 32 inputs: Input height (32) "
+     "doesn't match model (224). (vit_tiny_patch16_224 is built for 224x224 inputs only: pass --baseline-kwargs "
+     "img_size=32)\n"),
+    (['--model', 'gcp_isqrt', '--model-kwargs', 'backbone=resnet18', '--baseline', 'resnet18', '--img-size', '16'],
+     'timm-gcp analyze: error: --model gcp_isqrt cannot take --img-size 16 inputs: GCP pooling got a 1x1 feature map'),
+])
+def test_analyze_checks_the_input_size_before_any_weights_or_output(argv, expected, data_dir, tmp_path, capsys,
+                                                                  monkeypatch):
+    from timm_gcp.analysis import run
+
+    def never(*args, **kwargs):
+        raise AssertionError('weights created')
+
+    monkeypatch.setattr(run, 'create_pair', never)
+    assert cli.main(['analyze', '--data-dir', data_dir, *TINY, *argv, '--out-dir', str(tmp_path / 'out')]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == '' and captured.err.startswith(expected)

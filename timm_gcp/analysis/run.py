@@ -28,7 +28,7 @@ from ..models.registry import baseline_name
 from .corruptions import CORRUPTIONS, SEVERITIES, check_corruptions, corruption, mean_corruption_error
 from .landscape import probe_activations, probe_parameters, resolve_split, step_sizes
 from .lr_ladder import train_ladder
-from .options import add_common_arguments, check_common_args
+from .options import add_common_arguments, check_common_args, check_pair
 from .plots import draw_accuracy, draw_corruptions, draw_ladder, plot_analysis, plot_parameter_probes
 from .spread import compare
 
@@ -220,6 +220,7 @@ def prepare(args: argparse.Namespace) -> Tuple[Tuple[str, str], Tuple[Dict, Dict
         data = load_data(args, args.seeds[0])
     kwargs = pair_kwargs(names, args.width, args.gcp_dim, data.in_chans, data.num_classes,
                          (args.model_kwargs, args.baseline_kwargs))
+    check_pair(names, kwargs, args.img_size, ('--model-kwargs', '--baseline-kwargs'))
     with usage_errors(TypeError, ValueError):  # the models and their settings
         for model in create_pair(names, kwargs, args.seeds[0]):
             resolve_split(model, args.split)

@@ -23,7 +23,7 @@ from torch import nn
 from .._errors import UsageError, usage_errors
 from .._extras import require
 from ..analysis.landscape import resolve_split
-from ..analysis.options import add_common_arguments, check_common_args
+from ..analysis.options import add_common_arguments, check_common_args, check_pair
 from ..analysis.plots import draw_accuracy, draw_ladder, draw_loss, plot_analysis
 from ..analysis.run import analyze_seed, make_pair_factory, pair_kwargs
 from ..models.registry import baseline_name
@@ -64,7 +64,9 @@ def build_models(model: str, baseline: str, width: float, gcp_dim: int, seed: in
 def run(args: argparse.Namespace) -> int:
     require('matplotlib', 'demo')  # missing, it would fail at the plot, after the training
     names = _check_args(args)
-    make_pair = make_pair_factory(names, _kwargs(names, args.width, args.gcp_dim), args.seed)
+    kwargs = _kwargs(names, args.width, args.gcp_dim)
+    check_pair(names, kwargs, args.img_size)
+    make_pair = make_pair_factory(names, kwargs, args.seed)
     models = make_pair()
     with usage_errors(ValueError):  # the split point and the data folder
         for model in models:

@@ -292,6 +292,11 @@ def test_publish_refusals(tmp_path, fake_hub, converted_r18):
     export_for_hub(timm.create_model('resnet18', num_classes=3), foreign)
     with pytest.raises(PublishError, match=r"architecture 'resnet18' is not a timm-gcp model"):
         publish(foreign, 'someone/resnet18.mine')
+    truncated = tmp_path / 'truncated'  # a cut-off download: a one-line error, not safetensors' traceback
+    shutil.copytree(src, truncated)
+    (truncated / 'model.safetensors').write_bytes((src / 'model.safetensors').read_bytes()[:4])
+    with pytest.raises(PublishError, match=r'truncated: does not load as ms_resnet18_isqrt: .*header'):
+        publish(truncated, 'someone/x')
     empty = tmp_path / 'empty'
     empty.mkdir()
     with pytest.raises(PublishError, match=r'empty: no config\.json \(expected a `timm-gcp convert` output folder\)'):

@@ -140,3 +140,12 @@ def test_release_refuses_an_org_that_makes_no_repo_id(tmp_path, capsys, authors_
     err = capsys.readouterr().err
     assert err.startswith(f"timm-gcp release: error: --org: 'some one/{GOOD}': not a valid Hub repo id: ")
     assert "alphanumeric chars, '-', '_' or '.'" in err and not (tmp_path / 'out').exists()
+
+
+@pytest.mark.parametrize('option', [['--batch-size', '0'], ['--workers', '-1'], ['--tolerance', '-0.5']])
+def test_release_refuses_bad_numbers_before_any_conversion(option, tmp_path, capsys, authors_files, monkeypatch):
+    monkeypatch.setattr(release_module, 'convert_checkpoint', _no_conversion)
+    src, val = authors_files
+    assert cli.main(['release', str(src), '--org', 'someone', '--data-dir', str(val), '--dry-run', *option]) == 2
+    assert capsys.readouterr().err.startswith(
+        'timm-gcp release: error: --batch-size must be at least 1, --workers and --tolerance at least 0; got ')

@@ -26,6 +26,7 @@ from typing import Any, Dict, Optional, Union
 import timm
 from huggingface_hub import HfApi
 from huggingface_hub.utils import HFValidationError, validate_repo_id
+from safetensors import SafetensorError
 
 from .._errors import CommandError, usage_errors
 from ..export.folder import PROVENANCE_FILE, RUN_FILES, export_model_args, write_dir_atomic
@@ -182,7 +183,7 @@ def publish(
     release = _authors_release(src, config, provenance, repo_id)
     try:
         timm.create_model(f'local-dir:{src}', pretrained=True)
-    except (RuntimeError, ValueError, OSError) as e:
+    except (RuntimeError, ValueError, OSError, SafetensorError) as e:  # SafetensorError: not a safetensors file
         raise PublishError(f'{src}: does not load as {arch}: {e}') from None
     card = _card(src, repo_id, config, provenance, release, Path(train_dir) if train_dir else None, measured,
                  license)

@@ -19,7 +19,7 @@ from typing import Dict, List, Optional, Union
 
 import timm
 
-from .._errors import usage_errors
+from .._errors import UsageError, usage_errors
 from ..convert.converter import ConversionError, convert_checkpoint
 from ..export.folder import write_text_atomic
 from ..models.releases import RELEASES, Release, release_files
@@ -185,6 +185,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.batch_size < 1 or args.workers < 0 or not args.tolerance >= 0:
+        raise UsageError(f'--batch-size must be at least 1, --workers and --tolerance at least 0; got '
+                         f'{args.batch_size}, {args.workers} and {args.tolerance}')
     with usage_errors(FileNotFoundError):
         found = find_sources(Path(args.src_dir))
     with usage_errors(PublishError, prefix='--org: '):

@@ -265,6 +265,7 @@ def test_analyze_reads_a_timm_image_folder(tmp_path, capsys):
     (['--data-dir', '/no/such/folder'], "--data-dir '/no/such/folder': no such folder"),
     (['--model-kwargs', 'gcp_dim=x'], 'must be an int, got str'),
     (['--model', 'gcp_isqrt', '--baseline', 'resnet18'], 'gcp_isqrt needs backbone=<timm model name>'),
+    (['--workers', '-1'], '--workers must be at least 0, got -1'),
 ])
 def test_analyze_bad_input_is_named_before_any_training(argv, expected, data_dir, tmp_path, capsys, monkeypatch):
     from timm_gcp.analysis import run
@@ -284,11 +285,15 @@ def test_analyze_bad_input_is_named_before_any_training(argv, expected, data_dir
 
 @pytest.mark.parametrize('argv, expected', [
     (['--baseline', 'vit_tiny_patch16_224'],
-     "timm-gcp analyze: error: --baseline vit_tiny_patch16_224 cannot take --img-size 32 inputs: Input height (32) "
-     "doesn't match model (224). (vit_tiny_patch16_224 is built for 224x224 inputs only: pass --baseline-kwargs "
-     "img_size=32)\n"),
+     "timm-gcp analyze: error: --baseline vit_tiny_patch16_224 cannot take the data's 1-channel images at "
+     "--img-size 32: Input height (32) doesn't match model (224). (vit_tiny_patch16_224 is built for 224x224 "
+     "inputs only: pass --baseline-kwargs img_size=32)\n"),
     (['--model', 'gcp_isqrt', '--model-kwargs', 'backbone=resnet18', '--baseline', 'resnet18', '--img-size', '16'],
-     'timm-gcp analyze: error: --model gcp_isqrt cannot take --img-size 16 inputs: GCP pooling got a 1x1 feature map'),
+     "timm-gcp analyze: error: --model gcp_isqrt cannot take the data's 1-channel images at --img-size 16: GCP "
+     "pooling got a 1x1 feature map"),
+    (['--baseline-kwargs', 'in_chans=3'],
+     "timm-gcp analyze: error: --baseline resnet18 is given in_chans=3, but the data has 1 channel(s): leave "
+     "in_chans out of --baseline-kwargs\n"),
 ])
 def test_analyze_checks_the_input_size_before_any_weights_or_output(argv, expected, data_dir, tmp_path, capsys,
                                                                   monkeypatch):
@@ -301,3 +306,10 @@ def test_analyze_checks_the_input_size_before_any_weights_or_output(argv, expect
     assert cli.main(['analyze', '--data-dir', data_dir, *TINY, *argv, '--out-dir', str(tmp_path / 'out')]) == 2
     captured = capsys.readouterr()
     assert captured.out == '' and captured.err.startswith(expected)
+
+
+def test_analyze_a_folder_dataset_without_its_folder_is_named(tmp_path, capsys):
+    assert cli.main(['analyze', '--dataset', 'imagefolder', *TINY, '--out-dir', str(tmp_path / 'out')]) == 2
+    assert capsys.readouterr().err == (
+        "timm-gcp analyze: error: --dataset 'imagefolder' is read from a folder (timm's ImageFolder or tar reader): "
+        "pass --data-dir DIR, or name another data set: fashion-mnist, torch/NAME, hfds/NAME\n")

@@ -196,6 +196,11 @@ def _check_args(args: argparse.Namespace) -> Tuple[str, str]:
     check_common_args(args)
     with usage_errors(ValueError):
         check_corruptions(args.corruptions)
+    if args.workers < 0:
+        raise UsageError(f'--workers must be at least 0, got {args.workers}')
+    if args.dataset != FASHION_MNIST and '/' not in args.dataset and args.data_dir is None:
+        raise UsageError(f"--dataset '{args.dataset}' is read from a folder (timm's ImageFolder or tar reader): pass "
+                         f"--data-dir DIR, or name another data set: {FASHION_MNIST}, torch/NAME, hfds/NAME")
     return args.model, baseline
 
 
@@ -220,7 +225,7 @@ def prepare(args: argparse.Namespace) -> Tuple[Tuple[str, str], Tuple[Dict, Dict
         data = load_data(args, args.seeds[0])
     kwargs = pair_kwargs(names, args.width, args.gcp_dim, data.in_chans, data.num_classes,
                          (args.model_kwargs, args.baseline_kwargs))
-    check_pair(names, kwargs, args.img_size, ('--model-kwargs', '--baseline-kwargs'))
+    check_pair(names, kwargs, data.in_chans, args.img_size, ('--model-kwargs', '--baseline-kwargs'))
     with usage_errors(TypeError, ValueError):  # the models and their settings
         for model in create_pair(names, kwargs, args.seeds[0]):
             resolve_split(model, args.split)

@@ -34,6 +34,9 @@ from ..training.loop import create_pair
 __all__ = ['add_arguments', 'build_models', 'run']
 
 
+IN_CHANS = 1  # Fashion-MNIST is grayscale
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_common_arguments(parser, epochs=4, train_size=6000, test_size=2000, probe_every=94,
                          out_dir=os.path.join('output', 'demo'))
@@ -53,7 +56,7 @@ def _check_args(args: argparse.Namespace) -> Tuple[str, str]:
 
 
 def _kwargs(names: Tuple[str, str], width: float, gcp_dim: int) -> Tuple[Dict, Dict]:
-    return pair_kwargs(names, width, gcp_dim, in_chans=1, num_classes=len(CLASSES), extra=({}, {}))
+    return pair_kwargs(names, width, gcp_dim, in_chans=IN_CHANS, num_classes=len(CLASSES), extra=({}, {}))
 
 
 def build_models(model: str, baseline: str, width: float, gcp_dim: int, seed: int) -> Tuple[nn.Module, nn.Module]:
@@ -65,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     require('matplotlib', 'demo')  # missing, it would fail at the plot, after the training
     names = _check_args(args)
     kwargs = _kwargs(names, args.width, args.gcp_dim)
-    check_pair(names, kwargs, args.img_size)
+    check_pair(names, kwargs, IN_CHANS, args.img_size)
     make_pair = make_pair_factory(names, kwargs, args.seed)
     models = make_pair()
     with usage_errors(ValueError):  # the split point and the data folder

@@ -209,7 +209,7 @@ def test_gpu_bench_script_stops_a_run_that_takes_too_long(tmp_path):
     (['--models', 'resnet18', '--json', 'no/such/folder/out.json'], "--json 'no/such/folder/out.json': its folder"),
     (['--models', 'resnet18', '--device', 'cuda'],
      "--device is 'cuda', but CUDA is not available here: pass --device cpu"),
-    (['--models', 'gcp_isqrt'], 'gcp_isqrt is a GCP head for any timm backbone and needs one: pass --model-kwargs '
+    (['--models', 'gcp_isqrt'], 'gcp_isqrt: gcp_isqrt needs backbone=<timm model name>: pass it with --model-kwargs '
                                 'backbone=NAME (e.g. backbone=convnext_tiny, then timed against convnext_tiny), or '
                                 'name a preset that has its backbone, e.g. convnext_tiny_isqrt, convnext_tiny_dropcov'),
     (['--models', 'gcp_isqrt', '--model-kwargs', 'backbone=resnet_nope'], 'gcp_isqrt: unknown timm backbone'),

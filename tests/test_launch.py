@@ -178,9 +178,8 @@ def test_check_only_and_no_check_exclude_each_other(stub, data, capsys):
 def test_a_generic_model_without_its_backbone_is_named(stub, data, capsys):
     assert _run_main([str(stub), '--model', 'gcp_isqrt', '--data-dir', str(data)]) == 2
     assert capsys.readouterr().err == (
-        'timm-gcp launch: error: --model gcp_isqrt is a GCP head for any timm backbone and needs one: pass '
-        '--model-kwargs backbone=NAME, or name a preset that has its backbone, e.g. convnext_tiny_isqrt, '
-        'convnext_tiny_dropcov\n')
+        'timm-gcp launch: error: --model gcp_isqrt needs backbone=<timm model name>: pass it with --model-kwargs '
+        'backbone=NAME, or name a preset that has its backbone, e.g. convnext_tiny_isqrt, convnext_tiny_dropcov\n')
 
 
 def test_help_goes_to_the_script(stub, capsys):

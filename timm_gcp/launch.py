@@ -223,7 +223,7 @@ def check_model_build(ns: argparse.Namespace) -> Optional[str]:
                  global_pool=getattr(ns, 'gp', None))
     kwargs.update({k: v for k, v in given.items() if v is not None})
     if name in generic_names() and 'backbone' not in kwargs:
-        raise LaunchError(f"--model {name} is a GCP head for any timm backbone and needs one: pass --model-kwargs "
+        raise LaunchError(f"--model {name} needs backbone=<timm model name>: pass it with --model-kwargs "
                           f"backbone=NAME, or name a preset that has its backbone, e.g. "
                           f"{', '.join(preset_names()[:2])}")
     described = name + (f" with {', '.join(f'{k}={v!r}' for k, v in kwargs.items())}" if kwargs else '')

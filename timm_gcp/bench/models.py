@@ -257,7 +257,7 @@ def check_args(args: argparse.Namespace) -> torch.device:
         raise UsageError(f"--json '{args.json}': its folder does not exist")
     generic = [name for name in args.models if name in generic_names()]
     if generic and 'backbone' not in args.model_kwargs:
-        raise UsageError(f"{generic[0]} is a GCP head for any timm backbone and needs one: pass --model-kwargs "
+        raise UsageError(f"{generic[0]}: {generic[0]} needs backbone=<timm model name>: pass it with --model-kwargs "
                          f"backbone=NAME (e.g. backbone=convnext_tiny, then timed against convnext_tiny), or name a "
                          f"preset that has its backbone, e.g. {', '.join(preset_names()[:2])}")
     for name in args.models:

@@ -15,6 +15,7 @@ from timm.data import ImageNetInfo
 import timm_gcp  # noqa: F401  (registers the models)
 from timm_gcp import cli
 from timm_gcp.hub import release as release_module
+from timm_gcp.hub.evaluate import evaluate, imagenet_class_map
 from timm_gcp.hub.release import UPLOADED, find_release_files, release
 from timm_gcp.models.releases import RELEASES
 
@@ -149,3 +150,27 @@ def test_release_refuses_bad_numbers_before_any_conversion(option, tmp_path, cap
     assert cli.main(['release', str(src), '--org', 'someone', '--data-dir', str(val), '--dry-run', *option]) == 2
     assert capsys.readouterr().err.startswith(
         'timm-gcp release: error: --batch-size must be at least 1, --workers and --tolerance at least 0; got ')
+
+
+class _Always(torch.nn.Module):
+    """Logits that pick ImageNet class `index` for every image."""
+
+    def __init__(self, index: int) -> None:
+        super().__init__()
+        self.pretrained_cfg = dict(input_size=(3, 32, 32), crop_pct=1.0, interpolation='bilinear',
+                                   mean=(0.5,) * 3, std=(0.5,) * 3)
+        self.logits = torch.nn.Parameter(torch.zeros(1000).index_fill_(0, torch.tensor([index]), 1.0))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.logits.expand(x.shape[0], -1)
+
+
+def test_evaluate_labels_the_folders_by_synset_not_by_their_rank(tmp_path):
+    """Images of ImageNet's class 1 alone in a val folder are class 1, not the first folder that holds images."""
+    synsets = ImageNetInfo('imagenet-1k').label_names()
+    for synset in synsets:
+        (tmp_path / synset).mkdir()
+    write_images(tmp_path / synsets[1], count=2, size=32)
+    class_map = imagenet_class_map(tmp_path)
+    assert evaluate(_Always(1), tmp_path, workers=0, class_map=class_map).top1 == 100.0
+    assert evaluate(_Always(0), tmp_path, workers=0, class_map=class_map).top1 == 0.0

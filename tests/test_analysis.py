@@ -6,11 +6,13 @@ import json
 import math
 
 import pytest
+import timm
 import torch
 from torch import nn
 
 import timm_gcp  # noqa: F401  (registers the models)
 from timm_gcp import cli
+from timm_gcp._errors import UsageError
 from timm_gcp.analysis.run import format_summary
 from timm_gcp.analysis import (
     CORRUPTIONS, SEVERITIES, check_corruptions, compare, corruption, corruption_errors, mean_corruption_error,
@@ -313,3 +315,20 @@ def test_analyze_a_folder_dataset_without_its_folder_is_named(tmp_path, capsys):
     assert capsys.readouterr().err == (
         "timm-gcp analyze: error: --dataset 'imagefolder' is read from a folder (timm's ImageFolder or tar reader): "
         "pass --data-dir DIR, or name another data set: fashion-mnist, torch/NAME, hfds/NAME\n")
+
+
+def test_check_pair_leaves_a_model_that_cannot_run_on_the_meta_device_to_the_run(monkeypatch):
+    """`.item()` in a forward fails on the meta device whatever the input: no refusal from that."""
+    from timm_gcp.analysis.options import check_pair
+
+    class ItemNet(nn.Module):
+        pretrained_cfg = dict(input_size=(1, 8, 8))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x.mean((2, 3)) * x.abs().max().item()
+
+    monkeypatch.setattr(timm, 'create_model', lambda name, device=None, **kwargs: ItemNet())
+    check_pair(('a', 'b'), ({}, {}), 1, 8)
+    monkeypatch.setattr(ItemNet, 'forward', lambda self, x: x.view(3, -1))  # a real shape error still counts
+    with pytest.raises(UsageError, match="--model a cannot take the data's 1-channel images at --img-size 8: "):
+        check_pair(('a', 'b'), ({}, {}), 1, 8)

@@ -4,6 +4,7 @@ A stub script with timm's structure (module-level `config_parser` and `parser`, 
 guard) stands in for train.py where timm's scripts are not needed. Tests that run timm's real
 train.py / validate.py need a folder holding them in TIMM_SCRIPTS_DIR and skip without it.
 """
+import argparse
 import csv
 import json
 import os
@@ -462,3 +463,27 @@ def test_check_only_says_what_it_checked(data, capsys):
     assert capsys.readouterr().out == (
         f"train.py: checked model gcp_isqrt with backbone='resnet18', gcp_dim=16, num_classes=2, built and run on "
         f"3x64x64 inputs on the meta device; device cpu; data folder {data} (train, validation): ok\n")
+
+
+class _ItemNet(torch.nn.Module):
+    """A model whose forward reads a value (`.item()`), which the meta device cannot give."""
+
+    pretrained_cfg = dict(input_size=(3, 8, 8))
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = torch.nn.Linear(3, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x.mean((2, 3))) * x.abs().max().item()
+
+
+def test_a_model_that_cannot_run_on_the_meta_device_is_not_refused(monkeypatch):
+    def create_model(name, device=None, **kwargs):
+        with torch.device(device):
+            return _ItemNet()
+
+    monkeypatch.setattr(launch.timm, 'create_model', create_model)
+    ns = argparse.Namespace(model='resnet18', img_size=8)
+    assert launch.check_model_build(ns) == (
+        'model resnet18, built on the meta device (its input size unchecked: it does not run there)')

@@ -238,6 +238,8 @@ def check_model_build(ns: argparse.Namespace) -> Optional[str]:
     except NotImplementedError:  # an operation without a meta kernel: nothing known against the input size
         pass
     except (TypeError, ValueError, RuntimeError, AssertionError) as e:
+        if 'meta' in str(e):  # `.item()` or a model built off the meta device: the check cannot run, nothing known
+            return f'model {described}, built on the meta device (its input size unchecked: it does not run there)'
         cfg = model.pretrained_cfg
         hint = ''
         if cfg.get('fixed_input_size') and 'img_size' not in kwargs:

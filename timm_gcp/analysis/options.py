@@ -111,6 +111,8 @@ def check_pair(
         except NotImplementedError:  # an operation without a meta kernel: nothing known against the input
             continue
         except (AssertionError, ValueError, RuntimeError, TypeError) as e:
+            if 'meta' in str(e):  # `.item()` or a model built off the meta device: the check cannot run
+                continue
             cfg = model.pretrained_cfg
             hint = ''
             if cfg.get('fixed_input_size'):

@@ -3,13 +3,17 @@
 Nothing is downloaded; the command runs on a tiny Fashion-MNIST stand-in with tiny models.
 """
 import json
+import math
 
 import pytest
+import timm
 import torch
 from torch import nn
 
 import timm_gcp  # noqa: F401  (registers the models)
 from timm_gcp import cli
+from timm_gcp._errors import UsageError
+from timm_gcp.analysis.run import format_summary
 from timm_gcp.analysis import (
     CORRUPTIONS, SEVERITIES, check_corruptions, compare, corruption, corruption_errors, mean_corruption_error,
     probe_activations, probe_parameters, resolve_split, split_points, step_sizes,
@@ -177,6 +181,23 @@ def test_compare_says_within_spread_unless_the_seeds_separate_the_models():
         compare([1.0, 2.0], [1.0])
 
 
+def test_no_verdict_from_two_seeds_or_from_differences_without_spread():
+    """Accuracy on 64 test images moves in steps of 1/64: two seeds 3 images apart each have no spread to judge."""
+    step = 100 / 64
+    same_gap = compare([49 * step, 51 * step], [46 * step, 48 * step])
+    assert same_gap['diff']['mean'] == pytest.approx(3 * step)
+    assert same_gap['verdict'] == 'not enough seeds to tell' and math.isnan(same_gap['diff']['ci95'])
+    three = compare([49 * step, 51 * step, 40 * step], [46 * step, 48 * step, 37 * step])
+    assert three['verdict'] == 'not enough seeds to tell' and math.isnan(three['diff']['ci95'])
+    two = compare([80.0, 81.0], [70.0, 72.0])  # far apart, but two seeds make no interval to trust
+    assert two['verdict'] == 'not enough seeds to tell' and two['diff']['ci95'] > 0
+    table = format_summary([('test acc after epoch 1 (%)', same_gap), ('test acc after epoch 2 (%)', two)],
+                           ('resnet18_isqrt', 'resnet18'))
+    cells = [c.strip() for c in table[2].split('|')]
+    assert cells[3:] == ['+4.69', 'not enough seeds to tell']
+    assert f"+9.5 ± {two['diff']['ci95']:.2g}" in table[3]
+
+
 @pytest.fixture(scope='module')
 def data_dir(tmp_path_factory) -> str:
     return str(write_fashion_mnist(tmp_path_factory.mktemp('fashion-mnist'), n_train=64, n_test=32))
@@ -246,6 +267,8 @@ def test_analyze_reads_a_timm_image_folder(tmp_path, capsys):
     (['--model', 'resnet18_nope'], "--model 'resnet18_nope' is not a timm model"),
     (['--data-dir', '/no/such/folder'], "--data-dir '/no/such/folder': no such folder"),
     (['--model-kwargs', 'gcp_dim=x'], 'must be an int, got str'),
+    (['--model', 'gcp_isqrt', '--baseline', 'resnet18'], 'gcp_isqrt needs backbone=<timm model name>'),
+    (['--workers', '-1'], '--workers must be at least 0, got -1'),
 ])
 def test_analyze_bad_input_is_named_before_any_training(argv, expected, data_dir, tmp_path, capsys, monkeypatch):
     from timm_gcp.analysis import run
@@ -261,3 +284,52 @@ def test_analyze_bad_input_is_named_before_any_training(argv, expected, data_dir
     assert rc == 2
     assert expected in capsys.readouterr().err
     assert not (tmp_path / 'out').exists()
+
+
+@pytest.mark.parametrize('argv, expected', [
+    (['--baseline', 'vit_tiny_patch16_224'],
+     "timm-gcp analyze: error: --baseline vit_tiny_patch16_224 cannot take the data's 1-channel images at "
+     "--img-size 32: Input height (32) doesn't match model (224). (vit_tiny_patch16_224 is built for 224x224 "
+     "inputs only: pass --baseline-kwargs img_size=32)\n"),
+    (['--model', 'gcp_isqrt', '--model-kwargs', 'backbone=resnet18', '--baseline', 'resnet18', '--img-size', '16'],
+     "timm-gcp analyze: error: --model gcp_isqrt cannot take the data's 1-channel images at --img-size 16: GCP "
+     "pooling got a 1x1 feature map"),
+    (['--baseline-kwargs', 'in_chans=3'],
+     "timm-gcp analyze: error: --baseline resnet18 is given in_chans=3, but the data has 1 channel(s): leave "
+     "in_chans out of --baseline-kwargs\n"),
+])
+def test_analyze_checks_the_input_size_before_any_weights_or_output(argv, expected, data_dir, tmp_path, capsys,
+                                                                  monkeypatch):
+    from timm_gcp.analysis import run
+
+    def never(*args, **kwargs):
+        raise AssertionError('weights created')
+
+    monkeypatch.setattr(run, 'create_pair', never)
+    assert cli.main(['analyze', '--data-dir', data_dir, *TINY, *argv, '--out-dir', str(tmp_path / 'out')]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == '' and captured.err.startswith(expected)
+
+
+def test_analyze_a_folder_dataset_without_its_folder_is_named(tmp_path, capsys):
+    assert cli.main(['analyze', '--dataset', 'imagefolder', *TINY, '--out-dir', str(tmp_path / 'out')]) == 2
+    assert capsys.readouterr().err == (
+        "timm-gcp analyze: error: --dataset 'imagefolder' is read from a folder (timm's ImageFolder or tar reader): "
+        "pass --data-dir DIR, or name another data set: fashion-mnist, torch/NAME, hfds/NAME\n")
+
+
+def test_check_pair_leaves_a_model_that_cannot_run_on_the_meta_device_to_the_run(monkeypatch):
+    """`.item()` in a forward fails on the meta device whatever the input: no refusal from that."""
+    from timm_gcp.analysis.options import check_pair
+
+    class ItemNet(nn.Module):
+        pretrained_cfg = dict(input_size=(1, 8, 8))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x.mean((2, 3)) * x.abs().max().item()
+
+    monkeypatch.setattr(timm, 'create_model', lambda name, device=None, **kwargs: ItemNet())
+    check_pair(('a', 'b'), ({}, {}), 1, 8)
+    monkeypatch.setattr(ItemNet, 'forward', lambda self, x: x.view(3, -1))  # a real shape error still counts
+    with pytest.raises(UsageError, match="--model a cannot take the data's 1-channel images at --img-size 8: "):
+        check_pair(('a', 'b'), ({}, {}), 1, 8)

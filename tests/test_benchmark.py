@@ -7,7 +7,7 @@ import io
 import json
 import os
 import subprocess
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import pytest
 import timm
@@ -26,9 +26,9 @@ from tests.helpers import REPO
 TINY = ['--batch-size', '2', '--img-size', '64', '--rounds', '1']
 
 
-def _run_cli(argv: List[str]) -> str:
+def _run_cli(argv: List[str], err: Optional[io.StringIO] = None) -> str:
     out = io.StringIO()
-    with contextlib.redirect_stdout(out):
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err or io.StringIO()):
         assert cli.main(argv) == 0
     return out.getvalue()
 
@@ -53,8 +53,9 @@ def _tables(text: str) -> List[List[Dict[str, str]]]:
 def tiny_run(tmp_path_factory):
     """One CLI run on a tiny ResNet-18 pair: the printed tables and the JSON written beside them."""
     path = tmp_path_factory.mktemp('bench') / 'bench.json'
-    text = _run_cli(['bench', '--models', 'resnet18_isqrt', 'resnet18', *TINY, '--json', str(path)])
-    return text, json.loads(path.read_text())
+    err = io.StringIO()
+    text = _run_cli(['bench', '--models', 'resnet18_isqrt', 'resnet18', *TINY, '--json', str(path)], err)
+    return text, json.loads(path.read_text()), err.getvalue()
 
 
 def test_baselines_come_from_the_names():
@@ -79,7 +80,7 @@ def test_generic_model_is_measured_against_its_backbone():
 
 @pytest.mark.slow
 def test_tables_have_the_columns_and_ratio_rows(tiny_run):
-    text, _ = tiny_run
+    text, _, _ = tiny_run
     main, split = _tables(text)
     assert [row['model'] for row in main] == ['resnet18', 'resnet18_isqrt']  # baseline first
     assert list(main[0]) == [
@@ -98,8 +99,20 @@ def test_tables_have_the_columns_and_ratio_rows(tiny_run):
 
 
 @pytest.mark.slow
+def test_progress_goes_to_stderr_model_by_model(tiny_run):
+    """A long run (a GPU's compile, a slow machine) says what it is doing: each model's creation and warm-up."""
+    lines = tiny_run[2].splitlines()
+    assert lines[0] == 'bench: 2 model(s) on cpu: resnet18, resnet18_isqrt'
+    assert lines[1] == '[1/2] creating resnet18 (FLOPs, head error) ...'
+    assert lines[2].startswith('[1/2] created resnet18: 11.69 M parameters, ')
+    assert lines[3] == '[2/2] creating resnet18_isqrt (FLOPs, head error) ...'
+    assert lines[5] == '[1/2] warming up resnet18: 1 training step(s) and one call of each timed operation ...'
+    assert lines[6].startswith('[1/2] warmed up resnet18 (') and lines[8].startswith('[2/2] warmed up resnet18_isqrt')
+    assert [line.split(':')[0] for line in lines[9:]] == [f'timed {kind}' for kind in bench_models.TIMINGS]
+
+
 def test_json_holds_the_printed_numbers(tiny_run):
-    text, data = tiny_run
+    text, data, _ = tiny_run
     main, split = _tables(text)
     assert data['config']['models'] == ['resnet18_isqrt', 'resnet18']
     by_name = {row['name']: row for row in data['models']}
@@ -168,6 +181,22 @@ def test_gpu_bench_script_runs_on_the_cpu(tmp_path):
         assert [row['name'] for row in data['models']] == ['resnet18', 'resnet18_isqrt']
     assert runs['gpu_bench_compile.json']['config']['compile'] == 'aot_eager'
     assert [row['head_graph_breaks'] for row in runs['gpu_bench_compile.json']['models']] == [0, 0]
+    # what it does as it goes: each run, each model's creation and warm-up
+    for run in ('eager', 'eager_tf32', 'eager_448', 'compile'):
+        assert f'] run {run} (at most 300 s): timm-gcp bench --device cpu' in proc.stderr
+    assert proc.stderr.count('[2/2] warmed up resnet18_isqrt (') == 4
+
+
+def test_gpu_bench_script_stops_a_run_that_takes_too_long(tmp_path):
+    """Each run is bounded (BENCH_RUN_TIMEOUT): it is stopped with a line saying so, the next runs still run."""
+    env = dict(os.environ, BENCH_DEVICE='cpu', BENCH_OUT=str(tmp_path), BENCH_RUN_TIMEOUT='1')
+    proc = subprocess.run(['bash', str(REPO / 'tools' / 'gpu_bench.sh'), '--models', 'resnet18_isqrt'],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1
+    for run in ('eager', 'eager_tf32', 'eager_448', 'compile'):
+        assert f'] run {run}: stopped after 1 s (BENCH_RUN_TIMEOUT)\n' in proc.stderr
+    assert proc.stderr.endswith('[gpu_bench] runs that did not finish: eager eager_tf32 eager_448 compile\n')
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize('argv, expected', [
@@ -178,9 +207,16 @@ def test_gpu_bench_script_runs_on_the_cpu(tmp_path):
     (['--models', 'resnet18', '--compile', 'nosuch'], "--compile 'nosuch': not a torch.compile backend"),
     (['--models', 'resnet18_isqrt', '--model-kwargs', 'gcp_dim=x'], 'resnet18_isqrt: dim must be an int'),
     (['--models', 'resnet18', '--json', 'no/such/folder/out.json'], "--json 'no/such/folder/out.json': its folder"),
+    (['--models', 'resnet18', '--device', 'cuda'],
+     "--device is 'cuda', but CUDA is not available here: pass --device cpu"),
+    (['--models', 'gcp_isqrt'], 'gcp_isqrt: gcp_isqrt needs backbone=<timm model name>: pass it with --model-kwargs '
+                                'backbone=NAME (e.g. backbone=convnext_tiny, then timed against convnext_tiny), or '
+                                'name a preset that has its backbone, e.g. convnext_tiny_isqrt, convnext_tiny_dropcov'),
+    (['--models', 'gcp_isqrt', '--model-kwargs', 'backbone=resnet_nope'], 'gcp_isqrt: unknown timm backbone'),
 ])
 def test_bad_options_are_named_before_any_work(argv, expected, capsys, monkeypatch):
     monkeypatch.setattr(bench_models, 'ModelBench', None)  # building one would fail with a TypeError
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
     assert cli.main(['bench', *argv, *TINY]) == 2
     err = capsys.readouterr().err
     assert err.startswith('timm-gcp bench: error: ') and expected in err and err.count('\n') == 1
@@ -242,3 +278,12 @@ def test_head_graph_breaks_counts_a_break():
     assert head_graph_breaks(_HeadWithHostSync(), torch.randn(2, 3)) == 1
     model = timm.create_model('resnet18_isqrt', gcp_dim=16)
     assert head_graph_breaks(model, torch.randn(2, model.num_features, 4, 4)) == 0
+
+
+def test_a_device_index_beyond_the_devices_is_named(capsys, monkeypatch):
+    monkeypatch.setattr(bench_models, 'ModelBench', None)
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
+    monkeypatch.setattr(torch.cuda, 'device_count', lambda: 1)
+    assert cli.main(['bench', '--models', 'resnet18', '--device', 'cuda:1', *TINY]) == 2
+    assert capsys.readouterr().err == ("timm-gcp bench: error: --device is 'cuda:1', but there are 1 CUDA device(s) "
+                                       "here, numbered from 0\n")

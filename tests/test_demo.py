@@ -114,6 +114,12 @@ def test_demo_tiny_run_prints_table_and_writes_curves(data_dir, tmp_path, capsys
     (['--epochs', '0'], '--epochs must be at least 1'),
     (['--split', 'layer9'], "unknown split point 'layer9'"),
     (['--steps', '0'], 'the step range is empty'),
+    (['--baseline', 'vit_tiny_patch16_224', '--img-size', '32'],
+     "--baseline vit_tiny_patch16_224 cannot take the data's 1-channel images at --img-size 32: Input height (32) "
+     "doesn't match model (224). (vit_tiny_patch16_224 is built for 224x224 inputs only: choose another baseline)"),
+    (['--img-size', '8'],
+     "--model resnet18_isqrt cannot take the data's 1-channel images at --img-size 8: GCP pooling got a 1x1 "
+     "feature map"),
 ])
 def test_demo_bad_options_are_named(argv, expected, tmp_path, capsys):
     assert cli.main(['demo', '--data-dir', str(tmp_path), *argv]) == 2

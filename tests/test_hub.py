@@ -8,6 +8,7 @@ MindSpore checkpoint converted into `ms_resnet18_isqrt.tpami_in1k`.
 """
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -266,6 +267,10 @@ def test_publish_refusals(tmp_path, fake_hub, converted_r18):
     for bad in ('ms_resnet18_isqrt.tpami_in1k', 'a/b/c', '/name'):
         with pytest.raises(PublishError, match=r'not a Hub repo id \(ORG/NAME\)'):
             publish(src, bad)
+    for bad, rule in (('someone/resnet18 isqrt', "alphanumeric chars, '-', '_' or '.'"), ('some--one/x', '--')):
+        with pytest.raises(PublishError, match=f"'{bad}': not a valid Hub repo id: .*{re.escape(rule)}"):
+            publish(src, bad, dry_run=True, out=tmp_path / 'never')
+        assert not (tmp_path / 'never').exists()
     # a release's own repo takes only that release's weights
     with pytest.raises(PublishError, match=r"timm-gcp/ms_resnet50_isqrt\.tpami_in1k is the Hub repo of the authors' "
                                            r"weights of ms_resnet50_isqrt\.tpami_in1k; .* holds the authors' weights "
@@ -288,6 +293,11 @@ def test_publish_refusals(tmp_path, fake_hub, converted_r18):
     export_for_hub(timm.create_model('resnet18', num_classes=3), foreign)
     with pytest.raises(PublishError, match=r"architecture 'resnet18' is not a timm-gcp model"):
         publish(foreign, 'someone/resnet18.mine')
+    truncated = tmp_path / 'truncated'  # a cut-off download: a one-line error, not safetensors' traceback
+    shutil.copytree(src, truncated)
+    (truncated / 'model.safetensors').write_bytes((src / 'model.safetensors').read_bytes()[:4])
+    with pytest.raises(PublishError, match=r'truncated: does not load as ms_resnet18_isqrt: .*header'):
+        publish(truncated, 'someone/x')
     empty = tmp_path / 'empty'
     empty.mkdir()
     with pytest.raises(PublishError, match=r'empty: no config\.json \(expected a `timm-gcp convert` output folder\)'):
@@ -328,4 +338,11 @@ def test_publish_cli_dry_run(tmp_path, capsys, fake_hub, converted_r18):
         cli.main([*args, '--overwrite', '--card-dir', str(tmp_path)])
     assert exit_info.value.code == 2
     assert 'unrecognized arguments: --card-dir' in capsys.readouterr().err
+    # an invalid repo id is refused before anything is staged, in a dry run too
+    assert cli.main(['publish', str(src), '--repo-id', 'someone/resnet18 isqrt', '--dry-run',
+                     '--out', str(tmp_path / 'invalid')]) == 2
+    assert capsys.readouterr().err.startswith(
+        "timm-gcp publish: error: 'someone/resnet18 isqrt': not a valid Hub repo id: Repo id must use alphanumeric "
+        "chars, '-', '_' or '.'")
+    assert not (tmp_path / 'invalid').exists()
     assert fake_hub.calls == []

@@ -4,6 +4,7 @@ A stub script with timm's structure (module-level `config_parser` and `parser`, 
 guard) stands in for train.py where timm's scripts are not needed. Tests that run timm's real
 train.py / validate.py need a folder holding them in TIMM_SCRIPTS_DIR and skip without it.
 """
+import argparse
 import csv
 import json
 import os
@@ -155,6 +156,31 @@ def test_check_only_and_no_check(stub, data, tmp_path):
     assert _run_main(['--no-check', str(stub), '--model', 'not_a_model', '--data-dir', str(data),
                       '--out', str(tmp_path)]) == 0
     assert stub_record(tmp_path)['model'] == 'not_a_model'
+
+
+@pytest.mark.parametrize('where', ['before', 'after'])
+def test_launcher_flags_are_taken_anywhere_and_never_reach_the_script(where, stub, data, tmp_path, capsys):
+    args = [str(stub), '--model', 'resnet18_isqrt', '--data-dir', str(data), '--out', str(tmp_path)]
+    for flag in ('--check-only', '--no-check'):
+        argv = [flag, *args] if where == 'before' else [*args, flag]
+        assert _run_main(argv) == 0
+    assert stub_record(tmp_path)['argv'] == args  # the --no-check run, without the flag
+    assert capsys.readouterr().out == (
+        f'train.py: checked model resnet18_isqrt, built and run on 3x224x224 inputs on the meta device; '
+        f'data folder {data} (train, validation): ok\n')
+
+
+def test_check_only_and_no_check_exclude_each_other(stub, data, capsys):
+    assert _run_main(['--check-only', str(stub), '--data-dir', str(data), '--no-check']) == 2
+    assert capsys.readouterr().err == ('timm-gcp launch: error: --check-only and --no-check exclude each other: '
+                                       'pass one of them\n')
+
+
+def test_a_generic_model_without_its_backbone_is_named(stub, data, capsys):
+    assert _run_main([str(stub), '--model', 'gcp_isqrt', '--data-dir', str(data)]) == 2
+    assert capsys.readouterr().err == (
+        'timm-gcp launch: error: --model gcp_isqrt needs backbone=<timm model name>: pass it with --model-kwargs '
+        'backbone=NAME, or name a preset that has its backbone, e.g. convnext_tiny_isqrt, convnext_tiny_dropcov\n')
 
 
 def test_help_goes_to_the_script(stub, capsys):
@@ -408,3 +434,56 @@ def test_real_inference_and_benchmark_via_launcher(image_folder, tmp_path):
     (result,) = csv.DictReader((tmp_path / 'bench.csv').read_text().splitlines())
     assert result['model'] == 'resnet18_isqrt' and result['param_count'] == '11.19'
     assert float(result['infer_samples_per_sec']) > 0 and float(result['train_samples_per_sec']) > 0
+
+
+@needs_scripts
+@pytest.mark.parametrize('script', ['train.py', 'validate.py'])
+@pytest.mark.parametrize('args, expected', [
+    (['--model', 'gcp_isqrt', '--model-kwargs', 'backbone=resnet_nope'],
+     "--model gcp_isqrt cannot be built with the given arguments (gcp_isqrt with backbone='resnet_nope'): unknown "
+     "timm backbone 'resnet_nope'"),
+    (['--model', 'resnet18_isqrt', '--model-kwargs', 'gcp_dim=x'],
+     "--model resnet18_isqrt cannot be built with the given arguments (resnet18_isqrt with gcp_dim='x'): "),
+    (['--model', 'vit_tiny_patch16_224', '--img-size', '64'],
+     "--model vit_tiny_patch16_224 cannot take 3x64x64 inputs: Input height (64) doesn't match model (224). "
+     "(vit_tiny_patch16_224 is built for 224x224 inputs only: pass --model-kwargs img_size=64)"),
+    (['--model', 'resnet18_isqrt', '--img-size', '16'],
+     '--model resnet18_isqrt cannot take 3x16x16 inputs: GCP pooling got a 1x1 feature map'),
+])
+def test_the_model_is_built_with_the_scripts_arguments_on_the_meta_device(script, args, expected, data, capsys):
+    code, err = _check_only(capsys, script, *args, '--data-dir', str(data), '--device', 'cpu')
+    assert code == 2 and err.startswith(f'timm-gcp launch: error: {expected}')
+
+
+@needs_scripts
+def test_check_only_says_what_it_checked(data, capsys):
+    args = ['--model', 'gcp_isqrt', '--model-kwargs', 'backbone=resnet18', 'gcp_dim=16', '--num-classes', '2',
+            '--img-size', '64', '--data-dir', str(data), '--device', 'cpu']
+    assert _run_main([os.path.join(SCRIPTS_DIR, 'train.py'), *args, '--check-only']) == 0
+    assert capsys.readouterr().out == (
+        f"train.py: checked model gcp_isqrt with backbone='resnet18', gcp_dim=16, num_classes=2, built and run on "
+        f"3x64x64 inputs on the meta device; device cpu; data folder {data} (train, validation): ok\n")
+
+
+class _ItemNet(torch.nn.Module):
+    """A model whose forward reads a value (`.item()`), which the meta device cannot give."""
+
+    pretrained_cfg = dict(input_size=(3, 8, 8))
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = torch.nn.Linear(3, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x.mean((2, 3))) * x.abs().max().item()
+
+
+def test_a_model_that_cannot_run_on_the_meta_device_is_not_refused(monkeypatch):
+    def create_model(name, device=None, **kwargs):
+        with torch.device(device):
+            return _ItemNet()
+
+    monkeypatch.setattr(launch.timm, 'create_model', create_model)
+    ns = argparse.Namespace(model='resnet18', img_size=8)
+    assert launch.check_model_build(ns) == (
+        'model resnet18, built on the meta device (its input size unchecked: it does not run there)')

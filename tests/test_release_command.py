@@ -10,10 +10,12 @@ from pathlib import Path
 import pytest
 import timm
 import torch
+from timm.data import ImageNetInfo
 
 import timm_gcp  # noqa: F401  (registers the models)
 from timm_gcp import cli
 from timm_gcp.hub import release as release_module
+from timm_gcp.hub.evaluate import evaluate, imagenet_class_map
 from timm_gcp.hub.release import UPLOADED, find_release_files, release
 from timm_gcp.models.releases import RELEASES
 
@@ -37,6 +39,8 @@ def authors_files(tmp_path_factory):
         write_mindspore_checkpoint(src / f'{name}.ckpt', mindspore_layout(model.state_dict(), basic_block=True))
     (src / 'notes.txt').write_text('not a checkpoint')
     val = write_images(root / 'val' / 'n01440764', count=3, size=32).parent  # ImageNet's class 0
+    for synset in ImageNetInfo('imagenet-1k').label_names()[1:]:  # the other classes' folders, empty
+        (val / synset).mkdir()
     return src, val
 
 
@@ -102,3 +106,71 @@ def test_release_of_a_folder_without_authors_files(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "holds no authors' file of any release tag" in err
     assert next(iter(RELEASES.values())).file in err  # an example of the names it looks for
+
+
+def _no_conversion(*args, **kwargs):
+    raise AssertionError('converted before the arguments were checked')
+
+
+def test_release_refuses_a_data_dir_that_is_not_imagenet_val(tmp_path, capsys, authors_files, monkeypatch):
+    """A 3-class folder would measure 0 % and blame the weights: refused, naming the folders, before any conversion."""
+    monkeypatch.setattr(release_module, 'convert_checkpoint', _no_conversion)
+    src, _ = authors_files
+    three = tmp_path / 'fashion'
+    for name in ('coat', 'shirt', 'trouser'):
+        write_images(three / name, count=1)
+    args = ['release', str(src), '--org', 'someone', '--dry-run', '--out', str(tmp_path / 'out'), '--workers', '0']
+    assert cli.main([*args, '--data-dir', str(three)]) == 2
+    assert capsys.readouterr().err == (
+        f"timm-gcp release: error: --data-dir: {three}: not ImageNet's validation set: 3 class folder(s) where "
+        f"ImageNet has 1000, one per synset (n01440764 ...); not ImageNet synsets: coat, shirt, trouser\n")
+    subset = tmp_path / 'subset'  # synsets, but not all of them
+    for synset in ImageNetInfo('imagenet-1k').label_names()[:10]:
+        (subset / synset).mkdir(parents=True)
+    assert cli.main([*args, '--data-dir', str(subset)]) == 2
+    assert '10 class folder(s) where ImageNet has 1000' in capsys.readouterr().err
+    with pytest.raises(ValueError, match="not ImageNet's validation set: 3 class folder"):
+        release(src, 'someone', data_dir=three, dry_run=True, out=tmp_path / 'out')
+    assert not (tmp_path / 'out').exists()
+
+
+def test_release_refuses_an_org_that_makes_no_repo_id(tmp_path, capsys, authors_files, monkeypatch):
+    monkeypatch.setattr(release_module, 'convert_checkpoint', _no_conversion)
+    src, _ = authors_files
+    assert cli.main(['release', str(src), '--org', 'some one', '--dry-run', '--out', str(tmp_path / 'out')]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"timm-gcp release: error: --org: 'some one/{GOOD}': not a valid Hub repo id: ")
+    assert "alphanumeric chars, '-', '_' or '.'" in err and not (tmp_path / 'out').exists()
+
+
+@pytest.mark.parametrize('option', [['--batch-size', '0'], ['--workers', '-1'], ['--tolerance', '-0.5']])
+def test_release_refuses_bad_numbers_before_any_conversion(option, tmp_path, capsys, authors_files, monkeypatch):
+    monkeypatch.setattr(release_module, 'convert_checkpoint', _no_conversion)
+    src, val = authors_files
+    assert cli.main(['release', str(src), '--org', 'someone', '--data-dir', str(val), '--dry-run', *option]) == 2
+    assert capsys.readouterr().err.startswith(
+        'timm-gcp release: error: --batch-size must be at least 1, --workers and --tolerance at least 0; got ')
+
+
+class _Always(torch.nn.Module):
+    """Logits that pick ImageNet class `index` for every image."""
+
+    def __init__(self, index: int) -> None:
+        super().__init__()
+        self.pretrained_cfg = dict(input_size=(3, 32, 32), crop_pct=1.0, interpolation='bilinear',
+                                   mean=(0.5,) * 3, std=(0.5,) * 3)
+        self.logits = torch.nn.Parameter(torch.zeros(1000).index_fill_(0, torch.tensor([index]), 1.0))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.logits.expand(x.shape[0], -1)
+
+
+def test_evaluate_labels_the_folders_by_synset_not_by_their_rank(tmp_path):
+    """Images of ImageNet's class 1 alone in a val folder are class 1, not the first folder that holds images."""
+    synsets = ImageNetInfo('imagenet-1k').label_names()
+    for synset in synsets:
+        (tmp_path / synset).mkdir()
+    write_images(tmp_path / synsets[1], count=2, size=32)
+    class_map = imagenet_class_map(tmp_path)
+    assert evaluate(_Always(1), tmp_path, workers=0, class_map=class_map).top1 == 100.0
+    assert evaluate(_Always(0), tmp_path, workers=0, class_map=class_map).top1 == 0.0

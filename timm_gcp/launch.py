@@ -9,12 +9,15 @@ arguments, so its exit status and tracebacks are the script's own:
     torchrun --nproc_per_node=8 -m timm_gcp.launch path/to/train.py --config train_scripts/x.yaml ...
 
 The checks name, before anything trains: `--config` keys the script does not know (train.py keeps
-them silently), a model name or tag that is not registered, a folder dataset without images for a
-split, arguments the script does not have, a checkpoint argument that is not a file, `--test-pool`
-with a GCP model, and `--device cuda` without CUDA. They read the script's module-level `parser`
-(and train.py's `config_parser`) by executing it under another module name, which its main guard
-skips; where that fails, train.py's YAML keys are checked against `TRAIN_ARGS`. `--no-check` skips
-the checks, `--check-only` stops after them.
+them silently), a model name or tag that is not registered, a model that cannot be built with the
+script's `--model-kwargs` / `--num-classes` / `--in-chans` or take its input size (built and run on
+the meta device), a folder dataset without images for a split, arguments the script does not have,
+a checkpoint argument that is not a file, `--test-pool` with a GCP model, and `--device cuda` without
+CUDA. They read the script's module-level `parser` (and train.py's `config_parser`) by executing it
+under another module name, which its main guard skips; where that fails, train.py's YAML keys are
+checked against `TRAIN_ARGS`. `--no-check` skips the checks, `--check-only` stops after them and
+prints what was checked; both are the launcher's own flags wherever they stand, and never reach
+the script.
 """
 import argparse
 import ast
@@ -35,9 +38,10 @@ from timm.models import get_arch_pretrained_cfgs, split_model_name_tag
 from . import cli
 from ._errors import UsageError
 from .models.gcp_resnet import DEPRECATED_NAMES  # importing timm_gcp registers the models
-from .models.registry import is_gcp_model
+from .models.registry import generic_names, is_gcp_model, preset_names
 
-__all__ = ['LaunchError', 'TRAIN_ARGS', 'add_arguments', 'check_script_args', 'main', 'run', 'run_script']
+__all__ = ['LaunchError', 'TRAIN_ARGS', 'add_arguments', 'check_model_build', 'check_script_args', 'main', 'run',
+           'run_script']
 
 SCRIPTS_URL = 'https://github.com/huggingface/pytorch-image-models'
 
@@ -71,6 +75,9 @@ TRAIN_ARGS = frozenset("""
 
 # YAML keys that are no flag but that timm reads from the parsed args (timm.utils.init_distributed_device)
 EXTRA_CONFIG_KEYS = frozenset({'dist_backend', 'dist_url'})
+
+# the launcher's own flags, taken out of the script's arguments wherever they stand
+_LAUNCHER_FLAGS = ('--check-only', '--no-check')
 
 _TRAIN_SPLITS = ('train', 'training')
 _EVAL_SPLITS = ('val', 'valid', 'validation', 'eval', 'evaluation')
@@ -183,6 +190,63 @@ def check_model(name: Optional[str], flag: str = '--model') -> None:
     tags = sorted(get_arch_pretrained_cfgs(arch))
     if tag and f'{arch}.{tag}' not in tags and f'{arch}.{tag}' not in DEPRECATED_NAMES:
         raise LaunchError(f"{flag} '{name}': {arch} has no pretrained tag '{tag}'; its tags: {', '.join(tags)}")
+
+
+def _in_chans(ns: argparse.Namespace) -> Optional[int]:
+    """The input channels the script gives the model (`--in-chans`, else `--input-size`'s first), if any."""
+    return getattr(ns, 'in_chans', None) or (getattr(ns, 'input_size', None) or [None])[0]
+
+
+def _input_size(ns: argparse.Namespace, model: torch.nn.Module) -> Tuple[int, int, int]:
+    """The (channels, height, width) the script feeds `model`, as timm's resolve_data_config picks it."""
+    channels, height, width = model.pretrained_cfg.get('input_size', (3, 224, 224))
+    if getattr(ns, 'input_size', None):
+        _, height, width = ns.input_size
+    elif getattr(ns, 'img_size', None):
+        height = width = ns.img_size
+    return _in_chans(ns) or channels, height, width
+
+
+def check_model_build(ns: argparse.Namespace) -> Optional[str]:
+    """LaunchError if the script's `--model` cannot be built with its arguments or take its input size.
+
+    The model is built with `--model-kwargs`, `--num-classes`, `--in-chans` and `--gp` as the scripts
+    pass them to `timm.create_model`, and run once at `--img-size` / `--input-size` (else the model's
+    own), all on the meta device: no weights, no work. Returns what was built, for the `--check-only`
+    report; None for names it cannot build here (Hub and local-dir names, wildcards, model lists).
+    """
+    name = getattr(ns, 'model', None)
+    if not isinstance(name, str) or not timm.is_model(split_model_name_tag(name)[0]):
+        return None
+    kwargs = dict(getattr(ns, 'model_kwargs', None) or {})
+    given = dict(num_classes=getattr(ns, 'num_classes', None), in_chans=_in_chans(ns),
+                 global_pool=getattr(ns, 'gp', None))
+    kwargs.update({k: v for k, v in given.items() if v is not None})
+    if name in generic_names() and 'backbone' not in kwargs:
+        raise LaunchError(f"--model {name} needs backbone=<timm model name>: pass it with --model-kwargs "
+                          f"backbone=NAME, or name a preset that has its backbone, e.g. "
+                          f"{', '.join(preset_names()[:2])}")
+    described = name + (f" with {', '.join(f'{k}={v!r}' for k, v in kwargs.items())}" if kwargs else '')
+    try:
+        model = timm.create_model(name, device='meta', **kwargs)
+    except (TypeError, ValueError, RuntimeError, AssertionError) as e:
+        raise LaunchError(f'--model {name} cannot be built with the given arguments ({described}): {e}') from e
+    size = _input_size(ns, model)
+    try:
+        with torch.no_grad():
+            model(torch.empty(2, *size, device='meta'))
+    except NotImplementedError:  # an operation without a meta kernel: nothing known against the input size
+        pass
+    except (TypeError, ValueError, RuntimeError, AssertionError) as e:
+        if 'meta' in str(e):  # `.item()` or a model built off the meta device: the check cannot run, nothing known
+            return f'model {described}, built on the meta device (its input size unchecked: it does not run there)'
+        cfg = model.pretrained_cfg
+        hint = ''
+        if cfg.get('fixed_input_size') and 'img_size' not in kwargs:
+            hint = (f" ({name} is built for {'x'.join(map(str, cfg['input_size'][1:]))} inputs only: pass "
+                    f"--model-kwargs img_size={size[1]})")
+        raise LaunchError(f"--model {name} cannot take {'x'.join(map(str, size))} inputs: {e}{hint}") from e
+    return f"model {described}, built and run on {'x'.join(map(str, size))} inputs on the meta device"
 
 
 def _is_folder_dataset(name: Optional[str]) -> bool:
@@ -314,25 +378,28 @@ def _fallback_namespace(args: Sequence[str], cfg: Dict[str, Any]) -> argparse.Na
             return argparse.Namespace()
 
 
-def check_script_args(script: str, args: Sequence[str]) -> None:
-    """Check a timm script's arguments before it runs: `--config` keys, model name, data folder.
+def check_script_args(script: str, args: Sequence[str]) -> List[str]:
+    """Check a timm script's arguments before it runs: `--config` keys, model name and build, data folder.
 
-    Raises LaunchError naming the problem. Anything the script's own parser rejects (or `--help`)
-    is left to the script.
+    Raises LaunchError naming the problem; returns what was checked (for `--check-only`). Anything
+    the script's own parser rejects (or `--help`) is left to the script.
     """
     parser, config_parser = script_parsers(script)
     is_train = os.path.basename(script) == 'train.py'
     reads_config = config_parser is not None or (parser is None and is_train)
     config, remaining = _config_path(args, config_parser) if reads_config else ('', list(args))
     cfg = load_config(config) if config else {}
+    checked = [f'config {config} ({len(cfg)} keys)'] if config else []
     if parser is None:
         if cfg and is_train:
             check_config_keys(cfg, TRAIN_ARGS, config, script)
         ns = _fallback_namespace(remaining, cfg)
         check_model(getattr(ns, 'model', None))
+        checked += [f'model name {ns.model}'] if getattr(ns, 'model', None) else []
         if getattr(ns, 'data_dir', None):
             check_data(ns.data_dir, getattr(ns, 'dataset', ''))
-        return
+            checked.append(f'data folder {ns.data_dir}')
+        return checked
 
     if cfg:
         check_config_keys(cfg, [a.dest for a in parser._actions], config, script)
@@ -341,7 +408,7 @@ def check_script_args(script: str, args: Sequence[str]) -> None:
         try:
             ns, extras = parser.parse_known_args(remaining)
         except SystemExit:
-            return
+            return checked + ['nothing else: the script rejects its arguments itself']
     # before anything reads the namespace: an unknown flag's value lands in the positional data folder
     check_unknown_args(extras, parser, script)
     check_model(getattr(ns, 'model', None))
@@ -350,8 +417,14 @@ def check_script_args(script: str, args: Sequence[str]) -> None:
     check_files(ns)
     check_test_pool(ns)
     check_device(ns, parser, remaining, cfg)
+    built = check_model_build(ns)
+    if built or getattr(ns, 'model', None):
+        checked.append(built or f'model name {ns.model}')
+    checked += [f'{dest} file {getattr(ns, dest)}' for dest in _FILE_ARGS if getattr(ns, dest, None)]
+    if getattr(ns, 'device', None):
+        checked.append(f'device {ns.device}')
     if not (hasattr(ns, 'data_dir') or hasattr(ns, 'data')):
-        return
+        return checked
     if hasattr(ns, 'train_split'):
         splits = [ns.train_split] + ([ns.val_split] if getattr(ns, 'val_split', None) else [])
     else:
@@ -359,6 +432,9 @@ def check_script_args(script: str, args: Sequence[str]) -> None:
     roots = [r for r in (getattr(ns, 'data_dir', None), getattr(ns, 'data', None)) if r] or [None]
     for root in roots:
         check_data(root, getattr(ns, 'dataset', ''), splits)
+        if _is_folder_dataset(getattr(ns, 'dataset', '')):
+            checked.append(f"data folder {root} ({', '.join(splits) or 'images'})")
+    return checked
 
 
 def run_script(script: str, args: Sequence[str]) -> None:
@@ -368,8 +444,11 @@ def run_script(script: str, args: Sequence[str]) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument('--check-only', action='store_true', help='check the arguments, then exit without running')
-    parser.add_argument('--no-check', action='store_true', help='run the script without checking its arguments')
+    parser.add_argument('--check-only', action='store_true',
+                        help='check the arguments, print what was checked, then exit without running (anywhere on '
+                             'the command line: it never reaches the script)')
+    parser.add_argument('--no-check', action='store_true',
+                        help='run the script without checking its arguments (anywhere on the command line)')
     parser.add_argument('script', help="path of timm's train.py, validate.py, benchmark.py or inference.py")
     parser.add_argument('script_args', nargs=argparse.REMAINDER, help="the script's own arguments")
 
@@ -377,11 +456,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(opts: argparse.Namespace) -> int:
     """Check (LaunchError), then run the script, whose exceptions and SystemExit propagate."""
     script = find_script(opts.script)
-    if not opts.no_check and not {'-h', '--help'} & set(opts.script_args):
-        check_script_args(script, opts.script_args)
-    if opts.check_only:
+    own = set(opts.script_args) & set(_LAUNCHER_FLAGS)
+    script_args = [a for a in opts.script_args if a not in _LAUNCHER_FLAGS]
+    check_only, no_check = opts.check_only or '--check-only' in own, opts.no_check or '--no-check' in own
+    if check_only and no_check:
+        raise LaunchError('--check-only and --no-check exclude each other: pass one of them')
+    if not no_check and not {'-h', '--help'} & set(script_args):
+        checked = check_script_args(script, script_args)
+        if check_only:
+            print(f"{os.path.basename(script)}: checked {'; '.join(checked) or 'the script'}: ok")
+    if check_only:
         return 0
-    run_script(script, opts.script_args)
+    run_script(script, script_args)
     return 0
 
 

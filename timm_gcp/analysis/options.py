@@ -1,11 +1,15 @@
 """The options `timm-gcp demo` and `timm-gcp analyze` share, declared once; each command gives its defaults."""
 import argparse
 import os
+from typing import Any, Dict, Optional, Sequence
+
+import timm
+import torch
 
 from .._errors import UsageError, usage_errors
 from .landscape import STEM, step_sizes
 
-__all__ = ['add_common_arguments', 'check_common_args']
+__all__ = ['add_common_arguments', 'check_common_args', 'check_pair']
 
 
 def add_common_arguments(
@@ -79,3 +83,40 @@ def check_common_args(args: argparse.Namespace) -> None:
         raise UsageError(f'--gcp-dim must be at least 2, got {args.gcp_dim}')
     if args.data_dir is not None and not os.path.isdir(args.data_dir):
         raise UsageError(f"--data-dir '{args.data_dir}': no such folder")
+
+
+def check_pair(
+        names: Sequence[str],
+        kwargs: Sequence[Dict[str, Any]],
+        in_chans: int,
+        img_size: int,
+        kwargs_flags: Sequence[Optional[str]] = (None, None),
+) -> None:
+    """UsageError naming the model (--model, --baseline) that cannot be built with its kwargs or take the input:
+    the data's `in_chans` channels at `img_size` px.
+
+    Both are built and run on the meta device: no weights, no work, before any training.
+    `kwargs_flags` names the option that passes each model's kwargs, for the fix of a fixed input size.
+    """
+    for name, flag, model_kwargs, kwargs_flag in zip(names, ('--model', '--baseline'), kwargs, kwargs_flags):
+        if model_kwargs.get('in_chans', in_chans) != in_chans:
+            raise UsageError(f"{flag} {name} is given in_chans={model_kwargs['in_chans']}, but the data has "
+                             f"{in_chans} channel(s): leave in_chans out of {kwargs_flag or 'its kwargs'}")
+        with usage_errors(TypeError, ValueError, RuntimeError, AssertionError, prefix=f'{flag} {name}: '):
+            model = timm.create_model(name, device='meta', **model_kwargs)
+        x = torch.empty(2, in_chans, img_size, img_size, device='meta')
+        try:
+            with torch.no_grad():
+                model(x)
+        except NotImplementedError:  # an operation without a meta kernel: nothing known against the input
+            continue
+        except (AssertionError, ValueError, RuntimeError, TypeError) as e:
+            if 'meta' in str(e):  # `.item()` or a model built off the meta device: the check cannot run
+                continue
+            cfg = model.pretrained_cfg
+            hint = ''
+            if cfg.get('fixed_input_size'):
+                fix = f'pass {kwargs_flag} img_size={img_size}' if kwargs_flag else f'choose another {flag[2:]}'
+                hint = f" ({name} is built for {'x'.join(map(str, cfg['input_size'][1:]))} inputs only: {fix})"
+            raise UsageError(f"{flag} {name} cannot take the data's {in_chans}-channel images at --img-size "
+                             f'{img_size}: {e}{hint}') from e

@@ -28,7 +28,7 @@ from ..models.registry import baseline_name
 from .corruptions import CORRUPTIONS, SEVERITIES, check_corruptions, corruption, mean_corruption_error
 from .landscape import probe_activations, probe_parameters, resolve_split, step_sizes
 from .lr_ladder import train_ladder
-from .options import add_common_arguments, check_common_args
+from .options import add_common_arguments, check_common_args, check_pair
 from .plots import draw_accuracy, draw_corruptions, draw_ladder, plot_analysis, plot_parameter_probes
 from .spread import compare
 
@@ -178,7 +178,7 @@ def format_summary(rows: List[Tuple[str, Dict]], names: Sequence[str]) -> List[s
     header = ('metric', f'{names[0]} (GCP)', f'{names[1]} (twin)', 'GCP - twin (95 % CI)', 'verdict')
     body = []
     for metric, c in rows:
-        ci = '' if c['diff']['n'] < 2 else f" ± {c['diff']['ci95']:.2g}"
+        ci = f" ± {c['diff']['ci95']:.2g}" if c['diff']['ci95'] > 0 else ''  # NaN: no interval
         body.append((metric, _cell(c['gcp']), _cell(c['twin']), f"{c['diff']['mean']:+.3g}{ci}", c['verdict']))
     widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
     lines = [' | '.join(f'{cell:<{w}}' for cell, w in zip(r, widths)) for r in [header, *body]]
@@ -196,6 +196,11 @@ def _check_args(args: argparse.Namespace) -> Tuple[str, str]:
     check_common_args(args)
     with usage_errors(ValueError):
         check_corruptions(args.corruptions)
+    if args.workers < 0:
+        raise UsageError(f'--workers must be at least 0, got {args.workers}')
+    if args.dataset != FASHION_MNIST and '/' not in args.dataset and args.data_dir is None:
+        raise UsageError(f"--dataset '{args.dataset}' is read from a folder (timm's ImageFolder or tar reader): pass "
+                         f"--data-dir DIR, or name another data set: {FASHION_MNIST}, torch/NAME, hfds/NAME")
     return args.model, baseline
 
 
@@ -220,6 +225,7 @@ def prepare(args: argparse.Namespace) -> Tuple[Tuple[str, str], Tuple[Dict, Dict
         data = load_data(args, args.seeds[0])
     kwargs = pair_kwargs(names, args.width, args.gcp_dim, data.in_chans, data.num_classes,
                          (args.model_kwargs, args.baseline_kwargs))
+    check_pair(names, kwargs, data.in_chans, args.img_size, ('--model-kwargs', '--baseline-kwargs'))
     with usage_errors(TypeError, ValueError):  # the models and their settings
         for model in create_pair(names, kwargs, args.seeds[0]):
             resolve_split(model, args.split)

@@ -4,14 +4,18 @@ One run says little: a few points of accuracy move with the seed. Every comparis
 seeds, paired (seed s of both
 models saw the same batches and started from the same trunk): the per-seed differences GCP - twin,
 their mean and the 95 % t-interval of the mean. Only an interval that excludes zero is a difference;
-otherwise the verdict says "within spread". One seed has no spread and gets no verdict.
-See docs/analysis.md, "Seeds and spread".
+otherwise the verdict says "within spread". Fewer than `MIN_SEEDS` seeds, or differences that do not
+vary at all (accuracy moves in steps of one test image, so two seeds often differ by the same count),
+say nothing about the spread and get no verdict. See docs/analysis.md, "Seeds and spread".
 """
 import math
 import statistics
 from typing import Dict, Sequence
 
-__all__ = ['compare', 'describe']
+__all__ = ['MIN_SEEDS', 'NOT_ENOUGH_SEEDS', 'compare', 'describe']
+
+MIN_SEEDS = 3
+NOT_ENOUGH_SEEDS = 'not enough seeds to tell'
 
 # two-sided 95 % quantiles of Student's t by degrees of freedom; beyond the table the normal's 1.96
 _T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
@@ -33,8 +37,9 @@ def describe(values: Sequence[float]) -> Dict[str, float]:
 def compare(gcp: Sequence[float], twin: Sequence[float], better: str = 'higher') -> Dict:
     """Paired comparison over seeds: both models' spread, the difference's mean and 95 % interval, a verdict.
 
-    `better` ('higher' or 'lower') only words the verdict: 'GCP better', 'GCP worse', 'within spread'
-    or 'one seed: no spread'.
+    `better` ('higher' or 'lower') only words the verdict: 'GCP better', 'GCP worse', 'within spread',
+    'one seed: no spread', or NOT_ENOUGH_SEEDS for fewer than MIN_SEEDS seeds or differences without
+    spread (whose interval, of width zero, is NaN).
     """
     if len(gcp) != len(twin) or not gcp:
         raise ValueError(f'need the same number (>= 1) of seeds for both models, got {len(gcp)} and {len(twin)}')
@@ -42,9 +47,13 @@ def compare(gcp: Sequence[float], twin: Sequence[float], better: str = 'higher')
     diff = describe(diffs)
     if len(diffs) == 1:
         half, verdict = math.nan, 'one seed: no spread'
+    elif diff['std'] <= 1e-9 * max(1.0, *map(abs, diffs)):  # equal up to rounding
+        half, verdict = math.nan, NOT_ENOUGH_SEEDS
     else:
         half = _t95(len(diffs) - 1) * diff['std'] / math.sqrt(len(diffs))
-        if abs(diff['mean']) <= half:
+        if len(diffs) < MIN_SEEDS:
+            verdict = NOT_ENOUGH_SEEDS
+        elif abs(diff['mean']) <= half:
             verdict = 'within spread'
         else:
             verdict = 'GCP better' if (diff['mean'] > 0) == (better == 'higher') else 'GCP worse'

@@ -27,7 +27,7 @@ import timm
 from timm.utils import ParseKwargs
 
 from .._errors import UsageError, usage_errors
-from ..models.registry import baseline_name, is_gcp_model
+from ..models.registry import baseline_name, generic_names, is_gcp_model, preset_names
 from ..measure import count_flops, saved_tensor_bytes
 
 DEFAULT_MODELS = ('resnet50', 'resnet50_isqrt', 'resnet50_isqrt_d256', 'resnet50_dropcov')
@@ -235,8 +235,14 @@ def check_args(args: argparse.Namespace) -> torch.device:
                          f'(not registered in timm; `timm.list_models()` lists the names)')
     with usage_errors(RuntimeError, prefix='--device: '):
         device = torch.device(args.device)
-    if device.type == 'cuda' and not torch.cuda.is_available():
-        raise UsageError(f"--device is {args.device!r}, but CUDA is not available here: pass --device cpu")
+    if device.type != 'cpu':
+        backend = getattr(torch, device.type, None)  # torch.cuda, torch.mps, torch.xpu ...
+        if backend is None or not backend.is_available():
+            raise UsageError(f"--device is {args.device!r}, but {device.type.upper()} is not available here: "
+                             f"pass --device cpu")
+        if device.index is not None and device.index >= backend.device_count():
+            raise UsageError(f'--device is {args.device!r}, but there are {backend.device_count()} '
+                             f'{device.type.upper()} device(s) here, numbered from 0')
     if args.tf32 and device.type != 'cuda':
         raise UsageError(f'--tf32 needs a CUDA device, not {args.device!r}')
     for name in ('batch_size', 'img_size', 'rounds', 'iters'):
@@ -249,6 +255,11 @@ def check_args(args: argparse.Namespace) -> torch.device:
                          f"{', '.join(torch.compiler.list_backends())}")
     if args.json not in (None, '-') and not os.path.isdir(os.path.dirname(os.path.abspath(args.json))):
         raise UsageError(f"--json '{args.json}': its folder does not exist")
+    generic = [name for name in args.models if name in generic_names()]
+    if generic and 'backbone' not in args.model_kwargs:
+        raise UsageError(f"{generic[0]}: {generic[0]} needs backbone=<timm model name>: pass it with --model-kwargs "
+                         f"backbone=NAME (e.g. backbone=convnext_tiny, then timed against convnext_tiny), or name a "
+                         f"preset that has its backbone, e.g. {', '.join(preset_names()[:2])}")
     for name in args.models:
         with usage_errors(RuntimeError, TypeError, ValueError, prefix=f'{name}: '):
             timm.create_model(name, device='meta', **(args.model_kwargs if is_gcp_model(name) else {}))
@@ -272,13 +283,21 @@ def benchmark(args: argparse.Namespace) -> List[Result]:
         for n in ((base, name) if base else (name,)):
             if n not in names:
                 names.append(n)
+    _log(f'bench: {len(names)} model(s) on {device}: {", ".join(names)}')
     benches = {}
-    for name in names:
-        _log(f'creating {name} ...')
+    for i, name in enumerate(names):
+        counts = 'FLOPs, head error' + (', graph breaks' if args.compile else '')
+        _log(f'[{i + 1}/{len(names)}] creating {name} ({counts}) ...')
+        start = time.perf_counter()
         benches[name] = ModelBench(name, args, device, **(model_kwargs if is_gcp_model(name) else {}))
-    for name, bench in benches.items():
-        _log(f'warming up {name}{" (compiling)" if args.compile else ""} ...')
+        _log(f'[{i + 1}/{len(names)}] created {name}: {benches[name].params / 1e6:.2f} M parameters, '
+             f'{benches[name].flops / 1e9:.2f} GFLOPs per image ({time.perf_counter() - start:.1f} s)')
+    for i, (name, bench) in enumerate(benches.items()):
+        _log(f'[{i + 1}/{len(names)}] warming up {name}{" (compiling)" if args.compile else ""}: '
+             f'{args.warmup} training step(s) and one call of each timed operation ...')
+        start = time.perf_counter()
         bench.prepare(args.compile, args.warmup)
+        _log(f'[{i + 1}/{len(names)}] warmed up {name} ({time.perf_counter() - start:.1f} s)')
 
     best = {name: {kind: math.inf for kind in TIMINGS} for name in names}
     start = time.perf_counter()

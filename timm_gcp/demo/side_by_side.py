@@ -23,7 +23,7 @@ from torch import nn
 from .._errors import UsageError, usage_errors
 from .._extras import require
 from ..analysis.landscape import resolve_split
-from ..analysis.options import add_common_arguments, check_common_args
+from ..analysis.options import add_common_arguments, check_common_args, check_pair
 from ..analysis.plots import draw_accuracy, draw_ladder, draw_loss, plot_analysis
 from ..analysis.run import analyze_seed, make_pair_factory, pair_kwargs
 from ..models.registry import baseline_name
@@ -32,6 +32,9 @@ from ..training.fashion_mnist import CLASSES, find_fashion_mnist, load_fashion_m
 from ..training.loop import create_pair
 
 __all__ = ['add_arguments', 'build_models', 'run']
+
+
+IN_CHANS = 1  # Fashion-MNIST is grayscale
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -53,7 +56,7 @@ def _check_args(args: argparse.Namespace) -> Tuple[str, str]:
 
 
 def _kwargs(names: Tuple[str, str], width: float, gcp_dim: int) -> Tuple[Dict, Dict]:
-    return pair_kwargs(names, width, gcp_dim, in_chans=1, num_classes=len(CLASSES), extra=({}, {}))
+    return pair_kwargs(names, width, gcp_dim, in_chans=IN_CHANS, num_classes=len(CLASSES), extra=({}, {}))
 
 
 def build_models(model: str, baseline: str, width: float, gcp_dim: int, seed: int) -> Tuple[nn.Module, nn.Module]:
@@ -64,7 +67,9 @@ def build_models(model: str, baseline: str, width: float, gcp_dim: int, seed: in
 def run(args: argparse.Namespace) -> int:
     require('matplotlib', 'demo')  # missing, it would fail at the plot, after the training
     names = _check_args(args)
-    make_pair = make_pair_factory(names, _kwargs(names, args.width, args.gcp_dim), args.seed)
+    kwargs = _kwargs(names, args.width, args.gcp_dim)
+    check_pair(names, kwargs, IN_CHANS, args.img_size)
+    make_pair = make_pair_factory(names, kwargs, args.seed)
     models = make_pair()
     with usage_errors(ValueError):  # the split point and the data folder
         for model in models:

@@ -25,6 +25,8 @@ from typing import Any, Dict, Optional, Union
 
 import timm
 from huggingface_hub import HfApi
+from huggingface_hub.utils import HFValidationError, validate_repo_id
+from safetensors import SafetensorError
 
 from .._errors import CommandError, usage_errors
 from ..export.folder import PROVENANCE_FILE, RUN_FILES, export_model_args, write_dir_atomic
@@ -34,7 +36,8 @@ from .cards import measure_model, render_card
 from .evaluate import Accuracy
 from .run_card import read_run, render_run_card
 
-__all__ = ['PublishError', 'PublishResult', 'check_request', 'publish', 'upload_folder', 'add_arguments', 'run']
+__all__ = ['PublishError', 'PublishResult', 'check_repo_id', 'check_request', 'publish', 'upload_folder',
+           'add_arguments', 'run']
 
 # what a `timm-gcp convert` folder may hold besides the weights and config; uploaded as they are
 _SOURCE_FILES = ('config.json', 'model.safetensors', PROVENANCE_FILE, *RUN_FILES)
@@ -133,11 +136,20 @@ def upload_folder(
     )
 
 
+def check_repo_id(repo_id: str) -> None:
+    """PublishError unless `repo_id` is ORG/NAME that the Hub accepts (checked offline, by huggingface_hub)."""
+    if repo_id.count('/') != 1 or not all(repo_id.split('/')):
+        raise PublishError(f'{repo_id!r}: not a Hub repo id (ORG/NAME)')
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as e:
+        raise PublishError(f'{repo_id!r}: not a valid Hub repo id: {e}') from None
+
+
 def check_request(src: Path, repo_id: str, dry_run: bool, out: Optional[Union[str, Path]],
                   train_dir: Optional[Union[str, Path]]) -> None:
     """PublishError naming the first request that cannot be met: the repo id, a dry run without `out`, the folders."""
-    if repo_id.count('/') != 1 or not all(repo_id.split('/')):
-        raise PublishError(f'{repo_id!r}: not a Hub repo id (ORG/NAME)')
+    check_repo_id(repo_id)
     if dry_run and out is None:
         raise PublishError('--dry-run needs --out DIR for the folder that would be uploaded')
     for required in ('config.json', 'model.safetensors'):
@@ -171,7 +183,7 @@ def publish(
     release = _authors_release(src, config, provenance, repo_id)
     try:
         timm.create_model(f'local-dir:{src}', pretrained=True)
-    except (RuntimeError, ValueError, OSError) as e:
+    except (RuntimeError, ValueError, OSError, SafetensorError) as e:  # SafetensorError: not a safetensors file
         raise PublishError(f'{src}: does not load as {arch}: {e}') from None
     card = _card(src, repo_id, config, provenance, release, Path(train_dir) if train_dir else None, measured,
                  license)

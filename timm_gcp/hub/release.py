@@ -23,8 +23,8 @@ from .._errors import UsageError, usage_errors
 from ..convert.converter import ConversionError, convert_checkpoint
 from ..export.folder import write_text_atomic
 from ..models.releases import RELEASES, Release, release_files
-from .evaluate import Accuracy, evaluate
-from .publish import PublishError, publish
+from .evaluate import Accuracy, evaluate, imagenet_class_map
+from .publish import PublishError, check_repo_id, publish
 
 __all__ = ['ReleaseRow', 'find_release_files', 'find_sources', 'format_table', 'release', 'add_arguments', 'run']
 
@@ -70,6 +70,7 @@ def _release_one(
         org: str,
         out: Path,
         data_dir: Optional[Path],
+        class_map: Dict[str, int],
         tolerance: float,
         force: bool,
         dry_run: bool,
@@ -83,7 +84,7 @@ def _release_one(
         convert_checkpoint(path, rel.name, work / rel.name)
         if data_dir is not None:
             model = timm.create_model(f'local-dir:{work / rel.name}', pretrained=True)
-            row.measured = evaluate(model, data_dir, batch_size=batch_size, workers=workers)
+            row.measured = evaluate(model, data_dir, batch_size=batch_size, workers=workers, class_map=class_map)
             shortfall = rel.top1 - row.measured.top1
             if shortfall > tolerance and not force:
                 row.status = 'refused'
@@ -130,9 +131,16 @@ def release(
         batch_size: int = 32,
         workers: int = 2,
 ) -> List[ReleaseRow]:
-    """Convert, measure and publish (or stage) every release file in `src_dir`; one row per tag found."""
+    """Convert, measure and publish (or stage) every release file in `src_dir`; one row per tag found.
+
+    PublishError for an `org` that makes no valid Hub repo id, ValueError for a `data_dir` that is not
+    ImageNet's validation set (`imagenet_class_map`), both before anything is converted.
+    """
     src_dir, out = Path(src_dir), Path(out)
     found = find_sources(src_dir)
+    for name in found:
+        check_repo_id(f'{org}/{name}')
+    class_map = imagenet_class_map(data_dir) if data_dir is not None else {}
     out.mkdir(parents=True, exist_ok=True)
     uploaded = _uploaded(out)
     rows = []
@@ -143,8 +151,8 @@ def release(
             rows.append(ReleaseRow(name, path.name, rel.top1, status='skipped', detail='done in an earlier run'))
             continue
         _logger.info(f'[{i + 1}/{len(found)}] {name}: {path}')
-        rows.append(_release_one(rel, path, org, out, Path(data_dir) if data_dir else None, tolerance, force,
-                                 dry_run, token, batch_size, workers))
+        rows.append(_release_one(rel, path, org, out, Path(data_dir) if data_dir else None, class_map, tolerance,
+                                 force, dry_run, token, batch_size, workers))
     return rows
 
 
@@ -164,7 +172,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "<arch>.<tag>.pth / .ckpt (docs/checkpoints.md, \"Getting the weights\")")
     parser.add_argument('--org', required=True, help='Hub organisation or user to publish ORG/<arch>.<tag> to')
     parser.add_argument('--data-dir', default=None,
-                        help='validation folder (class sub-folders; ImageNet val by synset) to measure top-1/top-5')
+                        help="ImageNet's validation set (1000 class folders named by synset, n01440764 ...) to "
+                             'measure top-1/top-5 on')
     parser.add_argument('--dry-run', action='store_true', help='stage the folders in --out, upload nothing')
     parser.add_argument('--out', default='release', help='staging folder, and the record of uploads (default: release)')
     parser.add_argument('--force', action='store_true', help='publish tags that measure below the authors\' top-1')
@@ -176,10 +185,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.batch_size < 1 or args.workers < 0 or not args.tolerance >= 0:
+        raise UsageError(f'--batch-size must be at least 1, --workers and --tolerance at least 0; got '
+                         f'{args.batch_size}, {args.workers} and {args.tolerance}')
     with usage_errors(FileNotFoundError):
-        find_sources(Path(args.src_dir))
-    if args.data_dir is not None and not Path(args.data_dir).is_dir():
-        raise UsageError(f'--data-dir {args.data_dir}: no such folder')
+        found = find_sources(Path(args.src_dir))
+    with usage_errors(PublishError, prefix='--org: '):
+        for name in found:
+            check_repo_id(f'{args.org}/{name}')
+    if args.data_dir is not None:
+        with usage_errors(FileNotFoundError, ValueError, prefix='--data-dir: '):
+            imagenet_class_map(args.data_dir)
     logging.basicConfig(level=logging.INFO, format='%(message)s')
     rows = release(args.src_dir, args.org, data_dir=args.data_dir, dry_run=args.dry_run, out=args.out,
                    force=args.force, tolerance=args.tolerance, token=args.token, batch_size=args.batch_size,

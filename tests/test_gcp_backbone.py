@@ -159,7 +159,7 @@ def test_output_stride_keeps_a_larger_map():
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         assert dilated.forward_features(x).shape[-1] == 2 * plain.forward_features(x).shape[-1]
-    assert dilated.head.global_pool.feat_stride == 16
+    assert dilated.head.global_pool.min_input == dilated.min_input_size < plain.min_input_size
 
 
 # --- errors, all before any weights are built or loaded --------------------------------------------------
@@ -209,6 +209,9 @@ def test_smallest_input_is_the_backbone_own(backbone, min_side):
             model(torch.randn(1, 3, min_side - 1, min_side - 1))
         assert model(torch.randn(1, 3, min_side, min_side)).shape == (1, 2)
         assert model(torch.randn(1, 3, min_side - 1, min_side)).shape == (1, 2)  # a 1x2 map pools
+        # the head's own error (a one-position map given to forward_head) names the same smallest input
+        with pytest.raises(ValueError, match=f'1x1 feature map .* at least {min_side} px'):
+            model.forward_head(trunk.forward_features(torch.randn(1, 3, min_side - 1, min_side - 1)))
 
 
 def test_local_dir_backbone_names_its_architecture_and_the_trunk_load(tmp_path):
@@ -287,6 +290,22 @@ def test_whole_model_file_of_another_family_is_named(tmp_path, source, source_ar
                                          r"(.|\n)*missing: (\S+, ){4}\S+ \(\d+ more\)"):
         timm.create_model(target, pretrained=True, gcp_dim=8, pretrained_cfg_overlay=dict(file=str(src)),
                           **target_args)
+
+
+def test_whole_model_file_keeps_the_trunk_cfg(tmp_path):
+    """A generic model's own file: the data config is the trunk's (as without the file), and in_chans=1 adapts
+    the first conv as timm does for the GCP ResNets."""
+    args = dict(backbone='test_convnext', gcp_dim=8)
+    source = randomize(timm.create_model('gcp_isqrt', **args))
+    src = _save(source, tmp_path / 'model.safetensors')
+    model = timm.create_model('gcp_isqrt', pretrained=True, pretrained_cfg_overlay=dict(file=str(src)), **args)
+    assert timm.data.resolve_data_config(model=model) == \
+        timm.data.resolve_data_config(model=timm.create_model('gcp_isqrt', **args))
+    assert model.pretrained_cfg['mean'] == timm.models.get_pretrained_cfg('test_convnext').mean
+    gray = timm.create_model('gcp_isqrt', pretrained=True, in_chans=1, pretrained_cfg_overlay=dict(file=str(src)),
+                             **args)
+    torch.testing.assert_close(gray.backbone.stem[0].weight, source.backbone.stem[0].weight.sum(1, keepdim=True))
+    torch.testing.assert_close(gray.head.fc.weight, source.head.fc.weight)
 
 
 def test_export_file_of_another_model_is_named_before_building(tmp_path, monkeypatch):

@@ -107,6 +107,21 @@ def test_token_head_pools_the_patch_tokens_only():
     assert model.num_features == model.head_hidden_size == 8 * 9 // 2
 
 
+def test_token_backbone_set_input_size_and_dynamic_img_size():
+    """timm's ViT resizing reaches the backbone: the head pools the new grid's patch tokens."""
+    model = _model('gcp_isqrt', 'vit').eval()
+    model.set_input_size((96, 96))
+    x = torch.randn(1, 3, 96, 96)
+    with torch.no_grad():
+        prefix, patches = model.forward_features(x)
+        assert patches.shape[1] == (96 // 16) ** 2 and model(x).shape == (1, 5)
+    dynamic = _model('gcp_isqrt', 'vit', dynamic_img_size=True).eval()
+    with torch.no_grad():
+        assert dynamic.forward_features(torch.randn(1, 3, 96, 128))[1].shape[1] == 6 * 8
+    # a map model has none, as timm's CNNs (timm's suite resizes what has one)
+    assert not hasattr(_model('gcp_isqrt', 'cnn'), 'set_input_size')
+
+
 def test_nhwc_backbone_is_pooled_over_its_map():
     model = _model('gcp_isqrt', 'nhwc').eval()
     assert isinstance(model, GCPBackboneModel) and model.output_fmt == 'NHWC'

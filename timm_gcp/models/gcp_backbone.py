@@ -447,6 +447,14 @@ class GCPTokenModel(GCPBackboneModel):
         self.num_features = self.head_hidden_size
 
     @torch.jit.ignore
+    def set_input_size(self, img_size: Optional[Tuple[int, int]] = None, **kwargs: Any) -> None:
+        """The backbone's `set_input_size` (timm's ViTs: img_size, patch_size): the head pools the new patch tokens.
+
+        Map models have none, as timm's CNNs: their smallest input is probed at the size they are built with.
+        """
+        self.backbone.set_input_size(img_size=img_size, **kwargs)
+
+    @torch.jit.ignore
     def forward_intermediates(self, x: torch.Tensor, indices: Optional[Union[int, List[int]]] = None, **kwargs: Any):
         """The backbone's `forward_intermediates`, with the final tokens split as `forward_features` gives them."""
         return split_final_tokens(self.backbone.forward_intermediates(x, indices, **kwargs), self.num_prefix_tokens)

@@ -258,6 +258,18 @@ def test_generic_model_tag_is_a_trunk_tag(name, backbone, match, monkeypatch):
     assert model.pretrained_cfg['notes'][0].startswith('Trunk weights: timm resnet18.a1_in1k ')
 
 
+@pytest.mark.parametrize('name, match', [
+    ('mobilenetv2_100_isqrt.ra_in1k',
+     "mobilenetv2_100_isqrt has no tag 'ra_in1k'; its tags: gcp_in1k, gcp_lradju_in1k$"),
+    ('mobilenetv2_100_isqrt_d256.bogus', "mobilenetv2_100_isqrt_d256 has no tag 'bogus'; its tags: gcp_in1k, "),
+    ('convnext_tiny_isqrt.bogus', "convnext_tiny_isqrt has no tag 'bogus'; its tags: in12k_ft_in1k, .*fb_in1k"),
+])
+def test_model_tag_is_one_of_its_own(name, match):
+    """A model with tags of its own names those (the MobileNetV2's are its releases, not its trunk's)."""
+    with pytest.raises(BackboneError, match=match):
+        timm.create_model(name, device='meta')
+
+
 def test_missing_backbone_is_a_type_error():
     with pytest.raises(TypeError, match="gcp_isqrt needs backbone=<timm model name>"):
         timm.create_model('gcp_isqrt')

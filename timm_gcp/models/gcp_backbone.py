@@ -574,11 +574,18 @@ def _model_tag(variant: str, pretrained_cfg: Any) -> Optional[str]:
 
 
 def _check_model_tag(variant: str, tag: str, arch: str, backbone_tag: Optional[str]) -> None:
-    """A model tag without weights of its own names the trunk's: a tag of the backbone, the one `backbone=` names."""
-    tags = backbone_tags(arch)
-    if tag not in tags:
-        raise BackboneError(f"{variant} has no tag {tag!r}: without GCP weights of its own, its tags are those of "
-                            f"backbone {arch!r}: {', '.join(tags) or 'none'}")
+    """A model tag without weights of its own names the trunk's: a tag of the backbone, the one `backbone=` names.
+
+    A generic model takes every tag of its backbone; the other models their registered tags only (a preset's
+    mirror its backbone's, GCP_Optimization's MobileNetV2 has its release tags).
+    """
+    if variant in GENERIC_MODELS:
+        tags = backbone_tags(arch)
+        if tag not in tags:
+            raise BackboneError(f"{variant} has no tag {tag!r}: without GCP weights of its own, its tags are those of "
+                                f"backbone {arch!r}: {', '.join(tags) or 'none'}")
+    elif tag not in backbone_tags(variant):
+        raise BackboneError(f"{variant} has no tag {tag!r}; its tags: {', '.join(backbone_tags(variant))}")
     if backbone_tag and backbone_tag != tag:
         raise BackboneError(f"'{variant}.{tag}' and backbone='{arch}.{backbone_tag}' name two trunk tags; give one")
 

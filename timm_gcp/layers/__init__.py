@@ -11,8 +11,7 @@ from .token_heads import (
 __all__ = [
     'AdaptiveChannelDrop', 'CovPool', 'EIGENBASIS_CROSSOVER', 'GCPHead', 'GCPPool', 'GCP_NORMS', 'GCP_POOL_TYPES',
     'ISqrt', 'MatrixPower', 'TriuVec', 'check_pool_input', 'check_pool_type', 'covariance', 'covariance_tokens',
-    'drop_channels', 'dropcov_rate', 'isqrt', 'make_fc', 'min_input_side', 'mpn', 'reset_pool_type',
-    'triu_vec',
+    'drop_channels', 'dropcov_rate', 'isqrt', 'make_fc', 'min_input_side', 'mpn', 'reset_pool_type', 'triu_vec',
     'MultiHeadCrossCovPool', 'SvPN', 'TokenGCPHead', 'check_token_head_input', 'cross_covariance', 'svpn',
     'token_drop_mask',
 ]

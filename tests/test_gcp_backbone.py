@@ -107,6 +107,21 @@ def test_token_head_pools_the_patch_tokens_only():
     assert model.num_features == model.head_hidden_size == 8 * 9 // 2
 
 
+def test_token_backbone_set_input_size_and_dynamic_img_size():
+    """timm's ViT resizing reaches the backbone: the head pools the new grid's patch tokens."""
+    model = _model('gcp_isqrt', 'vit').eval()
+    model.set_input_size((96, 96))
+    x = torch.randn(1, 3, 96, 96)
+    with torch.no_grad():
+        prefix, patches = model.forward_features(x)
+        assert patches.shape[1] == (96 // 16) ** 2 and model(x).shape == (1, 5)
+    dynamic = _model('gcp_isqrt', 'vit', dynamic_img_size=True).eval()
+    with torch.no_grad():
+        assert dynamic.forward_features(torch.randn(1, 3, 96, 128))[1].shape[1] == 6 * 8
+    # a map model has none, as timm's CNNs (timm's suite resizes what has one)
+    assert not hasattr(_model('gcp_isqrt', 'cnn'), 'set_input_size')
+
+
 def test_nhwc_backbone_is_pooled_over_its_map():
     model = _model('gcp_isqrt', 'nhwc').eval()
     assert isinstance(model, GCPBackboneModel) and model.output_fmt == 'NHWC'
@@ -159,7 +174,7 @@ def test_output_stride_keeps_a_larger_map():
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         assert dilated.forward_features(x).shape[-1] == 2 * plain.forward_features(x).shape[-1]
-    assert dilated.head.global_pool.feat_stride == 16
+    assert dilated.head.global_pool.min_input == dilated.min_input_size < plain.min_input_size
 
 
 # --- errors, all before any weights are built or loaded --------------------------------------------------
@@ -209,6 +224,9 @@ def test_smallest_input_is_the_backbone_own(backbone, min_side):
             model(torch.randn(1, 3, min_side - 1, min_side - 1))
         assert model(torch.randn(1, 3, min_side, min_side)).shape == (1, 2)
         assert model(torch.randn(1, 3, min_side - 1, min_side)).shape == (1, 2)  # a 1x2 map pools
+        # the head's own error (a one-position map given to forward_head) names the same smallest input
+        with pytest.raises(ValueError, match=f'1x1 feature map .* at least {min_side} px'):
+            model.forward_head(trunk.forward_features(torch.randn(1, 3, min_side - 1, min_side - 1)))
 
 
 def test_local_dir_backbone_names_its_architecture_and_the_trunk_load(tmp_path):
@@ -238,6 +256,18 @@ def test_generic_model_tag_is_a_trunk_tag(name, backbone, match, monkeypatch):
         timm.create_model(name, backbone=backbone, pretrained=True)
     model = timm.create_model('gcp_isqrt.a1_in1k', backbone='resnet18', device='meta')
     assert model.pretrained_cfg['notes'][0].startswith('Trunk weights: timm resnet18.a1_in1k ')
+
+
+@pytest.mark.parametrize('name, match', [
+    ('mobilenetv2_100_isqrt.ra_in1k',
+     "mobilenetv2_100_isqrt has no tag 'ra_in1k'; its tags: gcp_in1k, gcp_lradju_in1k$"),
+    ('mobilenetv2_100_isqrt_d256.bogus', "mobilenetv2_100_isqrt_d256 has no tag 'bogus'; its tags: gcp_in1k, "),
+    ('convnext_tiny_isqrt.bogus', "convnext_tiny_isqrt has no tag 'bogus'; its tags: in12k_ft_in1k, .*fb_in1k"),
+])
+def test_model_tag_is_one_of_its_own(name, match):
+    """A model with tags of its own names those (the MobileNetV2's are its releases, not its trunk's)."""
+    with pytest.raises(BackboneError, match=match):
+        timm.create_model(name, device='meta')
 
 
 def test_missing_backbone_is_a_type_error():
@@ -287,6 +317,22 @@ def test_whole_model_file_of_another_family_is_named(tmp_path, source, source_ar
                                          r"(.|\n)*missing: (\S+, ){4}\S+ \(\d+ more\)"):
         timm.create_model(target, pretrained=True, gcp_dim=8, pretrained_cfg_overlay=dict(file=str(src)),
                           **target_args)
+
+
+def test_whole_model_file_keeps_the_trunk_cfg(tmp_path):
+    """A generic model's own file: the data config is the trunk's (as without the file), and in_chans=1 adapts
+    the first conv as timm does for the GCP ResNets."""
+    args = dict(backbone='test_convnext', gcp_dim=8)
+    source = randomize(timm.create_model('gcp_isqrt', **args))
+    src = _save(source, tmp_path / 'model.safetensors')
+    model = timm.create_model('gcp_isqrt', pretrained=True, pretrained_cfg_overlay=dict(file=str(src)), **args)
+    assert timm.data.resolve_data_config(model=model) == \
+        timm.data.resolve_data_config(model=timm.create_model('gcp_isqrt', **args))
+    assert model.pretrained_cfg['mean'] == timm.models.get_pretrained_cfg('test_convnext').mean
+    gray = timm.create_model('gcp_isqrt', pretrained=True, in_chans=1, pretrained_cfg_overlay=dict(file=str(src)),
+                             **args)
+    torch.testing.assert_close(gray.backbone.stem[0].weight, source.backbone.stem[0].weight.sum(1, keepdim=True))
+    torch.testing.assert_close(gray.head.fc.weight, source.head.fc.weight)
 
 
 def test_export_file_of_another_model_is_named_before_building(tmp_path, monkeypatch):

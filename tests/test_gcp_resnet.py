@@ -332,6 +332,22 @@ def test_checkpoint_with_other_reduction_is_refused(tmp_path):
     assert 'd=256' in message and 'd=128' in message
 
 
+def test_reduction_detail_only_where_the_widths_differ():
+    """Another depth at the same width: the first line does not contradict itself with two equal reductions."""
+    model = timm.create_model('resnet34_isqrt', gcp_dim=8)
+    other_depth = timm.create_model('resnet18_isqrt', gcp_dim=8, num_classes=3).state_dict()
+    with pytest.raises(ValueError) as err:
+        checkpoint_filter_fn(other_depth, model)
+    assert str(err.value).splitlines()[0] == 'checkpoint does not fit GCPResNet'
+    assert 'missing: layer1.2.conv1.weight' in str(err.value)
+    other_width = timm.create_model('resnet34_isqrt', gcp_dim=16).state_dict()
+    with pytest.raises(ValueError) as err:
+        checkpoint_filter_fn(other_width, model)
+    assert str(err.value).splitlines()[0] == (
+        'checkpoint does not fit GCPResNet (reduction (8, 512, 1, 1) (d=8), 36 classifier inputs; '
+        'checkpoint has reduction (16, 512, 1, 1) (d=16), 136 classifier inputs)')
+
+
 def test_checkpoint_missing_and_unexpected_keys_listed():
     model = timm.create_model('resnet18_isqrt', gcp_dim=16)
     sd = fmpn_plain(model.state_dict())

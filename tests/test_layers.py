@@ -504,14 +504,14 @@ def test_head_reset_brings_the_pooling_back():
 
 def test_head_reset_in_features_rebuilds_the_pooling():
     """A new in_features (the trunk was pruned) builds a pooling for that width; the same width keeps it."""
-    head = GCPHead(16, num_classes=3, dim=4, bn_eps=1e-3, feat_stride=8)
+    head = GCPHead(16, num_classes=3, dim=4, bn_eps=1e-3, min_input=9)
     pool = head.global_pool
     head.reset(7, in_features=16)
     assert head.global_pool is pool and head.fc.out_features == 7
     head.requires_grad_(False)
     head.reset(2, in_features=8)
     assert head.in_features == head.global_pool.in_features == 8 and head.global_pool is not pool
-    assert head.global_pool.reduce.bn.eps == 1e-3 and head.global_pool.feat_stride == 8  # the same settings
+    assert head.global_pool.reduce.bn.eps == 1e-3 and head.global_pool.min_input == 9  # the same settings
     assert head(torch.randn(2, 8, 3, 3)).shape == (2, 2) and head.num_features == 10
     head.reset(0, '', in_features=6)
     x = torch.randn(2, 6, 3, 3)
@@ -610,8 +610,8 @@ def test_a_map_of_one_position_is_refused(fmt, shape):
     # the centred covariance of one position is zero: the output would be the same for every input
     with pytest.raises(ValueError, match=r'1x1 feature map .* covariance of one position is zero'):
         GCPPool(8, dim=4, input_fmt=fmt)(torch.randn(shape))
-    with pytest.raises(ValueError, match=r'reduced 16x, so an input image needs a side of at least 17 px'):
-        GCPHead(8, num_classes=3, dim=4, input_fmt=fmt, feat_stride=16)(torch.randn(shape))
+    with pytest.raises(ValueError, match=r'an input image needs a side of at least 64 px \(e\.g\. 64x64\)'):
+        GCPHead(8, num_classes=3, dim=4, input_fmt=fmt, min_input=64)(torch.randn(shape))
     with pytest.raises(ValueError, match='at least 2 tokens, got 1'):
         GCPPool(8, dim=4, input_fmt='NLC')(torch.randn(2, 1, 8))
     # two positions are enough for an output that depends on the input (no reduction: no ReLU that could zero a

@@ -152,3 +152,26 @@ def test_mindspore_file_in_pretrained_cfg_overlay_names_the_converter(tmp_path):
     loaded = timm.create_model(
         'resnet18_isqrt', gcp_dim=8, pretrained=True, pretrained_cfg_overlay=dict(file=str(path)))
     torch.testing.assert_close(loaded.head.fc.weight, model.head.fc.weight)
+
+
+# the architectures whose default tag (the cfg timm builds a bare name with) is a release
+DEFAULT_RELEASES = sorted({a for a in (n.split('.')[0] for n in RELEASES)
+                           if f'{a}.{timm.models.get_pretrained_cfg(a).tag}' in RELEASES})
+
+
+def test_default_releases_cover_every_family():
+    assert {'mobilenetv2_100_isqrt_d256', 'shufflenetv2_100_isqrt_d256', 'resnet50_isqrt', 'vit_dropcov_small',
+            'ms_resnet18_isqrt'} <= set(DEFAULT_RELEASES)
+
+
+@pytest.mark.parametrize('arch', DEFAULT_RELEASES)
+def test_bare_name_loads_what_its_default_tag_does(no_hub, arch):
+    """timm builds a bare name with its default tag's cfg: where that tag is a release, the bare name loads the
+    release too, and fails as the tag does while it cannot be had (never the trunk alone, or nothing)."""
+    tag = timm.models.get_pretrained_cfg(arch).tag
+    with pytest.raises(WeightsUnavailableError) as bare:
+        timm.create_model(arch, pretrained=True)
+    with pytest.raises(WeightsUnavailableError) as tagged:
+        timm.create_model(f'{arch}.{tag}', pretrained=True)
+    assert str(bare.value) == str(tagged.value)
+    assert str(bare.value).startswith(f'{arch}.{tag}: no pretrained weights')

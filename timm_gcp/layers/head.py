@@ -62,7 +62,7 @@ class GCPHead(nn.Module):
             pool_type: 'gcp', or '' to return the features unpooled (requires num_classes=0).
             drop_rate: Dropout on the pooled vector before the classifier.
             **pool_kwargs: `GCPPool` settings (dim, norm, iters, power, dropcov, dropcov_scale, expand, act, bn_eps,
-                input_fmt, feat_stride), kept to rebuild the pooling in `reset`.
+                input_fmt, min_input), kept to rebuild the pooling in `reset`.
         """
         super().__init__()
         check_pool_type(pool_type, num_classes)

@@ -56,16 +56,17 @@ def check_dim(dim: int, in_features: int, expand: bool = False) -> None:
 
 
 def min_input_side(feat_stride: int) -> int:
-    """The smallest image side whose features at `feat_stride` have 2 positions along it (ceil(side / stride) = 2)."""
+    """The smallest image side whose features at `feat_stride` have 2 positions along it, for a model whose stages
+    round up (padded strided convs and pools: ceil(side / stride) = 2). Stages that floor need more (a probe)."""
     return feat_stride + 1
 
 
 @register_notrace_function
-def check_pool_input(x: torch.Tensor, in_features: int, input_fmt: str, feat_stride: Optional[int] = None) -> None:
+def check_pool_input(x: torch.Tensor, in_features: int, input_fmt: str, min_input: Optional[int] = None) -> None:
     """Raise a ValueError naming the expected layout and width unless `x` fits the pooling.
 
     A map of one position (or one token) is refused too: its centred covariance is zero, so the
-    output would be the same for every input. `feat_stride`, where given, names the smallest input.
+    output would be the same for every input. `min_input`, where given, names the smallest input side.
     """
     ndim = 3 if input_fmt == 'NLC' else 4
     if x.ndim != ndim:
@@ -82,10 +83,8 @@ def check_pool_input(x: torch.Tensor, in_features: int, input_fmt: str, feat_str
         return
     h, w = (x.shape[2], x.shape[3]) if input_fmt == 'NCHW' else (x.shape[1], x.shape[2])
     if h * w < 2:
-        if feat_stride:
-            fix = (f'the features are the input reduced {feat_stride}x, so an input image needs a side of at '
-                   f'least {min_input_side(feat_stride)} px (e.g. {min_input_side(feat_stride)}x'
-                   f'{min_input_side(feat_stride)})')
+        if min_input:
+            fix = f'an input image needs a side of at least {min_input} px (e.g. {min_input}x{min_input})'
         else:
             fix = 'the pooling needs a map of at least 2 positions'
         raise ValueError(
@@ -141,7 +140,7 @@ class GCPPool(nn.Module):
             bn_eps: float = 1e-5,
             act: LayerType = nn.ReLU,
             input_fmt: str = 'NCHW',
-            feat_stride: Optional[int] = None,
+            min_input: Optional[int] = None,
             device=None,
             dtype=None,
     ) -> None:
@@ -159,8 +158,8 @@ class GCPPool(nn.Module):
             bn_eps: Epsilon of the reduction's BatchNorm.
             act: Activation of the reduction (ReLU; GCP_Optimization's MobileNetV2 / ShuffleNetV2: 'relu6').
             input_fmt: 'NCHW', 'NHWC' or 'NLC' (tokens, pooled over N as a C x N x 1 map, as So-ViT).
-            feat_stride: How much the model reduces its input to these features, where known: the error
-                for a one-position map then names the smallest input image.
+            min_input: The smallest input image side the model gives a map of 2 positions, where the model
+                knows it (`min_input_side`, or a probe of the trunk): the error for a one-position map names it.
         """
         super().__init__()
         dd = {'device': device, 'dtype': dtype}
@@ -174,7 +173,7 @@ class GCPPool(nn.Module):
         self.in_features = in_features
         self.dim = dim or in_features
         self.input_fmt = input_fmt
-        self.feat_stride = feat_stride
+        self.min_input = min_input
         self.out_features = self.dim * (self.dim + 1) // 2
 
         if not dim:
@@ -203,7 +202,7 @@ class GCPPool(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Features to the pooled vector B x dim(dim+1)/2, in the features' dtype."""
         if not torch.jit.is_scripting():
-            check_pool_input(x, self.in_features, self.input_fmt, self.feat_stride)
+            check_pool_input(x, self.in_features, self.input_fmt, self.min_input)
         x = self.dropcov(self.reduce(self._to_nchw(x)))
         return self.triu(self.norm(self.cov(x))).to(x.dtype)
 

@@ -372,7 +372,7 @@ class GCPBackboneModel(GCPClassifierMixin, nn.Module):
             pool_type=global_pool,
             drop_rate=drop_rate,
             input_fmt=layout.input_fmt,
-            feat_stride=layout.reduction,  # names the smallest input in the pooling's errors
+            min_input=layout.min_input,  # names the smallest input in the pooling's errors
             **gcp_args,
             **dd,
         )
@@ -445,6 +445,14 @@ class GCPTokenModel(GCPBackboneModel):
     def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None) -> None:
         super().reset_classifier(num_classes, global_pool)
         self.num_features = self.head_hidden_size
+
+    @torch.jit.ignore
+    def set_input_size(self, img_size: Optional[Tuple[int, int]] = None, **kwargs: Any) -> None:
+        """The backbone's `set_input_size` (timm's ViTs: img_size, patch_size): the head pools the new patch tokens.
+
+        Map models have none, as timm's CNNs: their smallest input is probed at the size they are built with.
+        """
+        self.backbone.set_input_size(img_size=img_size, **kwargs)
 
     @torch.jit.ignore
     def forward_intermediates(self, x: torch.Tensor, indices: Optional[Union[int, List[int]]] = None, **kwargs: Any):
@@ -555,12 +563,29 @@ def _check_own_backbone(variant: str, backbone: Any) -> None:
                         f"head on another backbone use timm.create_model('gcp_{method}', backbone={backbone!r})")
 
 
+def _model_tag(variant: str, pretrained_cfg: Any) -> Optional[str]:
+    """The model tag timm builds: `variant.tag` arrives as pretrained_cfg='tag', and a bare name is its default tag.
+
+    A cfg the caller gives (dict or PretrainedCfg) names weights of its own and no tag.
+    """
+    if pretrained_cfg is None:
+        return get_pretrained_cfg(variant).tag or None
+    return pretrained_cfg if isinstance(pretrained_cfg, str) else None
+
+
 def _check_model_tag(variant: str, tag: str, arch: str, backbone_tag: Optional[str]) -> None:
-    """A model tag without weights of its own names the trunk's: a tag of the backbone, the one `backbone=` names."""
-    tags = backbone_tags(arch)
-    if tag not in tags:
-        raise BackboneError(f"{variant} has no tag {tag!r}: without GCP weights of its own, its tags are those of "
-                            f"backbone {arch!r}: {', '.join(tags) or 'none'}")
+    """A model tag without weights of its own names the trunk's: a tag of the backbone, the one `backbone=` names.
+
+    A generic model takes every tag of its backbone; the other models their registered tags only (a preset's
+    mirror its backbone's, GCP_Optimization's MobileNetV2 has its release tags).
+    """
+    if variant in GENERIC_MODELS:
+        tags = backbone_tags(arch)
+        if tag not in tags:
+            raise BackboneError(f"{variant} has no tag {tag!r}: without GCP weights of its own, its tags are those of "
+                                f"backbone {arch!r}: {', '.join(tags) or 'none'}")
+    elif tag not in backbone_tags(variant):
+        raise BackboneError(f"{variant} has no tag {tag!r}; its tags: {', '.join(backbone_tags(variant))}")
     if backbone_tag and backbone_tag != tag:
         raise BackboneError(f"'{variant}.{tag}' and backbone='{arch}.{backbone_tag}' name two trunk tags; give one")
 
@@ -608,17 +633,18 @@ def _create_gcp_backbone(variant: str, pretrained: bool = False, **kwargs: Any) 
         raise TypeError(f"{variant} needs backbone=<timm model name>, e.g. backbone='convnext_tiny.fb_in22k'")
     _check_own_backbone(variant, kwargs['backbone'])
     arch, backbone_tag = resolve_backbone(kwargs['backbone'])
-    tag = kwargs.get('pretrained_cfg') if isinstance(kwargs.get('pretrained_cfg'), str) else None
+    tag = _model_tag(variant, kwargs.get('pretrained_cfg'))
     # weights of the whole GCP model (an authors' release tag, an export, a file), else of the trunk only
-    model_weights = f'{variant}.{tag}' in RELEASES or _weights_given(kwargs)
-    whole_model = pretrained and model_weights
-    if not model_weights:
+    release = f'{variant}.{tag}' in RELEASES
+    whole_model = pretrained and (release or _weights_given(kwargs))
+    if not release:
         # the trunk's tag: the model tag (a preset's mirrors the backbone's), else the one in `backbone`
         if tag:
             _check_model_tag(variant, tag, arch, backbone_tag)
         backbone_tag = tag or backbone_tag
         kwargs['backbone'] = f'{arch}.{backbone_tag}' if backbone_tag else arch
-        if variant in GENERIC_MODELS:
+        # the trunk's data settings and first conv, also for a whole model's file, unless the caller gives a cfg
+        if variant in GENERIC_MODELS and (tag or kwargs.get('pretrained_cfg') is None):
             backbone_cfg = get_pretrained_cfg(kwargs['backbone'])
             kwargs['pretrained_cfg'] = dict(trunk_cfg(backbone_cfg.to_dict(), kwargs['backbone']), tag=None) \
                 if backbone_cfg is not None else None

@@ -21,7 +21,7 @@ from timm.models import build_model_with_cfg, generate_default_cfgs, model_entry
 from timm.models.resnet import BasicBlock, Bottleneck, ResNet
 
 from ..checkpoints import MINDSPORE_PREFIX, RESNET_RENAMES, check_fit, rename_key
-from ..layers import GCPHead, check_pool_type
+from ..layers import GCPHead, check_pool_type, min_input_side
 from ._head import GCPClassifierMixin, check_pretrained_arg, pop_gcp_args
 from .releases import check_pretrained_source, release_cfgs
 from .sources import pretrained_fields
@@ -163,7 +163,7 @@ class GCPResNet(GCPClassifierMixin, ResNet):
             pool_type=global_pool,
             drop_rate=drop_rate,
             bn_eps=1e-5 if bn_eps is None else bn_eps,
-            feat_stride=self.feature_info[-1]['reduction'],  # names the smallest input in the pooling's errors
+            min_input=min_input_side(self.feature_info[-1]['reduction']),  # names it in the pooling's errors
             **gcp_args,
             **dd,
         )
@@ -180,14 +180,21 @@ REDUCE_CONV_WEIGHT = 'head.global_pool.reduce.conv.weight'  # the key that tells
 
 
 def _describe_reduction(state_dict: Dict[str, torch.Tensor]) -> str:
+    """The GCP head widths that must agree: the reduction conv and the classifier's inputs (its outputs adapt)."""
     conv = state_dict.get(REDUCE_CONV_WEIGHT)
     fc = state_dict.get('head.fc.weight')
     parts = []
     if conv is not None:
         parts.append(f'reduction {tuple(conv.shape)} (d={conv.shape[0]})')
     if fc is not None:
-        parts.append(f'fc {tuple(fc.shape)}')
+        parts.append(f'{fc.shape[1]} classifier inputs')
     return ', '.join(parts)
+
+
+def _reduction_detail(model_sd: Dict[str, torch.Tensor], state_dict: Dict[str, torch.Tensor]) -> str:
+    """Both sides' GCP head widths where they differ, else '' (the misfit is elsewhere and the lists name it)."""
+    ours, theirs = _describe_reduction(model_sd), _describe_reduction(state_dict) or 'no GCP head'
+    return f'{ours}; checkpoint has {theirs}' if ours != theirs else ''
 
 
 def checkpoint_filter_fn(state_dict: Dict[str, Any], model: GCPResNet) -> Dict[str, torch.Tensor]:
@@ -214,7 +221,7 @@ def checkpoint_filter_fn(state_dict: Dict[str, Any], model: GCPResNet) -> Dict[s
         type(model).__name__,
         adaptable={'conv1.weight', 'head.fc.weight', 'head.fc.bias'},
         mismatched=mismatched,
-        detail=f'{_describe_reduction(model_sd)}; checkpoint has {_describe_reduction(out) or "no GCP head"}',
+        detail=_reduction_detail(model_sd, out),
     )
     return out
 

@@ -14,7 +14,7 @@ from timm.models import build_model_with_cfg, checkpoint, generate_default_cfgs,
 from timm.models._features import feature_take_indices
 
 from ..checkpoints import SHUFFLENETV2_RENAMES, check_fit, rename_key
-from ..layers import GCPHead, check_pool_type
+from ..layers import GCPHead, check_pool_type, min_input_side
 from ._head import GCPClassifierMixin, check_pretrained_arg, pop_gcp_args
 from .releases import check_pretrained_source, release_cfgs
 
@@ -136,7 +136,7 @@ class GCPShuffleNetV2(GCPClassifierMixin, nn.Module):
             num_classes=num_classes,
             pool_type=global_pool,
             drop_rate=drop_rate,
-            feat_stride=reduction,
+            min_input=min_input_side(reduction),
             **gcp_args,
             **dd,
         )

@@ -113,7 +113,8 @@ def _card(src: Path, repo_id: str, config: Dict[str, Any], provenance: Dict[str,
         except (ValueError, KeyError) as e:
             raise PublishError(f'{run_dir}: cannot read the training run: {e}') from None
     arch, model_args = config['architecture'], export_model_args(config)
-    stats = measure_model(timm.create_model(arch, device='meta', **model_args), arch)
+    # the export itself, at the input size of its config (a run's img_size), not the registered model's default
+    stats = measure_model(timm.create_model(f'local-dir:{src}', device='meta'), arch)
     return render_run_card(repo_id, arch, model_args, stats, provenance=provenance, run=run, license=license)
 
 

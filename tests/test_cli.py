@@ -92,6 +92,25 @@ def test_bench_on_a_cuda_device_without_cuda_is_a_usage_mistake(monkeypatch, cap
         "timm-gcp bench: error: --device is 'cuda', but CUDA is not available here: pass --device cpu\n")
 
 
+NONE_KWARG = ('--model-kwargs gcp_dim=None: timm.create_model drops None arguments, so gcp_dim would silently keep '
+              'its default; for no reduction pass gcp_dim=0\n')
+
+
+@pytest.mark.parametrize('name, argv', [
+    ('convert', ['{tmp}/model_best.pth.tar', '--out', '{tmp}/out']),
+    ('export-onnx', ['resnet18_isqrt', '--out', '{tmp}/out/x.onnx']),
+    ('bench', ['--models', 'resnet18_isqrt']),
+    ('analyze', ['--data-dir', '{tmp}']),
+])
+def test_a_none_model_kwarg_is_refused_naming_the_fix(name, argv, tmp_path, capsys):
+    """KEY=None would be dropped by timm.create_model: the model would silently be the default one."""
+    (tmp_path / 'model_best.pth.tar').write_bytes(b'')
+    argv = [a.format(tmp=tmp_path) for a in argv]
+    assert cli.main([name, *argv, '--model-kwargs', 'gcp_dim=None']) == 2
+    assert capsys.readouterr().err == f'timm-gcp {name}: error: {NONE_KWARG}'
+    assert not (tmp_path / 'out').exists()
+
+
 def _failing_convert(tmp: Path) -> list:
     bad = tmp / 'bad.pth'
     bad.write_bytes(b'PK\x03\x04' + bytes(100))

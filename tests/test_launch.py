@@ -487,3 +487,13 @@ def test_a_model_that_cannot_run_on_the_meta_device_is_not_refused(monkeypatch):
     ns = argparse.Namespace(model='resnet18', img_size=8)
     assert launch.check_model_build(ns) == (
         'model resnet18, built on the meta device (its input size unchecked: it does not run there)')
+
+
+@pytest.mark.parametrize('name', ['resnet18_isqrt', 'hf-hub:someone/resnet18_isqrt'])
+def test_a_none_model_kwarg_of_the_script_is_refused(name):
+    """timm's ParseKwargs reads gcp_dim=None as None, which timm.create_model drops: the model would be the default."""
+    ns = argparse.Namespace(model=name, model_kwargs={'gcp_dim': None}, img_size=64)
+    with pytest.raises(launch.UsageError, match=r'^--model-kwargs gcp_dim=None: timm.create_model drops None '
+                                                r'arguments, so gcp_dim would silently keep its default; for no '
+                                                r'reduction pass gcp_dim=0$'):
+        launch.check_model_build(ns)

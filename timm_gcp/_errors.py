@@ -4,9 +4,9 @@ docs/architecture.md, "Commands": a usage mistake exits 2, a failure exits 1, an
 a bug and keeps its traceback.
 """
 import contextlib
-from typing import Iterator, Type
+from typing import Any, Iterator, Mapping, Type
 
-__all__ = ['CommandError', 'UsageError', 'usage_errors']
+__all__ = ['CommandError', 'UsageError', 'check_model_kwargs', 'usage_errors']
 
 
 class UsageError(Exception):
@@ -24,3 +24,16 @@ def usage_errors(*types: Type[Exception], prefix: str = '') -> Iterator[None]:
         yield
     except types as e:
         raise UsageError(f'{prefix}{e}') from e
+
+
+def check_model_kwargs(kwargs: Mapping[str, Any], flag: str = '--model-kwargs') -> None:
+    """UsageError for a `KEY=None` among the model arguments `flag` gives.
+
+    timm's ParseKwargs reads `KEY=None` as None and `timm.create_model` drops None arguments, so the
+    model would silently take KEY's default; for `gcp_dim`, no reduction is `gcp_dim=0`.
+    """
+    for key, value in kwargs.items():
+        if value is None:
+            fix = 'for no reduction pass gcp_dim=0' if key == 'gcp_dim' else f'give {key} a value, or leave it out'
+            raise UsageError(f'{flag} {key}=None: timm.create_model drops None arguments, so {key} would silently '
+                             f'keep its default; {fix}')

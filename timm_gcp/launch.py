@@ -36,8 +36,9 @@ from timm.data import get_img_extensions
 from timm.models import get_arch_pretrained_cfgs, split_model_name_tag
 
 from . import cli
-from ._errors import UsageError
+from ._errors import UsageError, check_model_kwargs
 from .models.gcp_resnet import DEPRECATED_NAMES  # importing timm_gcp registers the models
+from .measure import MetaBuildError, MetaInputError, build_on_meta, run_on_meta
 from .models.registry import generic_names, is_gcp_model, preset_names
 
 __all__ = ['LaunchError', 'TRAIN_ARGS', 'add_arguments', 'check_model_build', 'check_script_args', 'main', 'run',
@@ -215,10 +216,11 @@ def check_model_build(ns: argparse.Namespace) -> Optional[str]:
     own), all on the meta device: no weights, no work. Returns what was built, for the `--check-only`
     report; None for names it cannot build here (Hub and local-dir names, wildcards, model lists).
     """
+    kwargs = dict(getattr(ns, 'model_kwargs', None) or {})
+    check_model_kwargs(kwargs)
     name = getattr(ns, 'model', None)
     if not isinstance(name, str) or not timm.is_model(split_model_name_tag(name)[0]):
         return None
-    kwargs = dict(getattr(ns, 'model_kwargs', None) or {})
     given = dict(num_classes=getattr(ns, 'num_classes', None), in_chans=_in_chans(ns),
                  global_pool=getattr(ns, 'gp', None))
     kwargs.update({k: v for k, v in given.items() if v is not None})
@@ -228,24 +230,17 @@ def check_model_build(ns: argparse.Namespace) -> Optional[str]:
                           f"{', '.join(preset_names()[:2])}")
     described = name + (f" with {', '.join(f'{k}={v!r}' for k, v in kwargs.items())}" if kwargs else '')
     try:
-        model = timm.create_model(name, device='meta', **kwargs)
-    except (TypeError, ValueError, RuntimeError, AssertionError) as e:
+        model = build_on_meta(name, **kwargs)
+    except MetaBuildError as e:
         raise LaunchError(f'--model {name} cannot be built with the given arguments ({described}): {e}') from e
     size = _input_size(ns, model)
     try:
-        with torch.no_grad():
-            model(torch.empty(2, *size, device='meta'))
-    except NotImplementedError:  # an operation without a meta kernel: nothing known against the input size
-        pass
-    except (TypeError, ValueError, RuntimeError, AssertionError) as e:
-        if 'meta' in str(e):  # `.item()` or a model built off the meta device: the check cannot run, nothing known
-            return f'model {described}, built on the meta device (its input size unchecked: it does not run there)'
-        cfg = model.pretrained_cfg
-        hint = ''
-        if cfg.get('fixed_input_size') and 'img_size' not in kwargs:
-            hint = (f" ({name} is built for {'x'.join(map(str, cfg['input_size'][1:]))} inputs only: pass "
-                    f"--model-kwargs img_size={size[1]})")
+        ran = run_on_meta(model, size)
+    except MetaInputError as e:
+        hint = '' if 'img_size' in kwargs else e.hint(name, f'pass --model-kwargs img_size={size[1]}')
         raise LaunchError(f"--model {name} cannot take {'x'.join(map(str, size))} inputs: {e}{hint}") from e
+    if not ran:
+        return f'model {described}, built on the meta device (its input size unchecked: it does not run there)'
     return f"model {described}, built and run on {'x'.join(map(str, size))} inputs on the meta device"
 
 

@@ -32,7 +32,7 @@ from timm.utils import ParseKwargs
 from torch import nn
 
 import timm_gcp
-from .._errors import CommandError, UsageError
+from .._errors import CommandError, UsageError, check_model_kwargs
 from ..checkpoints.layouts import (
     MINDSPORE_PREFIX, MINDSPORE_TRAINING_STATE, RESNET_RENAMES, is_vit_authors_layout, mindspore_key, rename_key,
 )
@@ -466,6 +466,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f'{args.src}: no such file')
     if args.model is not None and not timm.is_model(args.model):
         raise UsageError(f"--model '{args.model}': no such model in timm's registry")
+    check_model_kwargs(args.model_kwargs)
     out_dir = None if args.check else Path(args.out or args.model)
     report = convert_checkpoint(
         args.src, args.model, out_dir, model_kwargs=args.model_kwargs, use_ema=args.use_ema, overwrite=args.overwrite)

@@ -21,7 +21,7 @@ from timm.models import get_model_input_config
 from timm.utils import ParseKwargs
 from torch import nn
 
-from .._errors import CommandError, UsageError, usage_errors
+from .._errors import CommandError, UsageError, check_model_kwargs, usage_errors
 from .._extras import require
 from ..checkpoints.train_run import (
     CheckpointError, read_checkpoint, read_training_run, trained_arch, trained_model_kwargs,
@@ -245,6 +245,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError('give the model argument (or a train.py --checkpoint, which names its architecture)')
     if args.img_size is not None and args.img_size < 1:
         raise UsageError(f'--img-size must be at least 1, got {args.img_size}')
+    check_model_kwargs(args.model_kwargs)
     model_name, model_kwargs, overlay = args.model, dict(args.model_kwargs), {}
     if args.checkpoint:  # a checkpoint that cannot be read or does not name this model fails (CheckpointError)
         model_name, model_kwargs, overlay = trained_model(args.checkpoint, args.model, model_kwargs)

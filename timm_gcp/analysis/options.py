@@ -3,7 +3,7 @@ import argparse
 import os
 from typing import Any, Dict, Optional, Sequence
 
-from .._errors import UsageError, usage_errors
+from .._errors import UsageError, path_problem, usage_errors
 from ..measure import MetaBuildError, MetaInputError, build_on_meta, run_on_meta
 from .landscape import STEM, step_sizes
 
@@ -81,8 +81,11 @@ def check_common_args(args: argparse.Namespace) -> None:
     if args.gcp_dim < 0 or args.gcp_dim == 1:
         raise UsageError(f'--gcp-dim must be 0 (no reduction: the covariance of the trunk\'s channels) or at least 2, '
                          f'got {args.gcp_dim}')
-    if args.data_dir is not None and not os.path.isdir(args.data_dir):
-        raise UsageError(f"--data-dir '{args.data_dir}': no such folder")
+    problem = path_problem(args.data_dir, 'folder') if args.data_dir is not None else None
+    if problem:
+        raise UsageError(f"--data-dir '{args.data_dir}': {problem}")
+    if os.path.exists(args.out_dir) and not os.path.isdir(args.out_dir):  # else made at the end, after the training
+        raise UsageError(f"--out-dir '{args.out_dir}': {path_problem(args.out_dir, 'folder')}")
 
 
 def check_pair(

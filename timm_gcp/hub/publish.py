@@ -28,8 +28,8 @@ from huggingface_hub import HfApi
 from huggingface_hub.utils import HFValidationError, validate_repo_id
 from safetensors import SafetensorError
 
-from .._errors import CommandError, usage_errors
-from ..export.folder import PROVENANCE_FILE, RUN_FILES, export_model_args, write_dir_atomic
+from .._errors import CommandError, path_problem, usage_errors
+from ..export.folder import PROVENANCE_FILE, RUN_FILES, check_out_dir, export_model_args, write_dir_atomic
 from ..models.registry import is_gcp_model
 from ..models.releases import RELEASES
 from .cards import measure_model, render_card
@@ -153,9 +153,20 @@ def check_request(src: Path, repo_id: str, dry_run: bool, out: Optional[Union[st
     check_repo_id(repo_id)
     if dry_run and out is None:
         raise PublishError('--dry-run needs --out DIR for the folder that would be uploaded')
+    if out is not None:
+        try:
+            check_out_dir(out)
+        except NotADirectoryError as e:
+            raise PublishError(f'--out {e}') from None
+    problem = path_problem(src, 'folder')
+    if problem:
+        raise PublishError(f'{src}: {problem} (expected a `timm-gcp convert` output folder)')
     for required in ('config.json', 'model.safetensors'):
         if not (src / required).is_file():
             raise PublishError(f'{src}: no {required} (expected a `timm-gcp convert` output folder)')
+    problem = path_problem(train_dir, 'folder') if train_dir is not None else None
+    if problem:
+        raise PublishError(f'--train-dir {train_dir}: {problem} (expected a timm train.py output folder)')
     if train_dir is not None and not (Path(train_dir) / 'args.yaml').is_file():
         raise PublishError(f'{train_dir}: no args.yaml (expected a timm train.py output folder)')
 

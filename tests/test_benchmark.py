@@ -218,6 +218,11 @@ def test_gpu_bench_script_stops_a_run_that_takes_too_long(tmp_path):
     (['--models', 'resnet18_isqrt', '--model-kwargs', 'gcp_dim=None'],
      '--model-kwargs gcp_dim=None: timm.create_model drops None arguments, so gcp_dim would silently keep its '
      'default; for no reduction pass gcp_dim=0'),
+    (['--models', 'resnet18_isqrt', '--model-kwargs', 'num_classes=0'],
+     'resnet18_isqrt has no classifier (num_classes=0): bench times a training step on its logits; leave '
+     'num_classes out of --model-kwargs'),
+    (['--models', 'local-dir:some/export'], "local-dir:some/export: bench times registered model names with random "
+                                            "weights; give the architecture (config.json's 'architecture')"),
     (['--models', 'resnet18_isqrt', '--model-kwargs', 'in_chans=1'],
      'resnet18_isqrt cannot take 3x64x64 inputs (--img-size 64): '),
 ])

@@ -233,6 +233,10 @@ def memory_method(device: torch.device) -> str:
 
 def check_args(args: argparse.Namespace) -> torch.device:
     """The device; UsageError naming the first bad option, every model built on the meta device, before any work."""
+    loaded = [name for name in args.models if name.startswith(('hf-hub:', 'hf_hub:', 'local-dir:'))]
+    if loaded:
+        raise UsageError(f"{loaded[0]}: bench times registered model names with random weights; give the "
+                         f"architecture (config.json's 'architecture') and its settings with --model-kwargs")
     unknown = [name for name in args.models if not timm.is_model(name)]
     if unknown:
         raise UsageError(f'unknown model(s): {", ".join(map(repr, unknown))} '
@@ -270,6 +274,9 @@ def check_args(args: argparse.Namespace) -> torch.device:
     for name in sorted(bench_names(args), key=lambda n: n not in args.models):
         with usage_errors(MetaBuildError, prefix=f'{name}: '):
             model = create_at_size(name, args.img_size, build_on_meta, **_kwargs_of(name, args.model_kwargs))
+        if not model.num_classes:
+            raise UsageError(f'{name} has no classifier (num_classes=0): bench times a training step on its '
+                             f'logits; leave num_classes out of --model-kwargs')
         try:
             run_on_meta(model, size)
         except MetaInputError as e:

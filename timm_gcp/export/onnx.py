@@ -153,6 +153,10 @@ def export_onnx(
         onnx_program = torch.onnx.export(program, (example,), dynamo=True, opset_version=opset, verbose=False)
     except Exception as e:  # the exporter wraps every failure in its own error types
         raise OnnxExportError(f'the ONNX exporter failed: {_first_line(e)}') from e
+    written = onnx_program.model.opset_imports['']
+    if opset is not None and written != opset:  # the exporter keeps its own opset where it cannot convert
+        raise OnnxExportError(f'the ONNX exporter cannot write opset {opset} (it converts from opset {written} '
+                              f'and failed): pass --opset {written} or leave --opset out')
 
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f'.{out.name}.', suffix='.partial', dir=out.parent)
@@ -181,7 +185,7 @@ def export_onnx(
         path=out,
         input_size=size,
         dynamic_batch=dynamic_batch,
-        opset=onnx_program.model.opset_imports[''],
+        opset=written,
         export_batch=export_batch,
         check_batch=check_batch,
         max_rel_error=error,
@@ -247,6 +251,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError('give the model argument (or a train.py --checkpoint, which names its architecture)')
     if args.img_size is not None and args.img_size < 1:
         raise UsageError(f'--img-size must be at least 1, got {args.img_size}')
+    if not args.rtol > 0:
+        raise UsageError(f'--rtol must be positive, got {args.rtol}')
     if Path(args.out).is_dir():
         raise UsageError(f"--out '{args.out}': is a folder; give the path of the .onnx file to write")
     check_model_kwargs(args.model_kwargs)

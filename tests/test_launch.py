@@ -8,6 +8,7 @@ import argparse
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -375,7 +376,7 @@ def test_a_missing_checkpoint_is_named_before_the_script_runs(script, flag, data
     args = ['--model', 'resnet18_isqrt', '--data-dir', str(data), '--device', 'cpu']
     missing = tmp_path / 'missing.pth.tar'
     assert _check_only(capsys, script, *args, flag, str(missing)) == (
-        2, f"timm-gcp launch: error: {flag} '{missing}': not found\n")
+        2, f"timm-gcp launch: error: {flag} '{missing}': no such file\n")
     assert _check_only(capsys, script, *args, flag, str(tmp_path))[1].endswith('is a folder, not a file\n')
     (tmp_path / 'present.pth.tar').write_bytes(b'')
     assert _check_only(capsys, script, *args, flag, str(tmp_path / 'present.pth.tar')) == (0, '')
@@ -497,3 +498,46 @@ def test_a_none_model_kwarg_of_the_script_is_refused(name):
                                                 r'arguments, so gcp_dim would silently keep its default; for no '
                                                 r'reduction pass gcp_dim=0$'):
         launch.check_model_build(ns)
+
+
+@pytest.mark.parametrize('script, args, expected', [
+    ('train.py', dict(img_size=0), "--img-size must be at least 1, got 0: the scripts read 0 as unset and use the "
+                                   "model's own input size"),
+    ('validate.py', dict(input_size=[3, 0, 0]), '--input-size must be at least 1, got [3, 0, 0]: the scripts read 0'),
+    ('train.py', dict(img_size=-3), '--img-size must be at least 1, got -3$'),
+    ('train.py', dict(batch_size=0), '--batch-size must be at least 1, got 0$'),
+    ('validate.py', dict(batch_size=8, validation_batch_size=0), '--validation-batch-size must be at least 1, got 0$'),
+    ('train.py', dict(epochs=0), '--epochs must be at least 1, got 0$'),
+    ('train.py', dict(num_classes=0), '--num-classes 0 builds the model without a classifier, which train.py scores '
+                                      'as if it were one: give the number of classes'),
+    ('validate.py', dict(num_classes=0), '--num-classes 0 builds the model without a classifier, which validate.py'),
+])
+def test_a_size_or_count_below_1_is_named(script, args, expected):
+    """train.py reads --img-size 0 as unset (a run at the model's 224 px) and trains nothing in 0 epochs."""
+    with pytest.raises(launch.LaunchError, match='^' + expected.replace('[', r'\[').replace(']', r'\]')):
+        launch.check_positive(argparse.Namespace(**args), script)
+
+
+def test_benchmark_may_time_a_model_without_classifier():
+    launch.check_positive(argparse.Namespace(num_classes=0, img_size=None, batch_size=8), 'benchmark.py')
+
+
+def test_a_local_dir_model_without_config_is_named(tmp_path):
+    with pytest.raises(launch.LaunchError, match=r"^--model 'local-dir:.*': no config.json in '.*' \(a local-dir: "
+                                                 r"model is a folder written by `timm-gcp convert`"):
+        launch.check_model(f'local-dir:{tmp_path}')
+    (tmp_path / 'config.json').write_text('{}')
+    launch.check_model(f'local-dir:{tmp_path}')
+
+
+@pytest.mark.parametrize('device, expected', [
+    ('mps', "--device is 'mps', but MPS is not available here: pass --device cpu"),
+    ('cuda:3', "--device is 'cuda:3' (the script's default), but CUDA is not available here: pass --device cpu"),
+])
+def test_a_device_that_is_not_here_is_named(device, expected, monkeypatch):
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
+    monkeypatch.setattr(torch.mps, 'is_available', lambda: False)
+    given = ['--device', device] if device == 'mps' else []
+    with pytest.raises(launch.LaunchError, match=f'^{re.escape(expected)}$'):
+        launch.check_device(argparse.Namespace(device=device), argparse.ArgumentParser(), given, {})
+    launch.check_device(argparse.Namespace(device='cpu'), argparse.ArgumentParser(), [], {})

@@ -36,9 +36,9 @@ from timm.data import get_img_extensions
 from timm.models import get_arch_pretrained_cfgs, split_model_name_tag
 
 from . import cli
-from ._errors import UsageError, check_model_kwargs
+from ._errors import UsageError, check_model_kwargs, path_problem
 from .models.gcp_resnet import DEPRECATED_NAMES  # importing timm_gcp registers the models
-from .measure import MetaBuildError, MetaInputError, build_on_meta, run_on_meta
+from .measure import MetaBuildError, MetaInputError, build_on_meta, device_problem, run_on_meta
 from .models.registry import generic_names, is_gcp_model, preset_names
 
 __all__ = ['LaunchError', 'TRAIN_ARGS', 'add_arguments', 'check_model_build', 'check_script_args', 'main', 'run',
@@ -181,6 +181,9 @@ def check_model(name: Optional[str], flag: str = '--model') -> None:
     """
     if not isinstance(name, str) or not name or name == 'all' or os.path.isfile(name):
         return
+    if name.startswith('local-dir:') and not os.path.isfile(os.path.join(name[len('local-dir:'):], 'config.json')):
+        raise LaunchError(f"{flag} '{name}': no config.json in {name[len('local-dir:'):]!r} (a local-dir: model is a "
+                          f"folder written by `timm-gcp convert` or timm's save_for_hf)")
     if name.startswith(('hf-hub:', 'hf_hub:', 'local-dir:')) or any(c in name for c in '*?['):
         return
     arch, tag = split_model_name_tag(name)
@@ -313,9 +316,29 @@ def check_files(ns: argparse.Namespace) -> None:
     """LaunchError naming a checkpoint (`--checkpoint`, `--resume`, ...) that is not a file."""
     for dest in _FILE_ARGS:
         path = getattr(ns, dest, None)
-        if isinstance(path, str) and path and not os.path.isfile(path):
-            what = 'is a folder, not a file' if os.path.isdir(path) else 'not found'
-            raise LaunchError(f"--{dest.replace('_', '-')} '{path}': {what}")
+        problem = path_problem(path) if isinstance(path, str) and path else None
+        if problem:
+            raise LaunchError(f"--{dest.replace('_', '-')} '{path}': {problem}")
+
+
+# the scripts' arguments that must be at least 1, by dest, with what 0 does in the script
+_POSITIVE_ARGS = {
+    'img_size': ": the scripts read 0 as unset and use the model's own input size",
+    'input_size': ": the scripts read 0 as unset and use the model's own input size",
+    'batch_size': '', 'validation_batch_size': '', 'epochs': '',
+}
+
+
+def check_positive(ns: argparse.Namespace, script: str) -> None:
+    """LaunchError naming a size, batch size or epoch count below 1, and train.py / validate.py's --num-classes 0."""
+    for dest, why in _POSITIVE_ARGS.items():
+        value = getattr(ns, dest, None)
+        values = value if isinstance(value, (list, tuple)) else [value]
+        if any(isinstance(v, int) and v < 1 for v in values):
+            raise LaunchError(f"--{dest.replace('_', '-')} must be at least 1, got {value}{why if 0 in values else ''}")
+    if os.path.basename(script) in ('train.py', 'validate.py') and getattr(ns, 'num_classes', None) == 0:
+        raise LaunchError(f'--num-classes 0 builds the model without a classifier, which '
+                          f'{os.path.basename(script)} scores as if it were one: give the number of classes')
 
 
 def check_test_pool(ns: argparse.Namespace) -> None:
@@ -337,13 +360,19 @@ def check_device(
         args: Sequence[str],
         cfg: Dict[str, Any],
 ) -> None:
-    """LaunchError if the script would run on CUDA where there is none, with the flag that fixes it."""
+    """LaunchError if the script would run on a device that is not here (CUDA, MPS, an index beyond the devices),
+    with the flag that fixes it; a string that names no device is left to the script."""
     device = getattr(ns, 'device', None)
-    if not isinstance(device, str) or not device.startswith('cuda') or torch.cuda.is_available():
+    if not isinstance(device, str):
         return
-    given = 'device' in cfg or any(a == '--device' or a.startswith('--device=') for a in args)
-    source = '' if given else " (the script's default)"
-    raise LaunchError(f"--device is '{device}'{source}, but CUDA is not available here: pass --device cpu")
+    try:
+        problem = device_problem(device)
+    except RuntimeError:
+        return
+    if problem:
+        given = 'device' in cfg or any(a == '--device' or a.startswith('--device=') for a in args)
+        source = '' if given else " (the script's default)"
+        raise LaunchError(f"--device is '{device}'{source}, but {problem}")
 
 
 def _config_path(args: Sequence[str], config_parser: Optional[argparse.ArgumentParser]) -> Tuple[str, List[str]]:
@@ -410,6 +439,7 @@ def check_script_args(script: str, args: Sequence[str]) -> List[str]:
     if getattr(ns, 'kd_model_name', None):
         check_model(ns.kd_model_name, '--kd-model-name')
     check_files(ns)
+    check_positive(ns, script)
     check_test_pool(ns)
     check_device(ns, parser, remaining, cfg)
     built = check_model_build(ns)

@@ -10,8 +10,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 from torch.utils.flop_counter import FlopCounterMode
 
-__all__ = ['MetaBuildError', 'MetaInputError', 'build_on_meta', 'count_flops', 'peak_tensor_bytes', 'run_on_meta',
-           'saved_tensor_bytes', 'saved_tensors']
+__all__ = ['MetaBuildError', 'MetaInputError', 'build_on_meta', 'count_flops', 'device_problem', 'peak_tensor_bytes',
+           'run_on_meta', 'saved_tensor_bytes', 'saved_tensors']
 
 # what a model's constructor or forward raises for arguments or an input it cannot take
 _MODEL_ERRORS = (TypeError, ValueError, RuntimeError, AssertionError)
@@ -36,6 +36,22 @@ class MetaInputError(ValueError):
         if self.fixed_size is None:
             return ''
         return f" ({name} is built for {'x'.join(map(str, self.fixed_size))} inputs only: {fix})"
+
+
+def device_problem(device: str) -> Optional[str]:
+    """Why torch cannot run on `device` here ('cuda', 'cuda:1', 'mps' ...), with the fix; None if it can.
+
+    RuntimeError (torch's) for a string that names no device.
+    """
+    parsed = torch.device(device)
+    if parsed.type in ('cpu', 'meta'):
+        return None
+    backend = getattr(torch, parsed.type, None)  # torch.cuda, torch.mps, torch.xpu ...
+    if backend is None or not backend.is_available():
+        return f'{parsed.type.upper()} is not available here: pass --device cpu'
+    if parsed.index is not None and parsed.index >= backend.device_count():
+        return f'there are {backend.device_count()} {parsed.type.upper()} device(s) here, numbered from 0'
+    return None
 
 
 def build_on_meta(name: str, **kwargs: Any) -> torch.nn.Module:

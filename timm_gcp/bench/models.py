@@ -28,7 +28,9 @@ from timm.utils import ParseKwargs
 
 from .._errors import UsageError, check_model_kwargs, usage_errors
 from ..models.registry import baseline_name, generic_names, is_gcp_model, preset_names
-from ..measure import MetaBuildError, MetaInputError, build_on_meta, count_flops, run_on_meta, saved_tensor_bytes
+from ..measure import (
+    MetaBuildError, MetaInputError, build_on_meta, count_flops, device_problem, run_on_meta, saved_tensor_bytes,
+)
 
 DEFAULT_MODELS = ('resnet50', 'resnet50_isqrt', 'resnet50_isqrt_d256', 'resnet50_dropcov')
 AMP_DTYPES = {'float32': None, 'bfloat16': torch.bfloat16, 'float16': torch.float16}
@@ -242,15 +244,10 @@ def check_args(args: argparse.Namespace) -> torch.device:
         raise UsageError(f'unknown model(s): {", ".join(map(repr, unknown))} '
                          f'(not registered in timm; `timm.list_models()` lists the names)')
     with usage_errors(RuntimeError, prefix='--device: '):
-        device = torch.device(args.device)
-    if device.type != 'cpu':
-        backend = getattr(torch, device.type, None)  # torch.cuda, torch.mps, torch.xpu ...
-        if backend is None or not backend.is_available():
-            raise UsageError(f"--device is {args.device!r}, but {device.type.upper()} is not available here: "
-                             f"pass --device cpu")
-        if device.index is not None and device.index >= backend.device_count():
-            raise UsageError(f'--device is {args.device!r}, but there are {backend.device_count()} '
-                             f'{device.type.upper()} device(s) here, numbered from 0')
+        problem = device_problem(args.device)
+    if problem:
+        raise UsageError(f'--device is {args.device!r}, but {problem}')
+    device = torch.device(args.device)
     if args.tf32 and device.type != 'cuda':
         raise UsageError(f'--tf32 needs a CUDA device, not {args.device!r}')
     for name in ('batch_size', 'img_size', 'rounds', 'iters'):

@@ -378,8 +378,13 @@ def test_a_missing_checkpoint_is_named_before_the_script_runs(script, flag, data
     assert _check_only(capsys, script, *args, flag, str(missing)) == (
         2, f"timm-gcp launch: error: {flag} '{missing}': no such file\n")
     assert _check_only(capsys, script, *args, flag, str(tmp_path))[1].endswith('is a folder, not a file\n')
-    (tmp_path / 'present.pth.tar').write_bytes(b'')
+    torch.save({'arch': 'resnet18_isqrt', 'state_dict': {}}, tmp_path / 'present.pth.tar')
     assert _check_only(capsys, script, *args, flag, str(tmp_path / 'present.pth.tar')) == (0, '')
+    if flag != '--pretrained-path':  # weights that load into --model: the model they were trained as
+        torch.save({'arch': 'resnet34_isqrt', 'state_dict': {}}, tmp_path / 'other.pth.tar')
+        assert _check_only(capsys, script, *args, flag, str(tmp_path / 'other.pth.tar')) == (
+            2, f"timm-gcp launch: error: {flag} {tmp_path / 'other.pth.tar'}: the checkpoint was trained as "
+               f"resnet34_isqrt (its 'arch'); --model says resnet18_isqrt: give resnet34_isqrt\n")
 
 
 @needs_scripts
@@ -541,3 +546,16 @@ def test_a_device_that_is_not_here_is_named(device, expected, monkeypatch):
     with pytest.raises(launch.LaunchError, match=f'^{re.escape(expected)}$'):
         launch.check_device(argparse.Namespace(device=device), argparse.ArgumentParser(), given, {})
     launch.check_device(argparse.Namespace(device='cpu'), argparse.ArgumentParser(), [], {})
+
+
+def test_a_checkpoint_of_another_model_is_named(tmp_path):
+    """validate.py would load the weights into --model and fail with a state-dict traceback."""
+    torch.save({'arch': 'resnet18_isqrt', 'state_dict': {}}, tmp_path / 'model_best.pth.tar')
+    launch.check_files(argparse.Namespace(model='resnet18_isqrt', checkpoint=str(tmp_path / 'model_best.pth.tar')))
+    with pytest.raises(launch.LaunchError, match=r"^--checkpoint .*model_best.pth.tar: the checkpoint was trained as "
+                                                 r"resnet18_isqrt \(its 'arch'\); --model says resnet34_isqrt: give "
+                                                 r"resnet18_isqrt$"):
+        launch.check_files(argparse.Namespace(model='resnet34_isqrt', checkpoint=str(tmp_path / 'model_best.pth.tar')))
+    with pytest.raises(launch.LaunchError, match=r"^--resume '.*': is a folder, not a file: give the file, e\.g\. "
+                                                 r".*model_best\.pth\.tar \(it holds model_best\.pth\.tar\)$"):
+        launch.check_files(argparse.Namespace(model='resnet18_isqrt', resume=str(tmp_path)))

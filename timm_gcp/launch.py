@@ -27,6 +27,7 @@ import io
 import os
 import runpy
 import sys
+from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import timm
@@ -38,6 +39,7 @@ from timm.models import get_arch_pretrained_cfgs, split_model_name_tag
 from . import cli
 from ._errors import UsageError, check_model_kwargs, path_problem
 from .models.gcp_resnet import DEPRECATED_NAMES  # importing timm_gcp registers the models
+from .checkpoints.train_run import CheckpointError, read_checkpoint, trained_arch
 from .measure import MetaBuildError, MetaInputError, build_on_meta, device_problem, run_on_meta
 from .models.registry import generic_names, is_gcp_model, preset_names
 
@@ -308,17 +310,25 @@ def check_unknown_args(extras: Sequence[str], parser: argparse.ArgumentParser, s
     raise LaunchError(f"{os.path.basename(script)} has no argument{'s' if len(extras) > 1 else ''} {', '.join(hints)}")
 
 
-# the scripts' arguments that name a checkpoint file, by dest
+# the scripts' arguments that name a checkpoint file, by dest; those whose weights load into --model
 _FILE_ARGS = ('checkpoint', 'resume', 'initial_checkpoint', 'pretrained_path')
+_WEIGHT_ARGS = ('checkpoint', 'resume', 'initial_checkpoint')
 
 
 def check_files(ns: argparse.Namespace) -> None:
     """LaunchError naming a checkpoint (`--checkpoint`, `--resume`, ...) that is not a file."""
     for dest in _FILE_ARGS:
         path = getattr(ns, dest, None)
-        problem = path_problem(path) if isinstance(path, str) and path else None
+        if not isinstance(path, str) or not path:
+            continue
+        problem = path_problem(path)
         if problem:
             raise LaunchError(f"--{dest.replace('_', '-')} '{path}': {problem}")
+        if dest in _WEIGHT_ARGS and isinstance(getattr(ns, 'model', None), str):
+            try:  # a train.py checkpoint names the model it was trained as ('arch')
+                trained_arch(Path(path), read_checkpoint(path)[0], ns.model, optional=False)
+            except CheckpointError as e:
+                raise LaunchError(f"--{dest.replace('_', '-')} {e}") from e
 
 
 # the scripts' arguments that must be at least 1, by dest, with what 0 does in the script

@@ -26,6 +26,7 @@ from typing import Any, Dict, Optional, Union
 import timm
 from huggingface_hub import HfApi
 from huggingface_hub.utils import HFValidationError, validate_repo_id
+from timm.models import split_model_name_tag
 from safetensors import SafetensorError
 
 from .._errors import CommandError, path_problem, usage_errors
@@ -113,6 +114,10 @@ def _card(src: Path, repo_id: str, config: Dict[str, Any], provenance: Dict[str,
         except (ValueError, KeyError) as e:
             raise PublishError(f'{run_dir}: cannot read the training run: {e}') from None
     arch, model_args = config['architecture'], export_model_args(config)
+    trained = run.args.get('model') if run is not None else None
+    if isinstance(trained, str) and timm.is_model(trained) and split_model_name_tag(trained)[0] != arch:
+        raise PublishError(f"{run_dir / 'args.yaml'}: the run trained {trained}, but {src} holds {arch}: give the "
+                           f'--train-dir of the run these weights come from')
     # the export itself, at the input size of its config (a run's img_size), not the registered model's default
     stats = measure_model(timm.create_model(f'local-dir:{src}', device='meta'), arch)
     return render_run_card(repo_id, arch, model_args, stats, provenance=provenance, run=run, license=license)

@@ -140,6 +140,9 @@ def _paths(tmp: Path) -> None:
      '--out {tmp}/file: is a file, not a folder'),
     ('release', ['{tmp}/file', '--org', 'a', '--dry-run', '--out', '{tmp}/out'], '{tmp}/file: is a file, not a folder'),
     ('cards', ['--check', '--readme', '{tmp}/folder'], '{tmp}/folder: is a folder, not a file (run from a checkout'),
+    ('cards', ['--cards', '{tmp}/file', '--readme', '{tmp}/folder'], '--cards {tmp}/file: is a file, not a folder'),
+    ('bench', ['--models', 'resnet18', '--json', '{tmp}/folder'], "--json '{tmp}/folder': is a folder; give the path "
+                                                                  'of the JSON file to write'),
     ('analyze', ['--data-dir', '{tmp}/file'], "--data-dir '{tmp}/file': is a file, not a folder"),
     ('analyze', ['--data-dir', '{tmp}/folder', '--out-dir', '{tmp}/file'], "--out-dir '{tmp}/file': is a file, not "
                                                                            'a folder'),

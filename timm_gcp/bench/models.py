@@ -260,6 +260,8 @@ def check_args(args: argparse.Namespace) -> torch.device:
                          f"{', '.join(torch.compiler.list_backends())}")
     if args.json not in (None, '-') and not os.path.isdir(os.path.dirname(os.path.abspath(args.json))):
         raise UsageError(f"--json '{args.json}': its folder does not exist")
+    if args.json not in (None, '-') and os.path.isdir(args.json):
+        raise UsageError(f"--json '{args.json}': is a folder; give the path of the JSON file to write")
     check_model_kwargs(args.model_kwargs)
     generic = [name for name in args.models if name in generic_names()]
     if generic and 'backbone' not in args.model_kwargs:

@@ -357,6 +357,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     pages = {args.readme: 'model table', args.weights_doc or args.readme.parent / 'docs' / 'checkpoints.md':
              'weights table'}
+    if args.cards.exists() and not args.cards.is_dir():
+        raise UsageError(f'--cards {args.cards}: {path_problem(args.cards, "folder")}')
     for path, table in pages.items():  # every page is checked before anything is written
         problem = path_problem(path)
         if problem:

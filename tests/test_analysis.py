@@ -2,6 +2,7 @@
 
 Nothing is downloaded; the command runs on a tiny Fashion-MNIST stand-in with tiny models.
 """
+import argparse
 import json
 import math
 
@@ -269,6 +270,13 @@ def test_analyze_reads_a_timm_image_folder(tmp_path, capsys):
     (['--model-kwargs', 'gcp_dim=x'], 'must be an int, got str'),
     (['--model', 'gcp_isqrt', '--baseline', 'resnet18'], 'gcp_isqrt needs backbone=<timm model name>'),
     (['--workers', '-1'], '--workers must be at least 0, got -1'),
+    (['--model-kwargs', 'gcp_dim=None'], '--model-kwargs gcp_dim=None: timm.create_model drops None arguments, so '
+                                         'gcp_dim would silently keep its default; for no reduction pass gcp_dim=0'),
+    (['--baseline-kwargs', 'drop_rate=None'], '--baseline-kwargs drop_rate=None: timm.create_model drops None '
+                                              'arguments, so drop_rate would silently keep its default; give '
+                                              'drop_rate a value, or leave it out'),
+    (['--gcp-dim', '-1'], "--gcp-dim must be 0 (no reduction: the covariance of the trunk's channels) or at least 2, "
+                          'got -1'),
 ])
 def test_analyze_bad_input_is_named_before_any_training(argv, expected, data_dir, tmp_path, capsys, monkeypatch):
     from timm_gcp.analysis import run
@@ -292,8 +300,8 @@ def test_analyze_bad_input_is_named_before_any_training(argv, expected, data_dir
      "--img-size 32: Input height (32) doesn't match model (224). (vit_tiny_patch16_224 is built for 224x224 "
      "inputs only: pass --baseline-kwargs img_size=32)\n"),
     (['--model', 'gcp_isqrt', '--model-kwargs', 'backbone=resnet18', '--baseline', 'resnet18', '--img-size', '16'],
-     "timm-gcp analyze: error: --model gcp_isqrt cannot take the data's 1-channel images at --img-size 16: GCP "
-     "pooling got a 1x1 feature map"),
+     "timm-gcp analyze: error: --model gcp_isqrt cannot take the data's 1-channel images at --img-size 16: input "
+     "16x16 px is too small for backbone 'resnet18'"),
     (['--baseline-kwargs', 'in_chans=3'],
      "timm-gcp analyze: error: --baseline resnet18 is given in_chans=3, but the data has 1 channel(s): leave "
      "in_chans out of --baseline-kwargs\n"),
@@ -309,6 +317,19 @@ def test_analyze_checks_the_input_size_before_any_weights_or_output(argv, expect
     assert cli.main(['analyze', '--data-dir', data_dir, *TINY, *argv, '--out-dir', str(tmp_path / 'out')]) == 2
     captured = capsys.readouterr()
     assert captured.out == '' and captured.err.startswith(expected)
+
+
+def test_gcp_dim_0_pools_the_trunks_channels_unreduced(data_dir):
+    """--gcp-dim 0 is no reduction (docs/architectures.md, "Head arguments"): the head pools the trunk's 64 channels."""
+    from timm_gcp.analysis.run import add_arguments, prepare
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(['--data-dir', data_dir, *TINY, '--gcp-dim', '0'])
+    names, kwargs, _ = prepare(args)
+    assert kwargs[0]['gcp_dim'] == 0
+    gcp = timm.create_model(names[0], device='meta', **kwargs[0])
+    assert gcp.num_features == 64 and gcp.head_hidden_size == 64 * 65 // 2
 
 
 def test_analyze_a_folder_dataset_without_its_folder_is_named(tmp_path, capsys):

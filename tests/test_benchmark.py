@@ -2,6 +2,7 @@
 
 No timing assertions: the machine is shared and timings are noisy.
 """
+import argparse
 import contextlib
 import io
 import json
@@ -16,7 +17,8 @@ from torch import nn
 
 import timm_gcp  # noqa: F401  (registers the models)
 from timm_gcp import cli
-from timm_gcp.measure import count_flops, saved_tensor_bytes
+from timm_gcp.measure import (
+    MetaBuildError, MetaInputError, build_on_meta, count_flops, run_on_meta, saved_tensor_bytes)
 from timm_gcp.bench import models as bench_models
 from timm_gcp.bench.models import head_error, head_graph_breaks
 from timm_gcp.models.registry import baseline_name
@@ -213,6 +215,16 @@ def test_gpu_bench_script_stops_a_run_that_takes_too_long(tmp_path):
                                 'backbone=NAME (e.g. backbone=convnext_tiny, then timed against convnext_tiny), or '
                                 'name a preset that has its backbone, e.g. convnext_tiny_isqrt, convnext_tiny_dropcov'),
     (['--models', 'gcp_isqrt', '--model-kwargs', 'backbone=resnet_nope'], 'gcp_isqrt: unknown timm backbone'),
+    (['--models', 'resnet18_isqrt', '--model-kwargs', 'gcp_dim=None'],
+     '--model-kwargs gcp_dim=None: timm.create_model drops None arguments, so gcp_dim would silently keep its '
+     'default; for no reduction pass gcp_dim=0'),
+    (['--models', 'resnet18_isqrt', '--model-kwargs', 'num_classes=0'],
+     'resnet18_isqrt has no classifier (num_classes=0): bench times a training step on its logits; leave '
+     'num_classes out of --model-kwargs'),
+    (['--models', 'local-dir:some/export'], "local-dir:some/export: bench times registered model names with random "
+                                            "weights; give the architecture (config.json's 'architecture')"),
+    (['--models', 'resnet18_isqrt', '--model-kwargs', 'in_chans=1'],
+     'resnet18_isqrt cannot take 3x64x64 inputs (--img-size 64): '),
 ])
 def test_bad_options_are_named_before_any_work(argv, expected, capsys, monkeypatch):
     monkeypatch.setattr(bench_models, 'ModelBench', None)  # building one would fail with a TypeError
@@ -220,6 +232,36 @@ def test_bad_options_are_named_before_any_work(argv, expected, capsys, monkeypat
     assert cli.main(['bench', *argv, *TINY]) == 2
     err = capsys.readouterr().err
     assert err.startswith('timm-gcp bench: error: ') and expected in err and err.count('\n') == 1
+
+
+def test_an_img_size_a_model_cannot_take_is_named_before_any_work(capsys, monkeypatch):
+    """Every model timed, the baselines too, runs at --img-size on the meta device first; a ViT is rebuilt for it."""
+    monkeypatch.setattr(bench_models, 'ModelBench', None)
+    assert cli.main(['bench', '--models', 'resnet18_isqrt', '--batch-size', '2', '--img-size', '16']) == 2
+    err = capsys.readouterr().err
+    assert err.startswith('timm-gcp bench: error: resnet18_isqrt cannot take 3x16x16 inputs (--img-size 16): GCP '
+                          'pooling got a 1x1 feature map') and err.count('\n') == 1
+    args = argparse.Namespace(models=['deit_tiny_patch16_224_isqrt'], model_kwargs={}, img_size=64)
+    assert bench_models.bench_names(args) == {'deit_tiny_patch16_224': None,
+                                              'deit_tiny_patch16_224_isqrt': 'deit_tiny_patch16_224'}
+
+
+def test_run_on_meta_says_what_it_could_check():
+    """docs/architecture.md, "Commands": the commands' one check of a model against an input size."""
+    vit = build_on_meta('vit_tiny_patch16_224')
+    assert run_on_meta(vit, (3, 224, 224))
+    with pytest.raises(MetaInputError) as info:
+        run_on_meta(vit, (3, 64, 64))
+    assert info.value.fixed_size == (224, 224) and 'Input height (64)' in str(info.value)
+    assert info.value.hint('vit', 'FIX') == ' (vit is built for 224x224 inputs only: FIX)'
+    with pytest.raises(MetaBuildError, match='nosuch'):
+        build_on_meta('test_resnet', nosuch=1)
+
+    class Item(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x * x.max().item()
+
+    assert not run_on_meta(Item(), (3, 8, 8))  # a .item() cannot run on the meta device: unchecked, not refused
 
 
 def test_unknown_model_is_named(capsys):

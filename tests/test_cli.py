@@ -92,6 +92,72 @@ def test_bench_on_a_cuda_device_without_cuda_is_a_usage_mistake(monkeypatch, cap
         "timm-gcp bench: error: --device is 'cuda', but CUDA is not available here: pass --device cpu\n")
 
 
+NONE_KWARG = ('--model-kwargs gcp_dim=None: timm.create_model drops None arguments, so gcp_dim would silently keep '
+              'its default; for no reduction pass gcp_dim=0\n')
+
+
+@pytest.mark.parametrize('name, argv', [
+    ('convert', ['{tmp}/model_best.pth.tar', '--out', '{tmp}/out']),
+    ('export-onnx', ['resnet18_isqrt', '--out', '{tmp}/out/x.onnx']),
+    ('bench', ['--models', 'resnet18_isqrt']),
+    ('analyze', ['--data-dir', '{tmp}']),
+])
+def test_a_none_model_kwarg_is_refused_naming_the_fix(name, argv, tmp_path, capsys):
+    """KEY=None would be dropped by timm.create_model: the model would silently be the default one."""
+    (tmp_path / 'model_best.pth.tar').write_bytes(b'')
+    argv = [a.format(tmp=tmp_path) for a in argv]
+    assert cli.main([name, *argv, '--model-kwargs', 'gcp_dim=None']) == 2
+    assert capsys.readouterr().err == f'timm-gcp {name}: error: {NONE_KWARG}'
+    assert not (tmp_path / 'out').exists()
+
+
+def _paths(tmp: Path) -> None:
+    """A train.py run folder (its checkpoint files, empty), a file and an empty folder under `tmp`."""
+    for name in ('last.pth.tar', 'model_best.pth.tar'):
+        (tmp / 'run' / name).parent.mkdir(exist_ok=True)
+        (tmp / 'run' / name).write_bytes(b'')
+    (tmp / 'file').write_text('mine')
+    (tmp / 'folder').mkdir()
+
+
+@pytest.mark.parametrize('name, argv, expected', [
+    ('convert', ['{tmp}/run', '--out', '{tmp}/out'],
+     '{tmp}/run: is a folder, not a file: give the file, e.g. {tmp}/run/model_best.pth.tar (it holds '
+     'model_best.pth.tar, last.pth.tar)'),
+    ('convert', ['{tmp}/run/model_best.pth.tar', '--out', '{tmp}/file', '--overwrite'],
+     '--out {tmp}/file: is a file, not a folder (the export is a folder of files)'),
+    ('export-onnx', ['resnet18_isqrt', '--checkpoint', '{tmp}/run', '--out', '{tmp}/out/x.onnx'],
+     "--checkpoint '{tmp}/run': is a folder, not a file: give the file, e.g. {tmp}/run/model_best.pth.tar"),
+    ('export-onnx', ['resnet18_isqrt', '--out', '{tmp}/folder', '--overwrite'],
+     "--out '{tmp}/folder': is a folder; give the path of the .onnx file to write"),
+    ('export-onnx', ['resnet18_isqrt', '--model-kwargs', 'gcp_dim=8', '--img-size', '8', '--out', '{tmp}/out/x.onnx'],
+     'resnet18_isqrt cannot take 3x8x8 inputs (--img-size 8): GCP pooling got a 1x1 feature map'),
+    ('publish', ['{tmp}/file', '--repo-id', 'a/b', '--dry-run', '--out', '{tmp}/out'],
+     '{tmp}/file: is a file, not a folder (expected a `timm-gcp convert` output folder)'),
+    ('publish', ['{tmp}/nope', '--repo-id', 'a/b', '--dry-run', '--out', '{tmp}/out'],
+     '{tmp}/nope: no such folder (expected a `timm-gcp convert` output folder)'),
+    ('publish', ['{tmp}/folder', '--repo-id', 'a/b', '--dry-run', '--out', '{tmp}/file', '--overwrite'],
+     '--out {tmp}/file: is a file, not a folder'),
+    ('release', ['{tmp}/file', '--org', 'a', '--dry-run', '--out', '{tmp}/out'], '{tmp}/file: is a file, not a folder'),
+    ('cards', ['--check', '--readme', '{tmp}/folder'], '{tmp}/folder: is a folder, not a file (run from a checkout'),
+    ('cards', ['--cards', '{tmp}/file', '--readme', '{tmp}/folder'], '--cards {tmp}/file: is a file, not a folder'),
+    ('bench', ['--models', 'resnet18', '--json', '{tmp}/folder'], "--json '{tmp}/folder': is a folder; give the path "
+                                                                  'of the JSON file to write'),
+    ('analyze', ['--data-dir', '{tmp}/file'], "--data-dir '{tmp}/file': is a file, not a folder"),
+    ('analyze', ['--data-dir', '{tmp}/folder', '--out-dir', '{tmp}/file'], "--out-dir '{tmp}/file': is a file, not "
+                                                                           'a folder'),
+    ('demo', ['--data-dir', '{tmp}/folder', '--out-dir', '{tmp}/file'], "--out-dir '{tmp}/file': is a file, not a "
+                                                                        'folder'),
+])
+def test_a_path_of_the_wrong_kind_is_named_before_any_work(name, argv, expected, tmp_path, capsys):
+    """A folder for a file (a run folder for its checkpoint), a file for a folder, and --out over a file of the user."""
+    _paths(tmp_path)
+    assert cli.main([name, *(a.format(tmp=tmp_path) for a in argv)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f'timm-gcp {name}: error: {expected.format(tmp=tmp_path)}') and err.count('\n') == 1, err
+    assert (tmp_path / 'file').read_text() == 'mine' and not (tmp_path / 'out').exists()
+
+
 def _failing_convert(tmp: Path) -> list:
     bad = tmp / 'bad.pth'
     bad.write_bytes(b'PK\x03\x04' + bytes(100))

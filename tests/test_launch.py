@@ -8,6 +8,7 @@ import argparse
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -375,10 +376,15 @@ def test_a_missing_checkpoint_is_named_before_the_script_runs(script, flag, data
     args = ['--model', 'resnet18_isqrt', '--data-dir', str(data), '--device', 'cpu']
     missing = tmp_path / 'missing.pth.tar'
     assert _check_only(capsys, script, *args, flag, str(missing)) == (
-        2, f"timm-gcp launch: error: {flag} '{missing}': not found\n")
+        2, f"timm-gcp launch: error: {flag} '{missing}': no such file\n")
     assert _check_only(capsys, script, *args, flag, str(tmp_path))[1].endswith('is a folder, not a file\n')
-    (tmp_path / 'present.pth.tar').write_bytes(b'')
+    torch.save({'arch': 'resnet18_isqrt', 'state_dict': {}}, tmp_path / 'present.pth.tar')
     assert _check_only(capsys, script, *args, flag, str(tmp_path / 'present.pth.tar')) == (0, '')
+    if flag != '--pretrained-path':  # weights that load into --model: the model they were trained as
+        torch.save({'arch': 'resnet34_isqrt', 'state_dict': {}}, tmp_path / 'other.pth.tar')
+        assert _check_only(capsys, script, *args, flag, str(tmp_path / 'other.pth.tar')) == (
+            2, f"timm-gcp launch: error: {flag} {tmp_path / 'other.pth.tar'}: the checkpoint was trained as "
+               f"resnet34_isqrt (its 'arch'); --model says resnet18_isqrt: give resnet34_isqrt\n")
 
 
 @needs_scripts
@@ -487,3 +493,69 @@ def test_a_model_that_cannot_run_on_the_meta_device_is_not_refused(monkeypatch):
     ns = argparse.Namespace(model='resnet18', img_size=8)
     assert launch.check_model_build(ns) == (
         'model resnet18, built on the meta device (its input size unchecked: it does not run there)')
+
+
+@pytest.mark.parametrize('name', ['resnet18_isqrt', 'hf-hub:someone/resnet18_isqrt'])
+def test_a_none_model_kwarg_of_the_script_is_refused(name):
+    """timm's ParseKwargs reads gcp_dim=None as None, which timm.create_model drops: the model would be the default."""
+    ns = argparse.Namespace(model=name, model_kwargs={'gcp_dim': None}, img_size=64)
+    with pytest.raises(launch.UsageError, match=r'^--model-kwargs gcp_dim=None: timm.create_model drops None '
+                                                r'arguments, so gcp_dim would silently keep its default; for no '
+                                                r'reduction pass gcp_dim=0$'):
+        launch.check_model_build(ns)
+
+
+@pytest.mark.parametrize('script, args, expected', [
+    ('train.py', dict(img_size=0), "--img-size must be at least 1, got 0: the scripts read 0 as unset and use the "
+                                   "model's own input size"),
+    ('validate.py', dict(input_size=[3, 0, 0]), '--input-size must be at least 1, got [3, 0, 0]: the scripts read 0'),
+    ('train.py', dict(img_size=-3), '--img-size must be at least 1, got -3$'),
+    ('train.py', dict(batch_size=0), '--batch-size must be at least 1, got 0$'),
+    ('validate.py', dict(batch_size=8, validation_batch_size=0), '--validation-batch-size must be at least 1, got 0$'),
+    ('train.py', dict(epochs=0), '--epochs must be at least 1, got 0$'),
+    ('train.py', dict(num_classes=0), '--num-classes 0 builds the model without a classifier, which train.py scores '
+                                      'as if it were one: give the number of classes'),
+    ('validate.py', dict(num_classes=0), '--num-classes 0 builds the model without a classifier, which validate.py'),
+])
+def test_a_size_or_count_below_1_is_named(script, args, expected):
+    """train.py reads --img-size 0 as unset (a run at the model's 224 px) and trains nothing in 0 epochs."""
+    with pytest.raises(launch.LaunchError, match='^' + expected.replace('[', r'\[').replace(']', r'\]')):
+        launch.check_positive(argparse.Namespace(**args), script)
+
+
+def test_benchmark_may_time_a_model_without_classifier():
+    launch.check_positive(argparse.Namespace(num_classes=0, img_size=None, batch_size=8), 'benchmark.py')
+
+
+def test_a_local_dir_model_without_config_is_named(tmp_path):
+    with pytest.raises(launch.LaunchError, match=r"^--model 'local-dir:.*': no config.json in '.*' \(a local-dir: "
+                                                 r"model is a folder written by `timm-gcp convert`"):
+        launch.check_model(f'local-dir:{tmp_path}')
+    (tmp_path / 'config.json').write_text('{}')
+    launch.check_model(f'local-dir:{tmp_path}')
+
+
+@pytest.mark.parametrize('device, expected', [
+    ('mps', "--device is 'mps', but MPS is not available here: pass --device cpu"),
+    ('cuda:3', "--device is 'cuda:3' (the script's default), but CUDA is not available here: pass --device cpu"),
+])
+def test_a_device_that_is_not_here_is_named(device, expected, monkeypatch):
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
+    monkeypatch.setattr(torch.mps, 'is_available', lambda: False)
+    given = ['--device', device] if device == 'mps' else []
+    with pytest.raises(launch.LaunchError, match=f'^{re.escape(expected)}$'):
+        launch.check_device(argparse.Namespace(device=device), argparse.ArgumentParser(), given, {})
+    launch.check_device(argparse.Namespace(device='cpu'), argparse.ArgumentParser(), [], {})
+
+
+def test_a_checkpoint_of_another_model_is_named(tmp_path):
+    """validate.py would load the weights into --model and fail with a state-dict traceback."""
+    torch.save({'arch': 'resnet18_isqrt', 'state_dict': {}}, tmp_path / 'model_best.pth.tar')
+    launch.check_files(argparse.Namespace(model='resnet18_isqrt', checkpoint=str(tmp_path / 'model_best.pth.tar')))
+    with pytest.raises(launch.LaunchError, match=r"^--checkpoint .*model_best.pth.tar: the checkpoint was trained as "
+                                                 r"resnet18_isqrt \(its 'arch'\); --model says resnet34_isqrt: give "
+                                                 r"resnet18_isqrt$"):
+        launch.check_files(argparse.Namespace(model='resnet34_isqrt', checkpoint=str(tmp_path / 'model_best.pth.tar')))
+    with pytest.raises(launch.LaunchError, match=r"^--resume '.*': is a folder, not a file: give the file, e\.g\. "
+                                                 r".*model_best\.pth\.tar \(it holds model_best\.pth\.tar\)$"):
+        launch.check_files(argparse.Namespace(model='resnet18_isqrt', resume=str(tmp_path)))

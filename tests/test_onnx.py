@@ -97,6 +97,23 @@ def test_onnx_matches_pytorch_with_dynamic_batch(models, programs, tmp_path, key
     assert sorted(p.name for p in tmp_path.iterdir()) == ['model.onnx']
 
 
+def test_an_opset_the_exporter_cannot_write_is_refused(models, programs, tmp_path):
+    """The exporter keeps its own opset where it cannot convert to the one asked for: no file, the opset named."""
+    with pytest.raises(OnnxExportError, match=r'^the ONNX exporter cannot write opset 5 \(it converts from opset '
+                                              r'\d+ and failed\): pass --opset \d+ or leave --opset out$'):
+        export_onnx(models['resnet18_isqrt'], tmp_path / 'model.onnx', img_size=64, dynamic_batch=True, opset=5,
+                    program=programs['resnet18_isqrt'])
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_negative_rtol_is_named_before_any_work(tmp_path, capsys):
+    """A negative --rtol would fail every export after the work, blaming the logits."""
+    assert cli.main(['export-onnx', 'resnet18_isqrt', '--rtol', '-1',
+                     '--out', str(tmp_path / 'x.onnx')]) == 2
+    assert capsys.readouterr().err == 'timm-gcp export-onnx: error: --rtol must be positive, got -1.0\n'
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_onnx_refuses_eigendecomposition_before_writing(models, programs, tmp_path):
     with pytest.raises(OnnxExportError, match=r'eigendecomposition \(aten.linalg_eigh.default\).*no operator'):
         export_onnx(models['mpn'], tmp_path / 'mpn.onnx', img_size=MPN[2], dynamic_batch=True, program=programs['mpn'])

@@ -16,7 +16,8 @@ from timm_gcp import cli
 from timm_gcp.convert.converter import ConversionError, convert_checkpoint
 from timm_gcp.export.folder import AUTHORS_FIELDS, export_model_args
 from timm_gcp.hub.cards import measure_model
-from timm_gcp.hub.publish import publish
+from timm_gcp.hub.publish import PublishError, publish
+from timm_gcp.measure import count_flops
 from timm_gcp.hub.run_card import read_run, render_run_card
 from timm_gcp.models.sources import PAPERS
 
@@ -179,6 +180,30 @@ def test_export_config_and_run_card_carry_the_runs_size_and_classes(small_run, t
         (out / 'args.yaml').read_text()))
     assert '  - Image size: 64 x 64\n' in card and '| img_size | `64` |' in card
     assert '| crop_pct | `0.95` |' in card and '| interpolation | `bilinear` |' in card
+
+
+def test_publish_card_measures_the_export_at_the_runs_size(small_run, tmp_path):
+    """The card's image size and GMACs are the export's (64 px), not the registered model's 224 px."""
+    checkpoint, trained, arch = small_run
+    convert_checkpoint(checkpoint, out_dir=tmp_path / 'export')
+    result = publish(tmp_path / 'export', 'someone/run', dry_run=True, out=tmp_path / 'staged')
+    card = (result.folder / 'README.md').read_text()
+    gmacs = count_flops(trained, torch.randn(1, 3, 64, 64)) / 2e9
+    assert f'  - GMACs: {gmacs:.2f}\n' in card and '  - Image size: 64 x 64\n' in card
+    assert '| img_size | `64` |' in card and 'x 224' not in card
+
+
+def test_publish_refuses_the_train_dir_of_another_model(small_run, tmp_path):
+    """The card would give one run's training table to another model's weights."""
+    checkpoint, _, arch = small_run
+    convert_checkpoint(checkpoint, out_dir=tmp_path / 'export')
+    other = tmp_path / 'other_run'
+    other.mkdir()
+    (other / 'args.yaml').write_text('model: resnet34_isqrt\nimg_size: 224\n')
+    with pytest.raises(PublishError, match=rf"other_run/args.yaml: the run trained resnet34_isqrt, but .*export holds "
+                                           rf"{arch}: give the --train-dir of the run these weights come from$"):
+        publish(tmp_path / 'export', 'someone/run', train_dir=other, dry_run=True, out=tmp_path / 'staged')
+    assert not (tmp_path / 'staged').exists()
 
 
 def test_a_checkpoint_of_another_architecture_is_named_before_any_weights(small_run, tmp_path, monkeypatch):

@@ -27,6 +27,7 @@ import io
 import os
 import runpy
 import sys
+from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import timm
@@ -36,8 +37,10 @@ from timm.data import get_img_extensions
 from timm.models import get_arch_pretrained_cfgs, split_model_name_tag
 
 from . import cli
-from ._errors import UsageError
+from ._errors import UsageError, check_model_kwargs, path_problem
 from .models.gcp_resnet import DEPRECATED_NAMES  # importing timm_gcp registers the models
+from .checkpoints.train_run import CheckpointError, read_checkpoint, trained_arch
+from .measure import MetaBuildError, MetaInputError, build_on_meta, device_problem, run_on_meta
 from .models.registry import generic_names, is_gcp_model, preset_names
 
 __all__ = ['LaunchError', 'TRAIN_ARGS', 'add_arguments', 'check_model_build', 'check_script_args', 'main', 'run',
@@ -180,6 +183,9 @@ def check_model(name: Optional[str], flag: str = '--model') -> None:
     """
     if not isinstance(name, str) or not name or name == 'all' or os.path.isfile(name):
         return
+    if name.startswith('local-dir:') and not os.path.isfile(os.path.join(name[len('local-dir:'):], 'config.json')):
+        raise LaunchError(f"{flag} '{name}': no config.json in {name[len('local-dir:'):]!r} (a local-dir: model is a "
+                          f"folder written by `timm-gcp convert` or timm's save_for_hf)")
     if name.startswith(('hf-hub:', 'hf_hub:', 'local-dir:')) or any(c in name for c in '*?['):
         return
     arch, tag = split_model_name_tag(name)
@@ -215,10 +221,11 @@ def check_model_build(ns: argparse.Namespace) -> Optional[str]:
     own), all on the meta device: no weights, no work. Returns what was built, for the `--check-only`
     report; None for names it cannot build here (Hub and local-dir names, wildcards, model lists).
     """
+    kwargs = dict(getattr(ns, 'model_kwargs', None) or {})
+    check_model_kwargs(kwargs)
     name = getattr(ns, 'model', None)
     if not isinstance(name, str) or not timm.is_model(split_model_name_tag(name)[0]):
         return None
-    kwargs = dict(getattr(ns, 'model_kwargs', None) or {})
     given = dict(num_classes=getattr(ns, 'num_classes', None), in_chans=_in_chans(ns),
                  global_pool=getattr(ns, 'gp', None))
     kwargs.update({k: v for k, v in given.items() if v is not None})
@@ -228,24 +235,17 @@ def check_model_build(ns: argparse.Namespace) -> Optional[str]:
                           f"{', '.join(preset_names()[:2])}")
     described = name + (f" with {', '.join(f'{k}={v!r}' for k, v in kwargs.items())}" if kwargs else '')
     try:
-        model = timm.create_model(name, device='meta', **kwargs)
-    except (TypeError, ValueError, RuntimeError, AssertionError) as e:
+        model = build_on_meta(name, **kwargs)
+    except MetaBuildError as e:
         raise LaunchError(f'--model {name} cannot be built with the given arguments ({described}): {e}') from e
     size = _input_size(ns, model)
     try:
-        with torch.no_grad():
-            model(torch.empty(2, *size, device='meta'))
-    except NotImplementedError:  # an operation without a meta kernel: nothing known against the input size
-        pass
-    except (TypeError, ValueError, RuntimeError, AssertionError) as e:
-        if 'meta' in str(e):  # `.item()` or a model built off the meta device: the check cannot run, nothing known
-            return f'model {described}, built on the meta device (its input size unchecked: it does not run there)'
-        cfg = model.pretrained_cfg
-        hint = ''
-        if cfg.get('fixed_input_size') and 'img_size' not in kwargs:
-            hint = (f" ({name} is built for {'x'.join(map(str, cfg['input_size'][1:]))} inputs only: pass "
-                    f"--model-kwargs img_size={size[1]})")
+        ran = run_on_meta(model, size)
+    except MetaInputError as e:
+        hint = '' if 'img_size' in kwargs else e.hint(name, f'pass --model-kwargs img_size={size[1]}')
         raise LaunchError(f"--model {name} cannot take {'x'.join(map(str, size))} inputs: {e}{hint}") from e
+    if not ran:
+        return f'model {described}, built on the meta device (its input size unchecked: it does not run there)'
     return f"model {described}, built and run on {'x'.join(map(str, size))} inputs on the meta device"
 
 
@@ -310,17 +310,45 @@ def check_unknown_args(extras: Sequence[str], parser: argparse.ArgumentParser, s
     raise LaunchError(f"{os.path.basename(script)} has no argument{'s' if len(extras) > 1 else ''} {', '.join(hints)}")
 
 
-# the scripts' arguments that name a checkpoint file, by dest
+# the scripts' arguments that name a checkpoint file, by dest; those whose weights load into --model
 _FILE_ARGS = ('checkpoint', 'resume', 'initial_checkpoint', 'pretrained_path')
+_WEIGHT_ARGS = ('checkpoint', 'resume', 'initial_checkpoint')
 
 
 def check_files(ns: argparse.Namespace) -> None:
     """LaunchError naming a checkpoint (`--checkpoint`, `--resume`, ...) that is not a file."""
     for dest in _FILE_ARGS:
         path = getattr(ns, dest, None)
-        if isinstance(path, str) and path and not os.path.isfile(path):
-            what = 'is a folder, not a file' if os.path.isdir(path) else 'not found'
-            raise LaunchError(f"--{dest.replace('_', '-')} '{path}': {what}")
+        if not isinstance(path, str) or not path:
+            continue
+        problem = path_problem(path)
+        if problem:
+            raise LaunchError(f"--{dest.replace('_', '-')} '{path}': {problem}")
+        if dest in _WEIGHT_ARGS and isinstance(getattr(ns, 'model', None), str):
+            try:  # a train.py checkpoint names the model it was trained as ('arch')
+                trained_arch(Path(path), read_checkpoint(path)[0], ns.model, optional=False)
+            except CheckpointError as e:
+                raise LaunchError(f"--{dest.replace('_', '-')} {e}") from e
+
+
+# the scripts' arguments that must be at least 1, by dest, with what 0 does in the script
+_POSITIVE_ARGS = {
+    'img_size': ": the scripts read 0 as unset and use the model's own input size",
+    'input_size': ": the scripts read 0 as unset and use the model's own input size",
+    'batch_size': '', 'validation_batch_size': '', 'epochs': '',
+}
+
+
+def check_positive(ns: argparse.Namespace, script: str) -> None:
+    """LaunchError naming a size, batch size or epoch count below 1, and train.py / validate.py's --num-classes 0."""
+    for dest, why in _POSITIVE_ARGS.items():
+        value = getattr(ns, dest, None)
+        values = value if isinstance(value, (list, tuple)) else [value]
+        if any(isinstance(v, int) and v < 1 for v in values):
+            raise LaunchError(f"--{dest.replace('_', '-')} must be at least 1, got {value}{why if 0 in values else ''}")
+    if os.path.basename(script) in ('train.py', 'validate.py') and getattr(ns, 'num_classes', None) == 0:
+        raise LaunchError(f'--num-classes 0 builds the model without a classifier, which '
+                          f'{os.path.basename(script)} scores as if it were one: give the number of classes')
 
 
 def check_test_pool(ns: argparse.Namespace) -> None:
@@ -342,13 +370,19 @@ def check_device(
         args: Sequence[str],
         cfg: Dict[str, Any],
 ) -> None:
-    """LaunchError if the script would run on CUDA where there is none, with the flag that fixes it."""
+    """LaunchError if the script would run on a device that is not here (CUDA, MPS, an index beyond the devices),
+    with the flag that fixes it; a string that names no device is left to the script."""
     device = getattr(ns, 'device', None)
-    if not isinstance(device, str) or not device.startswith('cuda') or torch.cuda.is_available():
+    if not isinstance(device, str):
         return
-    given = 'device' in cfg or any(a == '--device' or a.startswith('--device=') for a in args)
-    source = '' if given else " (the script's default)"
-    raise LaunchError(f"--device is '{device}'{source}, but CUDA is not available here: pass --device cpu")
+    try:
+        problem = device_problem(device)
+    except RuntimeError:
+        return
+    if problem:
+        given = 'device' in cfg or any(a == '--device' or a.startswith('--device=') for a in args)
+        source = '' if given else " (the script's default)"
+        raise LaunchError(f"--device is '{device}'{source}, but {problem}")
 
 
 def _config_path(args: Sequence[str], config_parser: Optional[argparse.ArgumentParser]) -> Tuple[str, List[str]]:
@@ -415,6 +449,7 @@ def check_script_args(script: str, args: Sequence[str]) -> List[str]:
     if getattr(ns, 'kd_model_name', None):
         check_model(ns.kd_model_name, '--kd-model-name')
     check_files(ns)
+    check_positive(ns, script)
     check_test_pool(ns)
     check_device(ns, parser, remaining, cfg)
     built = check_model_build(ns)

@@ -3,10 +3,8 @@ import argparse
 import os
 from typing import Any, Dict, Optional, Sequence
 
-import timm
-import torch
-
-from .._errors import UsageError, usage_errors
+from .._errors import UsageError, path_problem, usage_errors
+from ..measure import MetaBuildError, MetaInputError, build_on_meta, run_on_meta
 from .landscape import STEM, step_sizes
 
 __all__ = ['add_common_arguments', 'check_common_args', 'check_pair']
@@ -24,7 +22,8 @@ def add_common_arguments(
     parser.add_argument('--width', type=float, default=0.25,
                         help="ResNets only: multiplier of the stages' channels 64-512 (default: %(default)s)")
     parser.add_argument('--gcp-dim', type=int, default=32,
-                        help='GCP ResNets only: reduction channels (default: %(default)s)')
+                        help="GCP ResNets only: reduction channels; 0: no reduction, the covariance of the trunk's "
+                             'channels themselves (default: %(default)s)')
     parser.add_argument('--epochs', type=int, default=epochs, help='epochs of the main run (default: %(default)s)')
     parser.add_argument('--lr', type=float, default=2e-3,
                         help='AdamW peak learning rate of the main run (default: %(default)s)')
@@ -79,10 +78,14 @@ def check_common_args(args: argparse.Namespace) -> None:
         raise UsageError('--lr and --ladder-lrs must be positive')
     if not args.width > 0:
         raise UsageError('--width must be positive')
-    if args.gcp_dim < 2:
-        raise UsageError(f'--gcp-dim must be at least 2, got {args.gcp_dim}')
-    if args.data_dir is not None and not os.path.isdir(args.data_dir):
-        raise UsageError(f"--data-dir '{args.data_dir}': no such folder")
+    if args.gcp_dim < 0 or args.gcp_dim == 1:
+        raise UsageError(f'--gcp-dim must be 0 (no reduction: the covariance of the trunk\'s channels) or at least 2, '
+                         f'got {args.gcp_dim}')
+    problem = path_problem(args.data_dir, 'folder') if args.data_dir is not None else None
+    if problem:
+        raise UsageError(f"--data-dir '{args.data_dir}': {problem}")
+    if os.path.exists(args.out_dir) and not os.path.isdir(args.out_dir):  # else made at the end, after the training
+        raise UsageError(f"--out-dir '{args.out_dir}': {path_problem(args.out_dir, 'folder')}")
 
 
 def check_pair(
@@ -102,21 +105,11 @@ def check_pair(
         if model_kwargs.get('in_chans', in_chans) != in_chans:
             raise UsageError(f"{flag} {name} is given in_chans={model_kwargs['in_chans']}, but the data has "
                              f"{in_chans} channel(s): leave in_chans out of {kwargs_flag or 'its kwargs'}")
-        with usage_errors(TypeError, ValueError, RuntimeError, AssertionError, prefix=f'{flag} {name}: '):
-            model = timm.create_model(name, device='meta', **model_kwargs)
-        x = torch.empty(2, in_chans, img_size, img_size, device='meta')
+        with usage_errors(MetaBuildError, prefix=f'{flag} {name}: '):
+            model = build_on_meta(name, **model_kwargs)
         try:
-            with torch.no_grad():
-                model(x)
-        except NotImplementedError:  # an operation without a meta kernel: nothing known against the input
-            continue
-        except (AssertionError, ValueError, RuntimeError, TypeError) as e:
-            if 'meta' in str(e):  # `.item()` or a model built off the meta device: the check cannot run
-                continue
-            cfg = model.pretrained_cfg
-            hint = ''
-            if cfg.get('fixed_input_size'):
-                fix = f'pass {kwargs_flag} img_size={img_size}' if kwargs_flag else f'choose another {flag[2:]}'
-                hint = f" ({name} is built for {'x'.join(map(str, cfg['input_size'][1:]))} inputs only: {fix})"
+            run_on_meta(model, (in_chans, img_size, img_size))
+        except MetaInputError as e:
+            fix = f'pass {kwargs_flag} img_size={img_size}' if kwargs_flag else f'choose another {flag[2:]}'
             raise UsageError(f"{flag} {name} cannot take the data's {in_chans}-channel images at --img-size "
-                             f'{img_size}: {e}{hint}') from e
+                             f'{img_size}: {e}{e.hint(name, fix)}') from e

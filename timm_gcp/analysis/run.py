@@ -19,7 +19,7 @@ import torch
 from timm.utils import ParseKwargs
 from torch import nn
 
-from .._errors import UsageError, usage_errors
+from .._errors import UsageError, check_model_kwargs, usage_errors
 from .._extras import require
 from ..training.data import FashionMNISTData, TimmDatasetData
 from ..training.fashion_mnist import find_fashion_mnist, load_fashion_mnist
@@ -194,6 +194,8 @@ def _check_args(args: argparse.Namespace) -> Tuple[str, str]:
     if baseline is None:
         raise UsageError(f"'{args.model}' has no plain twin in timm; name one with --baseline")
     check_common_args(args)
+    check_model_kwargs(args.model_kwargs)
+    check_model_kwargs(args.baseline_kwargs, '--baseline-kwargs')
     with usage_errors(ValueError):
         check_corruptions(args.corruptions)
     if args.workers < 0:

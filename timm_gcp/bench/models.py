@@ -26,9 +26,11 @@ from torch import nn
 import timm
 from timm.utils import ParseKwargs
 
-from .._errors import UsageError, usage_errors
+from .._errors import UsageError, check_model_kwargs, usage_errors
 from ..models.registry import baseline_name, generic_names, is_gcp_model, preset_names
-from ..measure import count_flops, saved_tensor_bytes
+from ..measure import (
+    MetaBuildError, MetaInputError, build_on_meta, count_flops, device_problem, run_on_meta, saved_tensor_bytes,
+)
 
 DEFAULT_MODELS = ('resnet50', 'resnet50_isqrt', 'resnet50_isqrt_d256', 'resnet50_dropcov')
 AMP_DTYPES = {'float32': None, 'bfloat16': torch.bfloat16, 'float16': torch.float16}
@@ -83,6 +85,18 @@ class Result:
     head_graph_breaks: Optional[int] = None
 
 
+def create_at_size(name: str, img_size: int, build: Optional[Callable[..., nn.Module]] = None,
+                   **kwargs: Any) -> nn.Module:
+    """`build(name, **kwargs)` (default `timm.create_model`), rebuilt with `img_size` for a fixed-input-size
+    model (a ViT's patch grid) built for another size."""
+    build = build or timm.create_model
+    model = build(name, **kwargs)
+    cfg = model.pretrained_cfg
+    if cfg.get('fixed_input_size') and tuple(cfg['input_size'][1:]) != (img_size, img_size):
+        model = build(name, img_size=img_size, **kwargs)
+    return model
+
+
 class ModelBench:
     """One model with its input, labels and optimizer, and a closure per timed operation."""
 
@@ -92,7 +106,7 @@ class ModelBench:
         self.device = device
         self.amp_dtype = AMP_DTYPES[args.amp_dtype]
         memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
-        self.model = self._create(name, args.img_size, **kwargs).to(device=device, memory_format=memory_format)
+        self.model = create_at_size(name, args.img_size, **kwargs).to(device=device, memory_format=memory_format)
         g = torch.Generator().manual_seed(0)
         self.x = torch.randn(args.batch_size, 3, args.img_size, args.img_size, generator=g)
         self.x = self.x.to(device).contiguous(memory_format=memory_format)
@@ -127,14 +141,6 @@ class ModelBench:
         self.train_memory = self._train_memory(warmup)
         for kind in TIMINGS:
             getattr(self, kind)()
-
-    @staticmethod
-    def _create(name: str, img_size: int, **kwargs: Any) -> nn.Module:
-        model = timm.create_model(name, **kwargs)
-        cfg = model.pretrained_cfg
-        if cfg.get('fixed_input_size') and tuple(cfg['input_size'][1:]) != (img_size, img_size):
-            model = timm.create_model(name, img_size=img_size, **kwargs)
-        return model
 
     def _autocast(self) -> ContextManager:
         if self.amp_dtype is None:
@@ -229,20 +235,19 @@ def memory_method(device: torch.device) -> str:
 
 def check_args(args: argparse.Namespace) -> torch.device:
     """The device; UsageError naming the first bad option, every model built on the meta device, before any work."""
+    loaded = [name for name in args.models if name.startswith(('hf-hub:', 'hf_hub:', 'local-dir:'))]
+    if loaded:
+        raise UsageError(f"{loaded[0]}: bench times registered model names with random weights; give the "
+                         f"architecture (config.json's 'architecture') and its settings with --model-kwargs")
     unknown = [name for name in args.models if not timm.is_model(name)]
     if unknown:
         raise UsageError(f'unknown model(s): {", ".join(map(repr, unknown))} '
                          f'(not registered in timm; `timm.list_models()` lists the names)')
     with usage_errors(RuntimeError, prefix='--device: '):
-        device = torch.device(args.device)
-    if device.type != 'cpu':
-        backend = getattr(torch, device.type, None)  # torch.cuda, torch.mps, torch.xpu ...
-        if backend is None or not backend.is_available():
-            raise UsageError(f"--device is {args.device!r}, but {device.type.upper()} is not available here: "
-                             f"pass --device cpu")
-        if device.index is not None and device.index >= backend.device_count():
-            raise UsageError(f'--device is {args.device!r}, but there are {backend.device_count()} '
-                             f'{device.type.upper()} device(s) here, numbered from 0')
+        problem = device_problem(args.device)
+    if problem:
+        raise UsageError(f'--device is {args.device!r}, but {problem}')
+    device = torch.device(args.device)
     if args.tf32 and device.type != 'cuda':
         raise UsageError(f'--tf32 needs a CUDA device, not {args.device!r}')
     for name in ('batch_size', 'img_size', 'rounds', 'iters'):
@@ -255,15 +260,46 @@ def check_args(args: argparse.Namespace) -> torch.device:
                          f"{', '.join(torch.compiler.list_backends())}")
     if args.json not in (None, '-') and not os.path.isdir(os.path.dirname(os.path.abspath(args.json))):
         raise UsageError(f"--json '{args.json}': its folder does not exist")
+    if args.json not in (None, '-') and os.path.isdir(args.json):
+        raise UsageError(f"--json '{args.json}': is a folder; give the path of the JSON file to write")
+    check_model_kwargs(args.model_kwargs)
     generic = [name for name in args.models if name in generic_names()]
     if generic and 'backbone' not in args.model_kwargs:
         raise UsageError(f"{generic[0]}: {generic[0]} needs backbone=<timm model name>: pass it with --model-kwargs "
                          f"backbone=NAME (e.g. backbone=convnext_tiny, then timed against convnext_tiny), or name a "
                          f"preset that has its backbone, e.g. {', '.join(preset_names()[:2])}")
-    for name in args.models:
-        with usage_errors(RuntimeError, TypeError, ValueError, prefix=f'{name}: '):
-            timm.create_model(name, device='meta', **(args.model_kwargs if is_gcp_model(name) else {}))
+    size = (3, args.img_size, args.img_size)
+    # the models named first: a generic model's error names a bad backbone= before its baseline would
+    for name in sorted(bench_names(args), key=lambda n: n not in args.models):
+        with usage_errors(MetaBuildError, prefix=f'{name}: '):
+            model = create_at_size(name, args.img_size, build_on_meta, **_kwargs_of(name, args.model_kwargs))
+        if not model.num_classes:
+            raise UsageError(f'{name} has no classifier (num_classes=0): bench times a training step on its '
+                             f'logits; leave num_classes out of --model-kwargs')
+        try:
+            run_on_meta(model, size)
+        except MetaInputError as e:
+            raise UsageError(f"{name} cannot take {'x'.join(map(str, size))} inputs (--img-size {args.img_size}): "
+                             f'{e}') from e
     return device
+
+
+def _kwargs_of(name: str, model_kwargs: Dict[str, Any]) -> Dict[str, Any]:
+    """The `--model-kwargs` a model is built with: a GCP model's; none for its timm baseline."""
+    return dict(model_kwargs or {}) if is_gcp_model(name) else {}
+
+
+def bench_names(args: argparse.Namespace) -> Dict[str, Optional[str]]:
+    """Every model to time, in table order (a baseline before its GCP model), mapped to its baseline (None: none)."""
+    names: Dict[str, Optional[str]] = {}
+    for name in args.models:
+        # a generic GCP model's twin is its backbone with timm's own head
+        backbone = (args.model_kwargs or {}).get('backbone') if is_gcp_model(name) else None
+        base = backbone or baseline_name(name)
+        if base:
+            names.setdefault(base, None)
+        names[name] = base
+    return names
 
 
 def _log(msg: str) -> None:
@@ -273,23 +309,15 @@ def _log(msg: str) -> None:
 def benchmark(args: argparse.Namespace) -> List[Result]:
     """Measure every model of `args.models` and its baseline; Results in table order (baseline first)."""
     device = torch.device(args.device)
-    names: List[str] = []
-    baselines: Dict[str, Optional[str]] = {}
-    model_kwargs = dict(args.model_kwargs or {})
-    for name in args.models:
-        # a generic GCP model's twin is its backbone with timm's own head
-        base = model_kwargs['backbone'] if is_gcp_model(name) and 'backbone' in model_kwargs else baseline_name(name)
-        baselines[name] = base
-        for n in ((base, name) if base else (name,)):
-            if n not in names:
-                names.append(n)
+    baselines = bench_names(args)
+    names = list(baselines)
     _log(f'bench: {len(names)} model(s) on {device}: {", ".join(names)}')
     benches = {}
     for i, name in enumerate(names):
         counts = 'FLOPs, head error' + (', graph breaks' if args.compile else '')
         _log(f'[{i + 1}/{len(names)}] creating {name} ({counts}) ...')
         start = time.perf_counter()
-        benches[name] = ModelBench(name, args, device, **(model_kwargs if is_gcp_model(name) else {}))
+        benches[name] = ModelBench(name, args, device, **_kwargs_of(name, args.model_kwargs))
         _log(f'[{i + 1}/{len(names)}] created {name}: {benches[name].params / 1e6:.2f} M parameters, '
              f'{benches[name].flops / 1e9:.2f} GFLOPs per image ({time.perf_counter() - start:.1f} s)')
     for i, (name, bench) in enumerate(benches.items()):

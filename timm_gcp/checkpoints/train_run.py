@@ -71,12 +71,14 @@ def read_checkpoint(path: Union[str, Path]) -> Tuple[Any, str]:
             f'{path}: cannot read it as a {fmt} checkpoint (truncated or corrupt?): {reason}') from None
 
 
-def trained_arch(path: Path, obj: Any, model_name: Optional[str], argument: str = '--model') -> str:
+def trained_arch(path: Path, obj: Any, model_name: Optional[str], argument: str = '--model',
+                 optional: bool = True) -> str:
     """`model_name` checked against the architecture the checkpoint names; that architecture when None.
 
     timm's CheckpointSaver saves train.py's `--model` as 'arch'. A name that is no timm model (the
     authors' own scripts name theirs, e.g. 'resnet50_ACD'; a `local-dir:` or `hf-hub:` source) is
-    not checked. `argument` is the command's name for `model_name`, for the messages.
+    not checked. `argument` is the command's name for `model_name`, for the messages; `optional`:
+    whether the command can take the architecture from the checkpoint when `argument` is left out.
     """
     arch = obj.get('arch') if isinstance(obj, dict) else None
     arch = arch if isinstance(arch, str) else None
@@ -86,8 +88,9 @@ def trained_arch(path: Path, obj: Any, model_name: Optional[str], argument: str 
         return arch
     if arch is not None and timm.is_model(arch) and timm.is_model(model_name) and \
             split_model_name_tag(arch)[0] != split_model_name_tag(model_name)[0]:
+        leave_out = f', or leave {argument} out' if optional else ''
         raise CheckpointError(f"{path}: the checkpoint was trained as {arch} (its 'arch'); {argument} says "
-                              f'{model_name}: give {arch}, or leave {argument} out')
+                              f'{model_name}: give {arch}{leave_out}')
     return model_name
 
 

@@ -32,14 +32,14 @@ from timm.utils import ParseKwargs
 from torch import nn
 
 import timm_gcp
-from .._errors import CommandError, UsageError
+from .._errors import CommandError, UsageError, check_model_kwargs, path_problem, usage_errors
 from ..checkpoints.layouts import (
     MINDSPORE_PREFIX, MINDSPORE_TRAINING_STATE, RESNET_RENAMES, is_vit_authors_layout, mindspore_key, rename_key,
 )
 from ..checkpoints.train_run import (
     CheckpointError, TrainingRun, data_dir, read_checkpoint, read_training_run, trained_arch, trained_model_kwargs,
 )
-from ..export.folder import PROVENANCE_FILE, export_for_hub, own_weights
+from ..export.folder import PROVENANCE_FILE, check_out_dir, export_for_hub, own_weights
 from ..models.gcp_resnet import DEPRECATED_NAMES, REDUCE_CONV_WEIGHT, GCPResNet
 from ..models.releases import RELEASES, Release
 
@@ -462,11 +462,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if not args.check and args.out is None and args.model is None:
         raise UsageError('pass --out (its default is ./<model>, and no --model is given)')
-    if not Path(args.src).is_file():
-        raise UsageError(f'{args.src}: no such file')
+    problem = path_problem(args.src)
+    if problem:
+        raise UsageError(f'{args.src}: {problem}')
     if args.model is not None and not timm.is_model(args.model):
         raise UsageError(f"--model '{args.model}': no such model in timm's registry")
+    check_model_kwargs(args.model_kwargs)
     out_dir = None if args.check else Path(args.out or args.model)
+    if out_dir is not None:
+        with usage_errors(NotADirectoryError, prefix='--out '):
+            check_out_dir(out_dir)
     report = convert_checkpoint(
         args.src, args.model, out_dir, model_kwargs=args.model_kwargs, use_ema=args.use_ema, overwrite=args.overwrite)
     print(report.format(verbose=args.verbose))

@@ -81,7 +81,8 @@ def run(args: argparse.Namespace) -> int:
     params = [sum(p.numel() for p in m.parameters()) for m in models]
     print(f'Fashion-MNIST from {folder}: {data.describe()}, {args.epochs} epochs, AdamW lr {args.lr:g}, '
           f'seed {args.seed}, {args.threads} thread(s)')
-    print(f'{names[0]}: {params[0] / 1e6:.2f} M parameters (width {args.width:g}, GCP reduction to {args.gcp_dim}); '
+    reduction = f'GCP reduction to {args.gcp_dim}' if args.gcp_dim else 'no GCP reduction'
+    print(f'{names[0]}: {params[0] / 1e6:.2f} M parameters (width {args.width:g}, {reduction}); '
           f'{names[1]}: {params[1] / 1e6:.2f} M, same initial trunk; landscape probe at {args.split} every '
           f'{args.probe_every} updates; LR ladder {" ".join(map(str, args.ladder_lrs)) or "off"}', flush=True)
     start = time.perf_counter()

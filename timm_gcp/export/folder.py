@@ -22,8 +22,8 @@ from torch import nn
 
 from ..checkpoints.train_run import RUN_FILES
 
-__all__ = ['AUTHORS_FIELDS', 'HUB_FILES', 'PROVENANCE_FILE', 'RUN_FILES', 'write_dir_atomic', 'write_text_atomic',
-           'own_weights', 'export_for_hub', 'export_model_args', 'umask_mode']
+__all__ = ['AUTHORS_FIELDS', 'HUB_FILES', 'PROVENANCE_FILE', 'RUN_FILES', 'check_out_dir', 'write_dir_atomic',
+           'write_text_atomic', 'own_weights', 'export_for_hub', 'export_model_args', 'umask_mode']
 
 PROVENANCE_FILE = 'provenance.json'
 HUB_FILES = ('config.json', 'model.safetensors', 'README.md', PROVENANCE_FILE)
@@ -43,6 +43,12 @@ def umask_mode(mode: int) -> int:
     return mode & ~mask
 
 
+def check_out_dir(out_dir: Union[str, Path]) -> None:
+    """NotADirectoryError where `out_dir` is an existing file: an export is a folder, which overwriting replaces."""
+    if Path(out_dir).exists() and not Path(out_dir).is_dir():
+        raise NotADirectoryError(f'{out_dir}: is a file, not a folder (the export is a folder of files)')
+
+
 def write_dir_atomic(out_dir: Union[str, Path], write: Callable[[Path], None], overwrite: bool = False) -> Path:
     """Fill a temporary sibling of `out_dir` with `write(tmp)`, then rename it into place.
 
@@ -52,6 +58,7 @@ def write_dir_atomic(out_dir: Union[str, Path], write: Callable[[Path], None], o
     the private 0o700 / 0o600 of `tempfile` and of safetensors' writer.
     """
     out_dir = Path(out_dir)
+    check_out_dir(out_dir)
     if out_dir.exists() and not overwrite:
         raise FileExistsError(f'{out_dir}: already exists')
     out_dir.parent.mkdir(parents=True, exist_ok=True)

@@ -21,11 +21,12 @@ from timm.models import get_model_input_config
 from timm.utils import ParseKwargs
 from torch import nn
 
-from .._errors import CommandError, UsageError, usage_errors
+from .._errors import CommandError, UsageError, check_model_kwargs, path_problem, usage_errors
 from .._extras import require
 from ..checkpoints.train_run import (
     CheckpointError, read_checkpoint, read_training_run, trained_arch, trained_model_kwargs,
 )
+from ..measure import MetaBuildError, MetaInputError, build_on_meta, run_on_meta
 from .folder import umask_mode
 
 __all__ = ['EIGEN_OPS', 'OnnxExportError', 'OnnxReport', 'input_size', 'eigen_ops', 'export_onnx', 'trained_model',
@@ -152,6 +153,10 @@ def export_onnx(
         onnx_program = torch.onnx.export(program, (example,), dynamo=True, opset_version=opset, verbose=False)
     except Exception as e:  # the exporter wraps every failure in its own error types
         raise OnnxExportError(f'the ONNX exporter failed: {_first_line(e)}') from e
+    written = onnx_program.model.opset_imports['']
+    if opset is not None and written != opset:  # the exporter keeps its own opset where it cannot convert
+        raise OnnxExportError(f'the ONNX exporter cannot write opset {opset} (it converts from opset {written} '
+                              f'and failed): pass --opset {written} or leave --opset out')
 
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f'.{out.name}.', suffix='.partial', dir=out.parent)
@@ -180,7 +185,7 @@ def export_onnx(
         path=out,
         input_size=size,
         dynamic_batch=dynamic_batch,
-        opset=onnx_program.model.opset_imports[''],
+        opset=written,
         export_batch=export_batch,
         check_batch=check_batch,
         max_rel_error=error,
@@ -239,18 +244,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.checkpoint and not Path(args.checkpoint).is_file():
-        raise UsageError(f"--checkpoint '{args.checkpoint}': no such file")
+    problem = path_problem(args.checkpoint) if args.checkpoint else None
+    if problem:
+        raise UsageError(f"--checkpoint '{args.checkpoint}': {problem}")
     if args.model is None and not args.checkpoint:
         raise UsageError('give the model argument (or a train.py --checkpoint, which names its architecture)')
     if args.img_size is not None and args.img_size < 1:
         raise UsageError(f'--img-size must be at least 1, got {args.img_size}')
+    if not args.rtol > 0:
+        raise UsageError(f'--rtol must be positive, got {args.rtol}')
+    if Path(args.out).is_dir():
+        raise UsageError(f"--out '{args.out}': is a folder; give the path of the .onnx file to write")
+    check_model_kwargs(args.model_kwargs)
     model_name, model_kwargs, overlay = args.model, dict(args.model_kwargs), {}
     if args.checkpoint:  # a checkpoint that cannot be read or does not name this model fails (CheckpointError)
         model_name, model_kwargs, overlay = trained_model(args.checkpoint, args.model, model_kwargs)
     # the name (a local-dir: folder too), the tag and the settings
-    with usage_errors(FileNotFoundError, RuntimeError, TypeError, ValueError, prefix=f'{model_name}: '):
-        timm.create_model(model_name, device='meta', exportable=True, **model_kwargs)
+    with usage_errors(FileNotFoundError, MetaBuildError, prefix=f'{model_name}: '):
+        probe = build_on_meta(model_name, exportable=True, pretrained_cfg_overlay=overlay or None, **model_kwargs)
+    size = input_size(probe, args.img_size)  # the size it is traced at, a ViT resized to --img-size
+    try:
+        run_on_meta(probe, size)
+    except MetaInputError as e:
+        given = f' (--img-size {args.img_size})' if args.img_size else ''
+        raise UsageError(f"{model_name} cannot take {'x'.join(map(str, size))} inputs{given}: {e}") from e
     try:
         model = timm.create_model(
             model_name, pretrained=args.pretrained, checkpoint_path=args.checkpoint, exportable=True,

@@ -18,7 +18,7 @@ from typing import List, Optional, Tuple
 import timm
 import torch
 
-from .._errors import UsageError, usage_errors
+from .._errors import UsageError, path_problem, usage_errors
 from ..export.folder import write_text_atomic
 from ..measure import count_flops
 from ..models.gcp_resnet import GCPResNet
@@ -357,9 +357,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     pages = {args.readme: 'model table', args.weights_doc or args.readme.parent / 'docs' / 'checkpoints.md':
              'weights table'}
+    if args.cards.exists() and not args.cards.is_dir():
+        raise UsageError(f'--cards {args.cards}: {path_problem(args.cards, "folder")}')
     for path, table in pages.items():  # every page is checked before anything is written
-        if not path.is_file():
-            raise UsageError(f'{path}: no such file (run from a checkout of timm-gcp, or pass --readme, '
+        problem = path_problem(path)
+        if problem:
+            raise UsageError(f'{path}: {problem} (run from a checkout of timm-gcp, or pass --readme, '
                              f'--weights-doc and --cards)')
         with usage_errors(ValueError, prefix=f'{path}: '):
             with_table(path.read_text(encoding='utf-8'), table)

@@ -26,10 +26,11 @@ from typing import Any, Dict, Optional, Union
 import timm
 from huggingface_hub import HfApi
 from huggingface_hub.utils import HFValidationError, validate_repo_id
+from timm.models import split_model_name_tag
 from safetensors import SafetensorError
 
-from .._errors import CommandError, usage_errors
-from ..export.folder import PROVENANCE_FILE, RUN_FILES, export_model_args, write_dir_atomic
+from .._errors import CommandError, path_problem, usage_errors
+from ..export.folder import PROVENANCE_FILE, RUN_FILES, check_out_dir, export_model_args, write_dir_atomic
 from ..models.registry import is_gcp_model
 from ..models.releases import RELEASES
 from .cards import measure_model, render_card
@@ -113,7 +114,12 @@ def _card(src: Path, repo_id: str, config: Dict[str, Any], provenance: Dict[str,
         except (ValueError, KeyError) as e:
             raise PublishError(f'{run_dir}: cannot read the training run: {e}') from None
     arch, model_args = config['architecture'], export_model_args(config)
-    stats = measure_model(timm.create_model(arch, device='meta', **model_args), arch)
+    trained = run.args.get('model') if run is not None else None
+    if isinstance(trained, str) and timm.is_model(trained) and split_model_name_tag(trained)[0] != arch:
+        raise PublishError(f"{run_dir / 'args.yaml'}: the run trained {trained}, but {src} holds {arch}: give the "
+                           f'--train-dir of the run these weights come from')
+    # the export itself, at the input size of its config (a run's img_size), not the registered model's default
+    stats = measure_model(timm.create_model(f'local-dir:{src}', device='meta'), arch)
     return render_run_card(repo_id, arch, model_args, stats, provenance=provenance, run=run, license=license)
 
 
@@ -152,9 +158,20 @@ def check_request(src: Path, repo_id: str, dry_run: bool, out: Optional[Union[st
     check_repo_id(repo_id)
     if dry_run and out is None:
         raise PublishError('--dry-run needs --out DIR for the folder that would be uploaded')
+    if out is not None:
+        try:
+            check_out_dir(out)
+        except NotADirectoryError as e:
+            raise PublishError(f'--out {e}') from None
+    problem = path_problem(src, 'folder')
+    if problem:
+        raise PublishError(f'{src}: {problem} (expected a `timm-gcp convert` output folder)')
     for required in ('config.json', 'model.safetensors'):
         if not (src / required).is_file():
             raise PublishError(f'{src}: no {required} (expected a `timm-gcp convert` output folder)')
+    problem = path_problem(train_dir, 'folder') if train_dir is not None else None
+    if problem:
+        raise PublishError(f'--train-dir {train_dir}: {problem} (expected a timm train.py output folder)')
     if train_dir is not None and not (Path(train_dir) / 'args.yaml').is_file():
         raise PublishError(f'{train_dir}: no args.yaml (expected a timm train.py output folder)')
 

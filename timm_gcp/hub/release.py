@@ -19,7 +19,7 @@ from typing import Dict, List, Optional, Union
 
 import timm
 
-from .._errors import UsageError, usage_errors
+from .._errors import UsageError, path_problem, usage_errors
 from ..convert.converter import ConversionError, convert_checkpoint
 from ..export.folder import write_text_atomic
 from ..models.releases import RELEASES, Release, release_files
@@ -109,8 +109,9 @@ def _release_one(
 
 def find_sources(src_dir: Path) -> Dict[str, Path]:
     """Release tag -> its file in `src_dir`; FileNotFoundError naming the folder when there is none."""
-    if not src_dir.is_dir():
-        raise FileNotFoundError(f'{src_dir}: no such folder')
+    problem = path_problem(src_dir, 'folder')
+    if problem:
+        raise FileNotFoundError(f'{src_dir}: {problem}')
     found = find_release_files(src_dir)
     if not found:
         names = ', '.join(release_files(next(iter(RELEASES.values())))[:2])

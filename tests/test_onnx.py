@@ -4,6 +4,7 @@ inputs keep it fast; no network.
 """
 import os
 import stat
+from types import SimpleNamespace
 
 import numpy as np
 import huggingface_hub
@@ -122,7 +123,7 @@ def test_onnx_refuses_eigendecomposition_before_writing(models, programs, tmp_pa
 
 def test_cli_writes_no_file_on_failure(tmp_path, monkeypatch, capsys):
     class Unloadable:  # what the exporter hands back, but onnxruntime cannot read what it saves
-        model = None
+        model = SimpleNamespace(opset_imports={'': 18})
 
         def save(self, path, **kwargs):
             open(path, 'wb').write(b'not onnx')

@@ -104,15 +104,20 @@ def backbone_tags(arch: str) -> Dict[str, PretrainedCfg]:
     return {split_model_name_tag(name)[1]: cfg for name, cfg in get_arch_pretrained_cfgs(arch).items()}
 
 
+def _export_config(folder: Path) -> Dict[str, Any]:
+    """The config.json of an export folder (`local-dir:`, timm's `save_for_hf`); {} where it has none that parses."""
+    try:
+        config = json.loads((folder / 'config.json').read_text())
+    except (OSError, ValueError):
+        return {}
+    return config if isinstance(config, dict) else {}
+
+
 def _architecture_hint(source: str) -> str:
     """The timm architecture a `hf-hub:timm/...` repo or a `local-dir:` export holds, as ' (backbone=...)', or ''."""
     if source.startswith('hf-hub:timm/'):
         return f" (backbone={source.removeprefix('hf-hub:timm/').split('@')[0]!r})"
-    config = Path(source.removeprefix('local-dir:')) / 'config.json'
-    try:
-        architecture = json.loads(config.read_text()).get('architecture')
-    except (OSError, ValueError, AttributeError):
-        return ''
+    architecture = _export_config(Path(source.removeprefix('local-dir:'))).get('architecture')
     return f' (backbone={architecture!r}, from its config.json)' if isinstance(architecture, str) else ''
 
 
@@ -593,21 +598,18 @@ def _check_model_tag(variant: str, tag: str, arch: str, backbone_tag: Optional[s
 def _check_export_file(variant: str, arch: str, kwargs: Dict[str, Any]) -> None:
     """A whole-model file from an export folder whose config.json names another model fails, naming that model."""
     file = (kwargs.get('pretrained_cfg_overlay') or {}).get('file')
-    config = Path(file).parent / 'config.json' if file else None
-    if config is None or not config.is_file():
+    if not file:
         return
-    try:
-        exported = json.loads(config.read_text())
-    except ValueError:
-        return  # not an export's config
-    theirs = exported.get('architecture') if isinstance(exported, dict) else None
+    folder = Path(file).parent
+    exported = _export_config(folder)
+    theirs = exported.get('architecture')
     their_backbone = (exported.get('model_args') or {}).get('backbone') if theirs else None
     if theirs is None or (theirs == variant and split_model_name_tag(their_backbone or arch)[0] == arch):
         return
     on = f' on backbone {their_backbone!r}' if their_backbone else ''
     raise BackboneError(
         f'{file} holds the weights of {theirs}{on} (the config.json beside it), not of {variant} on backbone '
-        f"{arch!r}: load the whole export with timm.create_model('local-dir:{config.parent}', pretrained=True)")
+        f"{arch!r}: load the whole export with timm.create_model('local-dir:{folder}', pretrained=True)")
 
 
 def _check_trunk_cached(variant: str, backbone: str, cache_dir: Optional[str]) -> None:

@@ -29,6 +29,7 @@ from timm_gcp.checkpoints.layouts import (
     MINDSPORE_TRAINING_STATE, RESNET_RENAMES, VIT_RENAMES, mindspore_key, rename_key,
 )
 from timm_gcp.checkpoints.mindspore import MindSporeCheckpointError, is_mindspore_checkpoint, load_mindspore_checkpoint
+from timm_gcp.checkpoints.train_run import CheckpointError, read_checkpoint
 
 from tests.helpers.commands import main_interrupted
 from tests.helpers.layouts import (
@@ -653,3 +654,11 @@ def test_export_has_the_modes_of_the_umask(tmp_path, umask, file_mode, dir_mode)
     assert stat.S_IMODE(out.stat().st_mode) == dir_mode
     assert {p.name: stat.S_IMODE(p.stat().st_mode) for p in out.iterdir()} == {
         name: file_mode for name in ('config.json', 'model.safetensors', 'provenance.json', 'README.md')}
+
+
+def test_read_checkpoint_names_a_missing_file_and_a_run_folder(tmp_path):
+    with pytest.raises(CheckpointError, match=r'missing\.pth: no such file$'):
+        read_checkpoint(tmp_path / 'missing.pth')
+    torch.save({}, tmp_path / 'model_best.pth.tar')
+    with pytest.raises(CheckpointError, match=r'is a folder, not a file: give the file, e\.g\. .*model_best\.pth\.tar'):
+        read_checkpoint(tmp_path)

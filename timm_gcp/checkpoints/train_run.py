@@ -21,7 +21,7 @@ from timm.data import create_dataset
 from timm.models import split_model_name_tag
 from torch import nn
 
-from .._errors import CommandError
+from .._errors import CommandError, path_problem
 from .mindspore import MindSporeCheckpointError, is_mindspore_checkpoint, load_mindspore_checkpoint
 
 __all__ = ['DATA_ARGS', 'RUN_FILES', 'CheckpointError', 'TrainingRun', 'classifier_rows', 'data_dir', 'read_checkpoint',
@@ -52,8 +52,9 @@ def _sniff(path: Path) -> str:
 def read_checkpoint(path: Union[str, Path]) -> Tuple[Any, str]:
     """The file's content (a dict for every supported format) and its format name."""
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f'{path}: no such file')
+    problem = path_problem(path)
+    if problem:
+        raise CheckpointError(f'{path}: {problem}')
     fmt = _sniff(path)
     try:
         if fmt == 'MindSpore':

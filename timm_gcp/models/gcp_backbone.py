@@ -220,16 +220,22 @@ def _map_size(trunk: nn.Module, fmt: str, in_chans: int, side: int) -> Tuple[int
     return (feats.shape[2], feats.shape[3]) if fmt == 'NCHW' else (feats.shape[1], feats.shape[2])
 
 
-def _min_input_side(trunk: nn.Module, fmt: str, in_chans: int, side: int) -> int:
+def _min_input_side(trunk: nn.Module, fmt: str, in_chans: int, side: int, reduction: int) -> int:
     """The smallest square input side (at most `side`, which gives one) whose map has at least 2 x 2 positions.
 
-    Bisection on meta-device forwards: stages that floor (ConvNeXt's patchify stem and downsampling)
-    need more than the total reduction + 1 that stages which round up (padded strided convs) need.
+    Stages that round up (padded strided convs) need the total `reduction` + 1, which two meta-device
+    forwards confirm; stages that floor (ConvNeXt's patchify stem and downsampling) need more, found by
+    bisection on meta-device forwards.
     """
+    def two_positions(s: int) -> bool:
+        return min(_map_size(trunk, fmt, in_chans, s)) >= 2
+
+    if reduction < side and two_positions(reduction + 1) and not two_positions(reduction):
+        return reduction + 1
     lo, hi = 1, side
     while hi - lo > 1:
         mid = (lo + hi) // 2
-        if min(_map_size(trunk, fmt, in_chans, mid)) >= 2:
+        if two_positions(mid):
             hi = mid
         else:
             lo = mid
@@ -298,7 +304,7 @@ def _probe(backbone: str, in_chans: int = 3, **kwargs: Any) -> TrunkLayout:
         raise BackboneError(
             f'backbone {arch!r} gives a {h}x{w} map at its {x.shape[-2]}x{x.shape[-1]} px input: the covariance '
             f'of one position is zero; give a larger img_size')
-    min_side = _min_input_side(trunk, fmt, in_chans, min(x.shape[-2:]))
+    min_side = _min_input_side(trunk, fmt, in_chans, min(x.shape[-2:]), reduction)
     return TrunkLayout(fmt, width, 0, (h, w), reduction, len(trunk.feature_info), min_side)
 
 

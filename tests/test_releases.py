@@ -97,7 +97,7 @@ def test_unpublished_tag_in_the_local_hub_cache_loads_from_it(monkeypatch):
     Hub cache is what `pretrained=True` loads: the repo goes into the overlay timm builds with."""
     rel = RELEASES[TAG]
     assert not rel.published and timm.models.get_pretrained_cfg(TAG).hf_hub_id is None
-    monkeypatch.setattr(releases, '_hub_cached', lambda repo_id: repo_id == rel.hub_id)
+    monkeypatch.setattr(releases, 'hub_cached', lambda repo_id: repo_id == rel.hub_id)
     kwargs = dict(pretrained_cfg='gcp_in1k', pretrained_cfg_overlay=dict(num_classes=1000))
     releases.check_pretrained_source('resnet50_isqrt_d256', kwargs)
     assert kwargs['pretrained_cfg_overlay'] == dict(num_classes=1000, hf_hub_id=rel.hub_id)

@@ -26,14 +26,14 @@ import torch
 from torch import nn
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import register_notrace_function
-from huggingface_hub import constants, try_to_load_from_cache
+from huggingface_hub import constants
 from timm.models import PretrainedCfg, build_model_with_cfg, generate_default_cfgs, get_arch_pretrained_cfgs, \
     get_pretrained_cfg, is_model, model_entrypoint, register_model, split_model_name_tag
 
 from ..checkpoints import MOBILENETV2_RENAMES, check_fit, rename_key
 from ..layers import GCPHead, check_pool_type
 from ._head import GCPClassifierMixin, check_pretrained_arg, pop_gcp_args, split_final_tokens, split_prefix_tokens
-from .releases import RELEASES, WeightsUnavailableError, check_pretrained_source, release_cfgs
+from .releases import RELEASES, WeightsUnavailableError, check_pretrained_source, hub_cached, release_cfgs
 
 __all__ = [
     'BackboneArgumentError', 'BackboneError', 'GCPBackboneModel', 'GCPTokenModel', 'GCP_METHODS', 'GENERIC_MODELS',
@@ -623,8 +623,7 @@ def _check_trunk_cached(variant: str, backbone: str, cache_dir: Optional[str]) -
     cfg = get_pretrained_cfg(backbone)
     if cfg is None or not cfg.hf_hub_id or not constants.HF_HUB_OFFLINE:
         return
-    files = (cfg.hf_hub_filename,) if cfg.hf_hub_filename else ('model.safetensors', 'pytorch_model.bin')
-    if any(isinstance(try_to_load_from_cache(cfg.hf_hub_id, f, cache_dir=cache_dir), str) for f in files):
+    if hub_cached(cfg.hf_hub_id, cfg.hf_hub_filename, cache_dir):
         return
     raise WeightsUnavailableError(
         f'{variant}: no pretrained trunk weights: HF_HUB_OFFLINE is set and the local Hub cache has no copy of '

@@ -27,7 +27,7 @@ from .sources import REPOS, pretrained_fields
 
 __all__ = [
     'FILE_EXTENSIONS', 'Download', 'Release', 'RELEASES', 'WeightsUnavailableError', 'check_pretrained_source',
-    'convert_command', 'local_file', 'release_cfgs', 'release_files', 'unavailable_message',
+    'convert_command', 'hub_cached', 'local_file', 'release_cfgs', 'release_files', 'unavailable_message',
 ]
 
 # extensions under which `timm-gcp release` also finds a file saved as `<arch>.<tag>.<ext>`
@@ -117,9 +117,11 @@ def unavailable_message(release: Release, reason: str) -> str:
         + _convert_then_load(local_file(release), release.name, release.use_ema))
 
 
-def _hub_cached(repo_id: str) -> bool:
-    """Whether the local Hub cache holds the weights timm would download (safetensors, else the .bin)."""
-    return any(isinstance(try_to_load_from_cache(repo_id, f), str) for f in ('model.safetensors', 'pytorch_model.bin'))
+def hub_cached(repo_id: str, filename: Optional[str] = None, cache_dir: Optional[str] = None) -> bool:
+    """Whether the local Hub cache holds the weights timm would download: `filename` (a cfg's
+    `hf_hub_filename`), else safetensors or the .bin."""
+    files = (filename,) if filename else ('model.safetensors', 'pytorch_model.bin')
+    return any(isinstance(try_to_load_from_cache(repo_id, f, cache_dir=cache_dir), str) for f in files)
 
 
 def _check_local_file(variant: str, tag: str, file: str) -> None:
@@ -156,7 +158,7 @@ def check_pretrained_source(variant: str, kwargs: Dict[str, Any]) -> None:
     release = RELEASES.get(f'{variant}.{cfg.tag}')
     if release is None or cfg.url or cfg.hf_hub_id not in (None, release.hub_id):
         return  # not a release, or weights the caller names
-    if _hub_cached(release.hub_id):
+    if hub_cached(release.hub_id):
         if not cfg.hf_hub_id:
             overlay = kwargs.get('pretrained_cfg_overlay') or {}
             kwargs['pretrained_cfg_overlay'] = dict(overlay, hf_hub_id=release.hub_id)

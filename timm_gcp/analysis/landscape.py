@@ -8,23 +8,31 @@ g = dL/dy, then for step sizes eta_i record
 * the gradient change ||dL/dy(y + eta_i g) - g||  (the predictiveness band),
 * the effective beta-smoothness max_i ||dL/dy(y + eta_i g) - g|| / (eta_i ||g||).
 
-The weights do not move; the probe runs on a copy in the training mode of the step (BatchNorm batch
-statistics) whose running statistics are thrown away, and every evaluation replays the same random
-state (DropCov's channel dropout), so the probe neither changes training nor adds noise of its own.
+Both bands grow with the gradient's size: to first order the loss moves by eta ||g||^2. So beside
+the raw widths a probe gives them without that scale: the loss band over its first-order prediction
+(max_i L - min_i L) / ((eta_max - eta_min) ||g||^2), and the largest gradient change over ||g||.
+
+The weights do not move; the probe runs on a copy in training mode (BatchNorm batch statistics, as
+the original, whatever mode the model is in) whose running statistics are thrown away, and every
+evaluation replays the same random state (DropCov's channel dropout) and restores the caller's, so
+the probe neither changes training nor adds noise of its own.
 `probe_parameters` is the parameter-space variant: the weights move along their gradient. See
 docs/analysis.md, "Landscape probe".
 """
 import copy
+import math
 from dataclasses import asdict, dataclass
 from typing import Callable, Dict, List, Sequence, Tuple
 
 import torch
 from torch import nn
 
-__all__ = ['STEM', 'LineProbe', 'probe_activations', 'probe_parameters', 'resolve_split', 'split_points',
-           'step_sizes']
+__all__ = ['STEM', 'STEP_RANGES', 'LineProbe', 'default_step_range', 'probe_activations', 'probe_parameters',
+           'resolve_split', 'split_points', 'step_sizes']
 
 STEM = 'stem'  # the input of the model's first stage (the original's split, after ResNet's max-pool)
+# the original's step ranges along the activation gradient by trunk: its ResNet's, and its MobileNetV2's
+STEP_RANGES = {'resnet': (0.1, 75.0), 'mobilenetv2': (0.045, 1.5)}
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
@@ -45,8 +53,31 @@ class LineProbe:
             return 0.0
         return max(c / (e * self.grad_norm) for c, e in zip(self.grad_change, self.etas))
 
+    @property
+    def loss_band(self) -> float:
+        """Width of the loss band: max - min of the losses over the step sizes."""
+        return max(self.loss) - min(self.loss)
+
+    @property
+    def max_grad_change(self) -> float:
+        """The largest gradient change over the step sizes."""
+        return max(self.grad_change)
+
+    @property
+    def loss_band_rel(self) -> float:
+        """The loss band over its first-order prediction (eta_max - eta_min) ||g||^2: 1 where the loss is linear
+        along g, above 1 where it curves up, below where it flattens; NaN without a step range or a gradient."""
+        first_order = (max(self.etas) - min(self.etas)) * self.grad_norm ** 2
+        return self.loss_band / first_order if first_order > 0 else math.nan
+
+    @property
+    def grad_change_rel(self) -> float:
+        """The largest gradient change over the gradient's norm ||g||; NaN without a gradient."""
+        return self.max_grad_change / self.grad_norm if self.grad_norm > 0 else math.nan
+
     def to_dict(self) -> Dict:
-        return dict(asdict(self), beta=self.beta)
+        return dict(asdict(self), beta=self.beta, loss_band=self.loss_band, max_grad_change=self.max_grad_change,
+                    loss_band_rel=self.loss_band_rel, grad_change_rel=self.grad_change_rel)
 
 
 def step_sizes(start: float = 0.1, stop: float = 75.0, num: int = 50) -> List[float]:
@@ -58,6 +89,12 @@ def step_sizes(start: float = 0.1, stop: float = 75.0, num: int = 50) -> List[fl
     if num == 1:
         return [float(start)]
     return [start + i * (stop - start) / (num - 1) for i in range(num)]
+
+
+def default_step_range(arch: str) -> Tuple[float, float]:
+    """The original's step range for a trunk of timm architecture `arch`: MobileNetV2's for `mobilenetv2_*`,
+    else its ResNet's, which is also the range for every other trunk."""
+    return STEP_RANGES['mobilenetv2'] if arch.startswith('mobilenetv2_') else STEP_RANGES['resnet']
 
 
 def _first_stage(model: nn.Module) -> str:
@@ -88,6 +125,12 @@ def resolve_split(model: nn.Module, point: str) -> Tuple[nn.Module, bool]:
     return model.get_submodule(point), False
 
 
+def _training_copy(model: nn.Module) -> nn.Module:
+    """A copy of `model` in training mode (BatchNorm on the batch's statistics): the original's landscape model is
+    never put in eval mode, and the copy's running statistics are thrown away with it."""
+    return copy.deepcopy(model).train()
+
+
 def _line_probe(evaluate: Callable[[Sequence[torch.Tensor]], Tuple[torch.Tensor, List[torch.Tensor]]],
                 base: Sequence[torch.Tensor], etas: Sequence[float], step: int) -> LineProbe:
     """Loss and gradient change along the gradient from `base`; evaluate(point) -> (loss, gradient)."""
@@ -113,7 +156,7 @@ def probe_activations(
         seed: int = 0,
 ) -> LineProbe:
     """Move the activation at split `point` along its gradient (the original protocol); the weights stay."""
-    model = copy.deepcopy(model)
+    model = _training_copy(model)
     module, at_input = resolve_split(model, point)
     state = {}
 
@@ -138,6 +181,7 @@ def probe_activations(
 
     try:
         with torch.no_grad(), torch.random.fork_rng():
+            torch.manual_seed(seed)
             model(x)
         return _line_probe(evaluate, [state['y']], etas, step)
     finally:
@@ -154,7 +198,7 @@ def probe_parameters(
         seed: int = 0,
 ) -> LineProbe:
     """Move the weights along their gradient (Santurkar et al.'s variant); the input stays."""
-    model = copy.deepcopy(model)
+    model = _training_copy(model)
     params = [p for p in model.parameters() if p.requires_grad]
     base = [p.detach().clone() for p in params]
 

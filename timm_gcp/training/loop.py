@@ -1,7 +1,8 @@
 """A model pair trained side by side on the same batches: the loop `timm-gcp demo` and `timm-gcp analyze` share.
 
-`create_pair` builds any two timm models from the same seed and copies the weights they share (the
-trunk), so the heads are the only difference; `train_pair` steps both on each batch in turn, with
+`create_pair` builds any two timm models from the same seed and copies the first's trunk into the
+second (`trunk_share` maps the names, also from a trunk under `backbone.`), so the heads are the only
+difference; `train_pair` steps both on each batch in turn, with
 timm's `create_optimizer_v2`, `create_scheduler_v2` (per update) and `ClassificationTask`, as
 train.py does, and evaluates both after every epoch. The data comes from a `PairData`
 (`timm_gcp.training.data`): Fashion-MNIST in memory or any timm dataset.
@@ -20,10 +21,14 @@ from torch import nn
 
 from .._extras import require
 
-__all__ = ['RESNET_CHANNELS', 'OptimConfig', 'Trainer', 'check_class_counts', 'create_pair', 'evaluate',
-           'small_resnet_kwargs', 'table_header', 'table_row', 'train_pair']
+__all__ = ['RESNET_CHANNELS', 'TRUNK_PREFIXES', 'OptimConfig', 'Trainer', 'TrunkShare', 'check_class_counts',
+           'classifier_names', 'create_pair', 'evaluate', 'small_resnet_kwargs', 'table_header', 'table_row',
+           'train_pair', 'trunk_share']
 
 RESNET_CHANNELS = (64, 128, 256, 512)
+# where a GCP model keeps the trunk of the plain model: at the top (GCP ResNets, ViTs) or under `backbone.`
+# (the models on any timm backbone and their presets, docs/backbones.md)
+TRUNK_PREFIXES = ('', 'backbone.')
 Batches = Iterable[Tuple[torch.Tensor, torch.Tensor]]
 # called before each update with (update index, images, targets): the landscape probe hooks in here
 StepHook = Callable[[int, torch.Tensor, torch.Tensor], None]
@@ -42,15 +47,66 @@ def check_class_counts(models: Sequence[nn.Module], names: Sequence[str]) -> int
     return counts[0]
 
 
+def classifier_names(model: nn.Module) -> Tuple[str, ...]:
+    """The module names of `model`'s classifier: its pretrained cfg's `classifier` (timm's), else `head` and `fc`."""
+    names = (getattr(model, 'pretrained_cfg', None) or {}).get('classifier') or ('head', 'fc')
+    return (names,) if isinstance(names, str) else tuple(names)
+
+
+@dataclass
+class TrunkShare:
+    """Which of the twin's trunk tensors (its state dict without the classifier) the GCP model gives it.
+
+    `mapping`: twin name -> GCP model name, for each trunk tensor with a GCP tensor of the same shape;
+    `missing`: the twin's trunk tensors without one. A true twin misses none.
+    """
+    mapping: Dict[str, str]
+    missing: List[str]
+
+    @property
+    def shared(self) -> int:
+        return len(self.mapping)
+
+    @property
+    def total(self) -> int:
+        return len(self.mapping) + len(self.missing)
+
+    @property
+    def paired(self) -> bool:
+        """Whether every trunk tensor of the twin starts as the GCP model's."""
+        return not self.missing
+
+    def to_dict(self) -> Dict[str, Any]:
+        return dict(shared=self.shared, total=self.total, paired=self.paired, missing=self.missing)
+
+
+def trunk_share(gcp: nn.Module, twin: nn.Module) -> TrunkShare:
+    """Map each trunk tensor of `twin` to the tensor of `gcp` under the same name, or under `backbone.` plus it,
+    with the same shape (models on the meta device do: only names and shapes are read)."""
+    source = gcp.state_dict()
+    heads = tuple(f'{name}.' for name in classifier_names(twin))
+    mapping, missing = {}, []
+    for name, tensor in twin.state_dict().items():
+        if name.startswith(heads):
+            continue
+        match = next((prefix + name for prefix in TRUNK_PREFIXES
+                      if prefix + name in source and source[prefix + name].shape == tensor.shape), None)
+        if match is None:
+            missing.append(name)
+        else:
+            mapping[name] = match
+    return TrunkShare(mapping, missing)
+
+
 def create_pair(
         names: Sequence[str],
         kwargs: Sequence[Dict[str, Any]],
         seed: int,
 ) -> Tuple[nn.Module, nn.Module]:
-    """Two timm models created from the same seed, the second with the first's weights where names and shapes match.
+    """Two timm models created from the same seed, the second with the first's trunk (`trunk_share`'s mapping).
 
-    Heads (`head.*`, `fc.*`) are not copied. With a GCP model and its plain twin this gives both the
-    same initial trunk, so a comparison measures the pooling alone.
+    The classifier is not copied. With a GCP model and its plain twin this gives both the same initial
+    trunk, so a comparison measures the pooling alone; `trunk_share` says how much of the trunk that is.
     """
     models = []
     for name, model_kwargs in zip(names, kwargs):
@@ -60,10 +116,8 @@ def create_pair(
         models.append(timm.create_model(name, **model_kwargs))
     check_class_counts(models, names)
     first, second = models
-    second_state = second.state_dict()
-    shared = {k: v for k, v in first.state_dict().items()
-              if k in second_state and v.shape == second_state[k].shape and not k.startswith(('head.', 'fc.'))}
-    second.load_state_dict(shared, strict=False)
+    source = first.state_dict()
+    second.load_state_dict({k: source[v] for k, v in trunk_share(first, second).mapping.items()}, strict=False)
     return first, second
 
 
@@ -112,11 +166,11 @@ class Trainer:
         self.loss_sum, self.count, self.seconds = 0.0, 0, 0.0
 
     def step(self, x: torch.Tensor, y: torch.Tensor, on_step: Optional[StepHook] = None) -> float:
-        """One update on a batch (after `on_step` saw the weights it starts from); the batch loss."""
+        """One update on a batch (after `on_step` saw the weights it starts from, in training mode); the batch loss."""
+        self.task.train()
         if on_step is not None:
             on_step(self.updates, x, y)
         t0 = time.perf_counter()
-        self.task.train()
         loss = self.task(x, y)['loss']
         self.optimizer.zero_grad()
         loss.backward()

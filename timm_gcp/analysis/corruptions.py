@@ -1,8 +1,8 @@
 """Common corruptions at five severities, built from torch / torchvision, and the mean corruption error.
 
 After Hendrycks & Dietterich (ICLR 2019, ImageNet-C): noise (Gaussian, shot, impulse, speckle),
-Gaussian blur, contrast, brightness, pixelation and JPEG (Pillow's codec). The severities follow
-ImageNet-C's; the blur radii are scaled to small images (corruptions act at the data's own
+Gaussian blur, contrast, brightness (on the HSV value, as ImageNet-C), pixelation and JPEG (Pillow's
+codec). The severities follow ImageNet-C's; the blur radii are scaled to small images (corruptions act at the data's own
 resolution, 28 px for Fashion-MNIST). Each corruption maps images in [0, 1] (N x C x H x W) to images in [0, 1],
 quantized to 8 bits as ImageNet-C's files are; random ones draw from a generator seeded per
 corruption and severity, so a run repeats.
@@ -57,7 +57,14 @@ def _contrast(x: torch.Tensor, c: float, g: torch.Generator) -> torch.Tensor:
 
 
 def _brightness(x: torch.Tensor, c: float, g: torch.Generator) -> torch.Tensor:
-    return x + c
+    """ImageNet-C's: c added to the HSV value V = max over channels, clipped, hue and saturation kept.
+
+    With hue and saturation fixed, every channel is proportional to V, so the pixel scales by V' / V
+    (a black pixel, saturation 0, becomes grey V'); on a 1-channel image this is x + c, clipped.
+    """
+    value = x.amax(dim=1, keepdim=True)
+    shifted = (value + c).clamp(0, 1)
+    return torch.where(value > 0, x * shifted / value.clamp_min(1e-12), shifted)
 
 
 def _pixelate(x: torch.Tensor, c: float, g: torch.Generator) -> torch.Tensor:

@@ -106,6 +106,17 @@ def test_demo_tiny_run_prints_table_and_writes_curves(data_dir, tmp_path, capsys
         assert all(len(p['loss']) == 4 and math.isfinite(p['beta']) for p in history['probes'][key])
     assert [r['lr'] for r in history['ladder']] == [0.1] and len(history['ladder'][0]['epochs']) == 1
     assert 'LR ladder lr 0.1: resnet18_isqrt' in out
+    # the ladder's reference rung is the main run; the drop from it per model
+    reference = history['ladder_reference']
+    assert reference['test_acc']['gcp'] == history['epochs'][-1]['gcp']['test_acc'] and reference['epochs'] == 2
+    drop = reference['test_acc']['twin'] - history['ladder'][0]['epochs'][-1]['twin']['test_acc']
+    assert f'resnet18 {history["ladder"][0]["epochs"][-1]["twin"]["test_acc"]:.2f} % (drop from the main run ' \
+        f'{drop:+.2f} points)' in out
+    assert history['trunk']['paired'] and history['trunk']['shared'] == history['trunk']['total'] > 0
+    # the probe's scale-free measures beside the raw ones, per model
+    probes = history['probes']['twin']
+    mean_rel = sum(p['loss_band_rel'] for p in probes) / len(probes)
+    assert f'landscape, resnet18 (mean of 3 probes): loss band / first-order {mean_rel:.3g}, ' in out
 
 
 @pytest.mark.parametrize('argv, expected', [

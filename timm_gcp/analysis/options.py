@@ -5,7 +5,8 @@ from typing import Any, Dict, Optional, Sequence
 
 from .._errors import UsageError, path_problem, usage_errors
 from ..measure import MetaBuildError, MetaInputError, build_on_meta, run_on_meta
-from .landscape import STEM, step_sizes
+from ..training.loop import TrunkShare, trunk_share
+from .landscape import STEM, STEP_RANGES, default_step_range, step_sizes
 
 __all__ = ['add_common_arguments', 'check_common_args', 'check_pair']
 
@@ -19,6 +20,9 @@ def add_common_arguments(
     parser.add_argument('--baseline', default=None, metavar='NAME',
                         help="its twin, a timm model name (default: timm's plain model of the GCP model's trunk, "
                              'e.g. resnet18)')
+    parser.add_argument('--unpaired', action='store_true',
+                        help="compare a pair whose twin does not start from the GCP model's trunk (refused "
+                             'otherwise); the output says unpaired')
     parser.add_argument('--width', type=float, default=0.25,
                         help="ResNets only: multiplier of the stages' channels 64-512 (default: %(default)s)")
     parser.add_argument('--gcp-dim', type=int, default=32,
@@ -48,8 +52,10 @@ def add_common_arguments(
                             "stage of the model's feature_info, e.g. layer2 (default: stem)")
     probe.add_argument('--probe-every', type=int, default=probe_every, metavar='K',
                        help='probe every K updates (default: %(default)s)')
-    probe.add_argument('--step-range', type=float, nargs=2, default=(0.1, 75.0), metavar=('START', 'STOP'),
-                       help='step sizes along the activation gradient (default: 0.1 75, as the original)')
+    probe.add_argument('--step-range', type=float, nargs=2, default=None, metavar=('START', 'STOP'),
+                       help="step sizes along the activation gradient (default: the original's for the trunk: "
+                            f"{' '.join(map(str, STEP_RANGES['mobilenetv2']))} for MobileNetV2, else "
+                            f"{' '.join(map(str, STEP_RANGES['resnet']))})")
     probe.add_argument('--steps', type=int, default=50, help='number of step sizes (default: 50, as the original)')
     probe.add_argument('--param-probe', action='store_true',
                        help='also move the weights along their gradient (reported separately)')
@@ -64,8 +70,11 @@ def add_common_arguments(
     ladder.add_argument('--ladder-opt', default='sgd', help='timm optimizer of the ladder (default: sgd, momentum 0.9)')
 
 
-def check_common_args(args: argparse.Namespace) -> None:
-    """UsageError naming the first bad option of those `add_common_arguments` declares."""
+def check_common_args(args: argparse.Namespace, arch: str) -> None:
+    """UsageError naming the first bad option of those `add_common_arguments` declares; an unset --step-range
+    becomes the original's for a trunk of timm architecture `arch`."""
+    if args.step_range is None:
+        args.step_range = default_step_range(arch)
     for name in ('epochs', 'train_size', 'test_size', 'img_size', 'batch_size', 'threads', 'probe_every',
                  'ladder_epochs'):
         if getattr(args, name) < 1:
@@ -94,22 +103,36 @@ def check_pair(
         in_chans: int,
         img_size: int,
         kwargs_flags: Sequence[Optional[str]] = (None, None),
-) -> None:
+        unpaired: bool = False,
+) -> TrunkShare:
     """UsageError naming the model (--model, --baseline) that cannot be built with its kwargs or take the input:
-    the data's `in_chans` channels at `img_size` px.
+    the data's `in_chans` channels at `img_size` px; or naming a pair whose twin does not start from the GCP
+    model's trunk (not every trunk tensor of the twin has a GCP tensor to copy), unless `unpaired`.
 
     Both are built and run on the meta device: no weights, no work, before any training.
     `kwargs_flags` names the option that passes each model's kwargs, for the fix of a fixed input size.
+    Returns how much of the twin's trunk the pair shares.
     """
+    models = []
     for name, flag, model_kwargs, kwargs_flag in zip(names, ('--model', '--baseline'), kwargs, kwargs_flags):
         if model_kwargs.get('in_chans', in_chans) != in_chans:
             raise UsageError(f"{flag} {name} is given in_chans={model_kwargs['in_chans']}, but the data has "
                              f"{in_chans} channel(s): leave in_chans out of {kwargs_flag or 'its kwargs'}")
         with usage_errors(MetaBuildError, prefix=f'{flag} {name}: '):
             model = build_on_meta(name, **model_kwargs)
+        models.append(model)
         try:
             run_on_meta(model, (in_chans, img_size, img_size))
         except MetaInputError as e:
             fix = f'pass {kwargs_flag} img_size={img_size}' if kwargs_flag else f'choose another {flag[2:]}'
             raise UsageError(f"{flag} {name} cannot take the data's {in_chans}-channel images at --img-size "
                              f'{img_size}: {e}{e.hint(name, fix)}') from e
+    share = trunk_share(*models)
+    if not share.paired and not unpaired:
+        missing = f" (the first without one: '{share.missing[0]}')" if share.missing else ''
+        raise UsageError(
+            f'--model {names[0]} and --baseline {names[1]} are not twins: the GCP model gives {share.shared} of the '
+            f"twin's {share.total} trunk tensors a tensor of the same name and shape{missing}, so they would not "
+            f'start from the same trunk. Choose a baseline with the same trunk (and width: its kwargs), or pass '
+            f'--unpaired to compare them anyway')
+    return share

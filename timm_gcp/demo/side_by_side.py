@@ -14,7 +14,7 @@ import argparse
 import json
 import os
 import time
-from typing import Dict, Tuple
+from typing import Dict, List, Tuple
 
 import timm
 import torch
@@ -25,7 +25,7 @@ from .._extras import require
 from ..analysis.landscape import resolve_split
 from ..analysis.options import add_common_arguments, check_common_args, check_pair
 from ..analysis.plots import draw_accuracy, draw_ladder, draw_loss, plot_analysis
-from ..analysis.run import analyze_seed, make_pair_factory, pair_kwargs
+from ..analysis.run import analyze_seed, make_pair_factory, pair_kwargs, trunk_note
 from ..models.registry import baseline_name
 from ..training.data import FashionMNISTData
 from ..training.fashion_mnist import CLASSES, find_fashion_mnist, load_fashion_mnist
@@ -51,7 +51,7 @@ def _check_args(args: argparse.Namespace) -> Tuple[str, str]:
     baseline = args.baseline or baseline_name(args.model)
     if not timm.is_model(baseline):
         raise UsageError(f"--baseline '{baseline}' is not a timm model")
-    check_common_args(args)
+    check_common_args(args, args.model)
     return args.model, baseline
 
 
@@ -64,11 +64,23 @@ def build_models(model: str, baseline: str, width: float, gcp_dim: int, seed: in
     return create_pair((model, baseline), _kwargs((model, baseline), width, gcp_dim), seed)
 
 
+def probe_lines(names: Tuple[str, str], probes: Dict) -> List[str]:
+    """Per model, its probes' measures averaged over the probe steps: the scale-free ones first, then the raw."""
+    def mean(key: str, model: str) -> float:
+        return sum(p[key] for p in probes[model]) / len(probes[model])
+
+    return [f"landscape, {name} (mean of {len(probes[key])} probes): loss band / first-order "
+            f"{mean('loss_band_rel', key):.3g}, max gradient change / ||g|| {mean('grad_change_rel', key):.3g}, "
+            f"beta {mean('beta', key):.3g}; raw: loss band {mean('loss_band', key):.3g}, max gradient change "
+            f"{mean('max_grad_change', key):.3g}, ||g|| {mean('grad_norm', key):.3g}"
+            for name, key in zip(names, ('gcp', 'twin'))]
+
+
 def run(args: argparse.Namespace) -> int:
     require('matplotlib', 'demo')  # missing, it would fail at the plot, after the training
     names = _check_args(args)
     kwargs = _kwargs(names, args.width, args.gcp_dim)
-    check_pair(names, kwargs, IN_CHANS, args.img_size)
+    share = check_pair(names, kwargs, IN_CHANS, args.img_size, unpaired=args.unpaired)
     make_pair = make_pair_factory(names, kwargs, args.seed)
     models = make_pair()
     with usage_errors(ValueError):  # the split point and the data folder
@@ -83,8 +95,9 @@ def run(args: argparse.Namespace) -> int:
           f'seed {args.seed}, {args.threads} thread(s)')
     reduction = f'GCP reduction to {args.gcp_dim}' if args.gcp_dim else 'no GCP reduction'
     print(f'{names[0]}: {params[0] / 1e6:.2f} M parameters (width {args.width:g}, {reduction}); '
-          f'{names[1]}: {params[1] / 1e6:.2f} M, same initial trunk; landscape probe at {args.split} every '
-          f'{args.probe_every} updates; LR ladder {" ".join(map(str, args.ladder_lrs)) or "off"}', flush=True)
+          f'{names[1]}: {params[1] / 1e6:.2f} M, {trunk_note(share)}; landscape probe at {args.split} every '
+          f'{args.probe_every} updates (step sizes {args.step_range[0]:g}-{args.step_range[1]:g}); '
+          f'LR ladder {" ".join(map(str, args.ladder_lrs)) or "off"}', flush=True)
     start = time.perf_counter()
     threads = torch.get_num_threads()
     torch.set_num_threads(args.threads)
@@ -97,14 +110,20 @@ def run(args: argparse.Namespace) -> int:
     os.makedirs(args.out_dir, exist_ok=True)
     png, json_path = os.path.join(args.out_dir, 'curves.png'), os.path.join(args.out_dir, 'history.json')
     top = [draw_loss, draw_accuracy] + ([draw_ladder] if args.ladder_lrs else [])
-    plot_analysis([result], names, png, f'Fashion-MNIST: GCP head vs average pooling, same trunk, seed {args.seed} '
-                  '(one seed: see timm-gcp analyze for the spread)', top)
+    plot_analysis([result], names, png, f'Fashion-MNIST: GCP head vs average pooling, {trunk_note(share)}, seed '
+                  f'{args.seed} (one seed: see timm-gcp analyze for the spread)', top)
     with open(json_path, 'w') as f:
-        json.dump(dict(models=dict(gcp=names[0], twin=names[1]), args=vars(args), epochs=history,
-                       probes=result['probes'], ladder=result.get('ladder', [])), f, indent=1)
+        json.dump(dict(models=dict(gcp=names[0], twin=names[1]), trunk=share.to_dict(), args=vars(args),
+                       epochs=history, probes=result['probes'], ladder=result.get('ladder', []),
+                       ladder_reference=result.get('ladder_reference')), f, indent=1)
+    for line in probe_lines(names, result['probes']):
+        print(line)
     for rung in result.get('ladder', []):
+        accs = [rung['epochs'][-1][key]['test_acc'] for key in ('gcp', 'twin')]
+        drops = [result['ladder_reference']['test_acc'][key] - acc for key, acc in zip(('gcp', 'twin'), accs)]
         print(f"LR ladder lr {rung['lr']:g}: " + ', '.join(
-            f"{name} {rung['epochs'][-1][key]['test_acc']:.2f} %" for name, key in zip(names, ('gcp', 'twin'))))
+            f'{name} {acc:.2f} % (drop from the main run {drop:+.2f} points)'
+            for name, acc, drop in zip(names, accs, drops)))
     best = [max(history, key=lambda h: h[key]['test_acc']) for key in ('gcp', 'twin')]
     print('best test accuracy: ' + ', '.join(
         f"{name} {h[key]['test_acc']:.2f} % (epoch {h['epoch']})"

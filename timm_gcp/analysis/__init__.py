@@ -8,12 +8,14 @@ corruptions and the mean corruption error), `spread` (comparisons over seeds), `
 from .corruptions import (
     CORRUPTIONS, SEVERITIES, check_corruptions, corruption, corruption_errors, mean_corruption_error,
 )
-from .landscape import STEM, LineProbe, probe_activations, probe_parameters, resolve_split, split_points, step_sizes
+from .landscape import (
+    STEM, LineProbe, default_step_range, probe_activations, probe_parameters, resolve_split, split_points, step_sizes,
+)
 from .lr_ladder import ladder_optim, train_ladder
-from .spread import compare, describe
+from .spread import compare, describe, holm, t_quantile
 
 __all__ = [
     'CORRUPTIONS', 'SEVERITIES', 'check_corruptions', 'corruption', 'corruption_errors', 'mean_corruption_error',
-    'STEM', 'LineProbe', 'probe_activations', 'probe_parameters', 'resolve_split', 'split_points', 'step_sizes',
-    'ladder_optim', 'train_ladder', 'compare', 'describe',
+    'STEM', 'LineProbe', 'default_step_range', 'probe_activations', 'probe_parameters', 'resolve_split',
+    'split_points', 'step_sizes', 'ladder_optim', 'train_ladder', 'compare', 'describe', 'holm', 't_quantile',
 ]

@@ -168,14 +168,6 @@ PROBE_MEASURES = (
 RAW = 'raw: not judged'
 
 
-def _probe_value(probe: Dict, key: str) -> float:
-    """A probe's measure `key` (the raw widths recomputed for JSON written before they were stored)."""
-    if key in probe:
-        return probe[key]
-    return dict(loss_band=lambda: max(probe['loss']) - min(probe['loss']),
-                max_grad_change=lambda: max(probe['grad_change']))[key]()
-
-
 def summarize(seeds: List[Dict]) -> List[Tuple[str, Dict]]:
     """(metric, comparison over seeds) rows: accuracy, the probes, each ladder rung, the corruptions.
 
@@ -192,7 +184,7 @@ def summarize(seeds: List[Dict]) -> List[Tuple[str, Dict]]:
         if probes not in seeds[0]:
             continue
         for key, metric, judged in PROBE_MEASURES:
-            c = compare(*both(lambda s, k: _mean([_probe_value(p, key) for p in s[probes][k]])), 'lower')
+            c = compare(*both(lambda s, k: _mean([p[key] for p in s[probes][k]])), 'lower')
             if not judged:
                 c['verdict'] = RAW
             rows.append((f'{metric}, {space}', c))

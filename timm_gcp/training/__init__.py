@@ -4,6 +4,6 @@
 or any timm dataset) and `fashion_mnist` (the data set's idx files); and `finetune`, what fine-tuning
 and probing add to timm (the head's learning rate, a frozen trunk, flip-averaged logits).
 """
-from .loop import OptimConfig, Trainer, create_pair, evaluate, train_pair
+from .loop import OptimConfig, Trainer, TrunkShare, create_pair, evaluate, train_pair, trunk_share
 
-__all__ = ['OptimConfig', 'Trainer', 'create_pair', 'evaluate', 'train_pair']
+__all__ = ['OptimConfig', 'Trainer', 'TrunkShare', 'create_pair', 'evaluate', 'train_pair', 'trunk_share']

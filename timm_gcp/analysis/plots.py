@@ -16,7 +16,7 @@ __all__ = ['draw_accuracy', 'draw_band', 'draw_corruptions', 'draw_ladder', 'dra
 
 MODELS = (('gcp', 'C0'), ('twin', 'C1'))
 OVER_SEEDS = 'shaded: min-max over seeds'
-OVER_STEPS = 'shaded: min-max over step sizes'
+OVER_STEPS = 'shaded: min-max over step sizes, mean over seeds'
 # per-probe measures drawn as lines over training: (axis label, title)
 PROBE_MEASURES = {
     'grad_norm': ('||g|| at the split', 'gradient norm (raw scale)'),

@@ -383,7 +383,8 @@ def test_analyze_runs_repeats_with_a_seed_and_reports_spread(data_dir, tmp_path,
         'p_holm' in summary['loss band / first-order prediction, activations']['diff']
     assert summary['max gradient change / ||g||, activations']['per_seed']['gcp'][0] == pytest.approx(
         sum(p['grad_change_rel'] for p in probes) / len(probes))
-    assert result['trunk'] == dict(shared=126, total=126, paired=True, missing=[])
+    assert result['trunk'] == dict(shared=126, total=126, paired=True, missing=[],
+                                   note='same initial trunk (126 of 126 trunk tensors shared)')
     assert 'same initial trunk (126 of 126 trunk tensors shared)' in out
     # the LR ladder's drop from its reference rung, the main run, per model
     drop = summary['LR ladder lr 0.1: drop from reference (points)']['per_seed']['twin']
@@ -557,7 +558,7 @@ def test_a_pair_that_is_not_twins_is_refused_unless_unpaired(data_dir, tmp_path,
     assert out.count(note) == 2  # the header and the table's title
     assert f'resnet18_isqrt vs resnet34 over 1 seed(s), {note}' in out
     trunk = json.loads((tmp_path / 'out' / 'analysis.json').read_text())['trunk']
-    assert (trunk['shared'], trunk['total'], trunk['paired']) == (126, 222, False)
+    assert (trunk['shared'], trunk['total'], trunk['paired'], trunk['note']) == (126, 222, False, note)
 
 
 def test_a_baseline_that_cannot_take_the_input_is_refused_before_training(data_dir, tmp_path, capsys, monkeypatch):

@@ -37,7 +37,7 @@ from .plots import draw_accuracy, draw_corruptions, draw_ladder, plot_analysis, 
 from .spread import ALPHA, compare, holm
 
 __all__ = ['add_arguments', 'analyze_seed', 'format_summary', 'make_pair_factory', 'pair_kwargs', 'prepare', 'run',
-           'summarize', 'trunk_arch', 'trunk_note']
+           'summarize', 'trunk_arch']
 
 FASHION_MNIST = 'fashion-mnist'
 
@@ -233,13 +233,6 @@ def format_summary(rows: List[Tuple[str, Dict]], names: Sequence[str], test_size
     return ([title] if title else []) + lines + footer
 
 
-def trunk_note(share: TrunkShare) -> str:
-    """How much of the twin's trunk the pair shares, for the header, the table's title and the figure."""
-    if share.paired:
-        return f'same initial trunk ({share.shared} of {share.total} trunk tensors shared)'
-    return f'unpaired: {share.shared} of the twin\'s {share.total} trunk tensors shared'
-
-
 def _check_args(args: argparse.Namespace) -> Tuple[str, str]:
     """The pair's names; UsageError naming the first bad option (before any data or training)."""
     if not timm.is_model(args.model):
@@ -308,7 +301,7 @@ def run(args: argparse.Namespace) -> int:
     print(f'{names[0]} against {names[1]} on {args.dataset}: {data.describe()}, {args.epochs} epoch(s) AdamW '
           f'lr {args.lr:g}, probe at {args.split} every {args.probe_every} updates ({args.steps} step sizes '
           f'{args.step_range[0]:g}-{args.step_range[1]:g}), LR ladder {" ".join(map(str, args.ladder_lrs)) or "off"}, '
-          f'{len(args.corruptions)} corruptions, seeds {" ".join(map(str, args.seeds))}; {trunk_note(share)}',
+          f'{len(args.corruptions)} corruptions, seeds {" ".join(map(str, args.seeds))}; {share.note}',
           flush=True)
     seeds = []
     try:
@@ -322,12 +315,12 @@ def run(args: argparse.Namespace) -> int:
     rows = summarize(seeds)
     reference = f'the main run (AdamW lr {args.lr:g}, cosine, {args.epochs} epoch(s))' if args.ladder_lrs else ''
     print('\n'.join(format_summary(rows, names, args.test_size, f'{names[0]} vs {names[1]} over {len(seeds)} '
-                                    f'seed(s), {trunk_note(share)}', reference)))
+                                    f'seed(s), {share.note}', reference)))
     os.makedirs(args.out_dir, exist_ok=True)
     png, json_path = os.path.join(args.out_dir, 'analysis.png'), os.path.join(args.out_dir, 'analysis.json')
     top = [draw_accuracy] + ([draw_ladder] if args.ladder_lrs else [])
     top += [draw_corruptions] if args.corruptions else []
-    title = f'{names[0]} vs {names[1]}, {args.dataset}, {len(seeds)} seed(s), {trunk_note(share)}'
+    title = f'{names[0]} vs {names[1]}, {args.dataset}, {len(seeds)} seed(s), {share.note}'
     plot_analysis(seeds, names, png, title, top)
     if args.param_probe:
         plot_parameter_probes(seeds, names, os.path.join(args.out_dir, 'param_probes.png'), title)

@@ -25,7 +25,7 @@ from .._extras import require
 from ..analysis.landscape import resolve_split
 from ..analysis.options import add_common_arguments, check_common_args, check_pair
 from ..analysis.plots import draw_accuracy, draw_ladder, draw_loss, plot_analysis
-from ..analysis.run import analyze_seed, make_pair_factory, pair_kwargs, trunk_note
+from ..analysis.run import analyze_seed, make_pair_factory, pair_kwargs
 from ..models.registry import baseline_name
 from ..training.data import FashionMNISTData
 from ..training.fashion_mnist import CLASSES, find_fashion_mnist, load_fashion_mnist
@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
           f'seed {args.seed}, {args.threads} thread(s)')
     reduction = f'GCP reduction to {args.gcp_dim}' if args.gcp_dim else 'no GCP reduction'
     print(f'{names[0]}: {params[0] / 1e6:.2f} M parameters (width {args.width:g}, {reduction}); '
-          f'{names[1]}: {params[1] / 1e6:.2f} M, {trunk_note(share)}; landscape probe at {args.split} every '
+          f'{names[1]}: {params[1] / 1e6:.2f} M, {share.note}; landscape probe at {args.split} every '
           f'{args.probe_every} updates (step sizes {args.step_range[0]:g}-{args.step_range[1]:g}); '
           f'LR ladder {" ".join(map(str, args.ladder_lrs)) or "off"}', flush=True)
     start = time.perf_counter()
@@ -110,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
     os.makedirs(args.out_dir, exist_ok=True)
     png, json_path = os.path.join(args.out_dir, 'curves.png'), os.path.join(args.out_dir, 'history.json')
     top = [draw_loss, draw_accuracy] + ([draw_ladder] if args.ladder_lrs else [])
-    plot_analysis([result], names, png, f'Fashion-MNIST: GCP head vs average pooling, {trunk_note(share)}, seed '
+    plot_analysis([result], names, png, f'Fashion-MNIST: GCP head vs average pooling, {share.note}, seed '
                   f'{args.seed} (one seed: see timm-gcp analyze for the spread)', top)
     with open(json_path, 'w') as f:
         json.dump(dict(models=dict(gcp=names[0], twin=names[1]), trunk=share.to_dict(), args=vars(args),

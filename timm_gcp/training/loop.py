@@ -76,8 +76,15 @@ class TrunkShare:
         """Whether every trunk tensor of the twin starts as the GCP model's."""
         return not self.missing
 
+    @property
+    def note(self) -> str:
+        """How much of the twin's trunk the pair shares, in words ('unpaired' where not all of it)."""
+        if self.paired:
+            return f'same initial trunk ({self.shared} of {self.total} trunk tensors shared)'
+        return f"unpaired: {self.shared} of the twin's {self.total} trunk tensors shared"
+
     def to_dict(self) -> Dict[str, Any]:
-        return dict(shared=self.shared, total=self.total, paired=self.paired, missing=self.missing)
+        return dict(shared=self.shared, total=self.total, paired=self.paired, note=self.note, missing=self.missing)
 
 
 def trunk_share(gcp: nn.Module, twin: nn.Module) -> TrunkShare:

@@ -211,6 +211,7 @@ def test_every_trunk_tensor_of_the_twin_is_shared(gcp, twin, kwargs):
     classifier = {'mobilenetv2_100': 'classifier.', 'convnext_tiny': 'head.fc.'}.get(twin, 'head.' if 'deit' in twin
                                                                                       else 'fc.')
     assert share.paired and share.total == len([k for k in twin_state if not k.startswith(classifier)])
+    assert not share.extra
     if gcp.startswith(('mobilenetv2', 'convnext', 'gcp_')):
         assert all(v == f'backbone.{k}' for k, v in share.mapping.items())
     if twin == 'convnext_tiny':  # the LayerNorm timm keeps in its head is the trunk's, before the pooling
@@ -383,7 +384,7 @@ def test_analyze_runs_repeats_with_a_seed_and_reports_spread(data_dir, tmp_path,
         'p_holm' in summary['loss band / first-order prediction, activations']['diff']
     assert summary['max gradient change / ||g||, activations']['per_seed']['gcp'][0] == pytest.approx(
         sum(p['grad_change_rel'] for p in probes) / len(probes))
-    assert result['trunk'] == dict(shared=126, total=126, paired=True, missing=[],
+    assert result['trunk'] == dict(shared=126, total=126, paired=True, missing=[], extra=[],
                                    note='same initial trunk (126 of 126 trunk tensors shared)')
     assert 'same initial trunk (126 of 126 trunk tensors shared)' in out
     # the LR ladder's drop from its reference rung, the main run, per model
@@ -551,6 +552,11 @@ def test_a_pair_that_is_not_twins_is_refused_unless_unpaired(data_dir, tmp_path,
         "126 of the twin's 222 trunk tensors a tensor of the same name and shape (the first without one: "
         "'layer1.2.conv1.weight'), so they would not start from the same trunk. Choose a baseline with the same "
         "trunk (and width: its kwargs), or pass --unpaired to compare them anyway\n")
+    # a deeper GCP trunk than the twin's gives the twin all its tensors, and is no twin either
+    assert cli.main(['analyze', '--data-dir', data_dir, *TINY, '--model', 'gcp_isqrt', '--model-kwargs',
+                     'backbone=resnet34', '--baseline', 'resnet18', '--img-size', '64']) == 2
+    assert ("gives 126 of the twin's 126 trunk tensors a tensor of the same name and shape, and has 96 trunk tensors "
+            "the twin lacks (the first: 'backbone.layer1.2.conv1.weight')") in capsys.readouterr().err
     assert not (tmp_path / 'out').exists()
     assert cli.main([*argv, '--unpaired']) == 0
     out = capsys.readouterr().out

@@ -64,7 +64,8 @@ def add_common_arguments(
 
     ladder = parser.add_argument_group('learning-rate ladder')
     ladder.add_argument('--ladder-lrs', type=float, nargs='*', default=[0.05, 0.2, 0.8], metavar='LR',
-                        help='peak learning rates of the ladder; none skips it (default: 0.05 0.2 0.8)')
+                        help='peak learning rates of the ladder, whose reference rung is the main run; none skips '
+                             'it (default: 0.05 0.2 0.8)')
     ladder.add_argument('--ladder-epochs', type=int, default=1,
                         help='epochs per rung, the learning rate decaying to zero over them (default: %(default)s)')
     ladder.add_argument('--ladder-opt', default='sgd', help='timm optimizer of the ladder (default: sgd, momentum 0.9)')
@@ -130,9 +131,11 @@ def check_pair(
     share = trunk_share(*models)
     if not share.paired and not unpaired:
         missing = f" (the first without one: '{share.missing[0]}')" if share.missing else ''
+        extra = (f", and has {len(share.extra)} trunk tensors the twin lacks (the first: '{share.extra[0]}')"
+                 if share.extra else '')
         raise UsageError(
             f'--model {names[0]} and --baseline {names[1]} are not twins: the GCP model gives {share.shared} of the '
-            f"twin's {share.total} trunk tensors a tensor of the same name and shape{missing}, so they would not "
-            f'start from the same trunk. Choose a baseline with the same trunk (and width: its kwargs), or pass '
+            f"twin's {share.total} trunk tensors a tensor of the same name and shape{missing}{extra}, so they would "
+            f'not start from the same trunk. Choose a baseline with the same trunk (and width: its kwargs), or pass '
             f'--unpaired to compare them anyway')
     return share

@@ -58,10 +58,12 @@ class TrunkShare:
     """Which of the twin's trunk tensors (its state dict without the classifier) the GCP model gives it.
 
     `mapping`: twin name -> GCP model name, for each trunk tensor with a GCP tensor of the same shape;
-    `missing`: the twin's trunk tensors without one. A true twin misses none.
+    `missing`: the twin's trunk tensors without one; `extra`: the GCP model's tensors outside its head
+    that no twin tensor maps to (a deeper trunk). A true twin has neither.
     """
     mapping: Dict[str, str]
     missing: List[str]
+    extra: List[str]
 
     @property
     def shared(self) -> int:
@@ -73,25 +75,29 @@ class TrunkShare:
 
     @property
     def paired(self) -> bool:
-        """Whether every trunk tensor of the twin starts as the GCP model's."""
-        return not self.missing
+        """Whether the twin's trunk and the GCP model's are the same tensors: every one copied, none left over."""
+        return not self.missing and not self.extra
 
     @property
     def note(self) -> str:
         """How much of the twin's trunk the pair shares, in words ('unpaired' where not all of it)."""
         if self.paired:
             return f'same initial trunk ({self.shared} of {self.total} trunk tensors shared)'
-        return f"unpaired: {self.shared} of the twin's {self.total} trunk tensors shared"
+        extra = f', {len(self.extra)} GCP trunk tensors without a twin tensor' if self.extra else ''
+        return f"unpaired: {self.shared} of the twin's {self.total} trunk tensors shared{extra}"
 
     def to_dict(self) -> Dict[str, Any]:
-        return dict(shared=self.shared, total=self.total, paired=self.paired, note=self.note, missing=self.missing)
+        return dict(shared=self.shared, total=self.total, paired=self.paired, note=self.note, missing=self.missing,
+                    extra=self.extra)
 
 
 def trunk_share(gcp: nn.Module, twin: nn.Module) -> TrunkShare:
     """Map each trunk tensor of `twin` to the tensor of `gcp` under the same name, or under `backbone.` plus it,
-    with the same shape (models on the meta device do: only names and shapes are read)."""
+    with the same shape (models on the meta device do: only names and shapes are read). The GCP model's head
+    is its `head` (every timm_gcp model's GCP head) and its classifier."""
     source = gcp.state_dict()
     heads = tuple(f'{name}.' for name in classifier_names(twin))
+    gcp_heads = tuple(f'{name}.' for name in ('head', *classifier_names(gcp)))
     mapping, missing = {}, []
     for name, tensor in twin.state_dict().items():
         if name.startswith(heads):
@@ -102,7 +108,9 @@ def trunk_share(gcp: nn.Module, twin: nn.Module) -> TrunkShare:
             missing.append(name)
         else:
             mapping[name] = match
-    return TrunkShare(mapping, missing)
+    copied = set(mapping.values())
+    extra = [name for name in source if name not in copied and not name.startswith(gcp_heads)]
+    return TrunkShare(mapping, missing, extra)
 
 
 def create_pair(

@@ -51,6 +51,7 @@ def _usage_mistake(name: str, tmp: Path, stub: Path, data: Path) -> list:
     return {
         'demo': ['--model', 'resnet18'],
         'analyze': ['--corruptions', 'fog'],
+        'probe': ['--trunk', 'resnet18_isqrt', '--out-dir', str(tmp / 'out')],
         'bench': ['--models', 'gcp_isqrt'],  # a generic GCP model without --model-kwargs backbone=...
         'bench-layers': ['--memory-maps', '14by14'],
         'convert': [str(tmp / 'missing.pth'), '--model', 'resnet18_isqrt', '--out', str(tmp / 'out')],
@@ -65,6 +66,7 @@ def _usage_mistake(name: str, tmp: Path, stub: Path, data: Path) -> list:
 USAGE_MESSAGES = {
     'demo': "--model 'resnet18' is not a GCP ResNet; choose one of: ",
     'analyze': "unknown corruption 'fog'; valid: gaussian_noise",
+    'probe': "--trunk 'resnet18_isqrt' is a GCP model",
     'bench': 'gcp_isqrt: gcp_isqrt needs backbone=<timm model name>',
     'bench-layers': "--memory-maps '14by14': not HxW",
     'convert': 'missing.pth: no such file',

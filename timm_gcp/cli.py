@@ -17,6 +17,8 @@ SUBCOMMANDS = {
     'demo': ('timm_gcp.demo.side_by_side', 'train a GCP model and its average-pooling twin on Fashion-MNIST (CPU)'),
     'analyze': ('timm_gcp.analysis.run', 'loss landscape, gradient predictiveness, LR and corruption robustness '
                                          'of a GCP model against its twin, over seeds'),
+    'probe': ('timm_gcp.analysis.probe', "a GCP probe against timm's linear probe on the same frozen trunk, over "
+                                         'seeds, on Fashion-MNIST (CPU)'),
     'bench': ('timm_gcp.bench.models', 'model throughput, memory and FLOPs against timm baselines'),
     'bench-layers': ('timm_gcp.bench.layers', 'time the GCP layers against the straightforward formulation'),
     'convert': ('timm_gcp.convert.converter', "convert an authors' checkpoint or a train.py one to a timm-gcp export"),

@@ -13,6 +13,7 @@ from typing import Dict, List, Optional
 import pytest
 import timm
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 import timm_gcp  # noqa: F401  (registers the models)
@@ -329,3 +330,52 @@ def test_a_device_index_beyond_the_devices_is_named(capsys, monkeypatch):
     assert cli.main(['bench', '--models', 'resnet18', '--device', 'cuda:1', *TINY]) == 2
     assert capsys.readouterr().err == ("timm-gcp bench: error: --device is 'cuda:1', but there are 1 CUDA device(s) "
                                        "here, numbered from 0\n")
+
+
+# --- a probe step against a full training step (--probe; docs/probing.md, "Cost") ---------------------------
+
+def _bench(name: str, **options) -> bench_models.ModelBench:
+    args = argparse.Namespace(amp_dtype='float32', channels_last=False, img_size=64, batch_size=2, compile=None,
+                              probe=True, **options)
+    return bench_models.ModelBench(name, args, torch.device('cpu'))
+
+
+def test_probe_step_trains_the_head_alone_and_its_memory_is_the_heads():
+    """The probe copy trains its GCP head and nothing else; its CPU memory is the whole model's weights, the head's
+    momentum and what the head saves for backward, counted here on features computed without autograd."""
+    bench = _bench('resnet18_isqrt')
+    bench.prepare(None, warmup=1)
+    head = {f'head.{k}' for k, _ in bench.probe_model.head.named_parameters()}
+    before = {k: v.clone() for k, v in bench.probe_model.state_dict().items()}
+    bench.probe()
+    changed = {k for k, v in bench.probe_model.state_dict().items() if not torch.equal(v, before[k])}
+    assert head <= changed and all(k.startswith('head.') for k in changed)
+    # 512 -> 128 reduction (conv without bias, BN), 128 * 129 / 2 features -> 1000 classes
+    assert bench.result(None).probe_params == 512 * 128 + 2 * 128 + 128 * 129 // 2 * 1000 + 1000
+
+    model = bench.probe_model
+    params = list(model.parameters())
+    with torch.no_grad():
+        features = model.eval().forward_features(bench.x)
+    model.train()
+    saved = saved_tensor_bytes(lambda: F.cross_entropy(model.forward_head(features), bench.target), exclude=params)
+    weights = sum(t.numel() * t.element_size() for t in (*params, *model.buffers()))
+    momentum = sum(p.numel() * p.element_size() for _, p in model.head.named_parameters())
+    assert bench.probe_memory == weights + momentum + saved
+    assert bench.probe_memory < bench.train_memory
+
+
+def test_probe_table_reports_both_steps(tmp_path):
+    path = tmp_path / 'bench.json'
+    text = _run_cli(['bench', '--models', 'resnet18', '--batch-size', '2', '--img-size', '32', '--rounds', '1',
+                     '--probe', '--json', str(path)])
+    row = json.loads(path.read_text())['models'][0]
+    assert row['probe_params'] == 512 * 1000 + 1000  # timm's linear probe: the classifier alone
+    assert row['probe_time_share'] == pytest.approx(row['times']['probe'] / row['times']['train'])
+    assert row['probe_memory_share'] == pytest.approx(row['probe_memory'] / row['train_memory'])
+    table = _tables(text)[2]
+    assert list(table[0]) == ['model', 'trained params, probe', 'train step (ms)', 'probe step (ms)',
+                              'probe / train time', 'train mem (MiB)', 'probe mem (MiB)', 'probe / train mem']
+    assert table[0]['trained params, probe'] == '513,000'
+    assert table[0]['probe mem (MiB)'] == f"{row['probe_memory_mib']:.0f}"
+    assert 'probe step = the same with the trunk frozen' in text

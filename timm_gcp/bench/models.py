@@ -1,7 +1,8 @@
 """`timm-gcp bench`: GCP models against their average-pooling twins from timm, in one process.
 
 For each model: inference and training-step throughput, peak training memory and forward FLOPs,
-and how the time splits between the backbone (`forward_features`) and the head (`forward_head`).
+and how the time splits between the backbone (`forward_features`) and the head (`forward_head`);
+with `--probe`, what a probe step (the trunk frozen, the head trained) costs against a full training step.
 A GCP model's baseline is timm's plain model with the same trunk (`resnet50_isqrt_d256` ->
 `resnet50`, `deit_small_patch16_224_isqrt` -> `deit_small_patch16_224`), created and timed in the
 same process. Each operation (inference, training step, backbone and head parts) is timed in
@@ -28,6 +29,7 @@ from timm.utils import ParseKwargs
 
 from .._errors import UsageError, check_model_kwargs, usage_errors
 from ..models.registry import baseline_name, generic_names, is_gcp_model, preset_names
+from ..training.finetune import freeze_trunk
 from ..measure import (
     MetaBuildError, MetaInputError, build_on_meta, count_flops, device_problem, run_on_meta, saved_tensor_bytes,
 )
@@ -35,6 +37,7 @@ from ..measure import (
 DEFAULT_MODELS = ('resnet50', 'resnet50_isqrt', 'resnet50_isqrt_d256', 'resnet50_dropcov')
 AMP_DTYPES = {'float32': None, 'bfloat16': torch.bfloat16, 'float16': torch.float16}
 TIMINGS = ('infer', 'train', 'backbone_fwd', 'head_fwd', 'backbone_train', 'head_train')
+PROBE = 'probe'  # timed with --probe: a training step of a copy of the model whose trunk is frozen
 
 Features = Any  # a tensor, or the list of tensors a ViT's forward_features returns
 
@@ -83,6 +86,8 @@ class Result:
     head_error: float
     times: Dict[str, float] = field(default_factory=dict)
     head_graph_breaks: Optional[int] = None
+    probe_params: Optional[int] = None
+    probe_memory: Optional[int] = None
 
 
 def create_at_size(name: str, img_size: int, build: Optional[Callable[..., nn.Module]] = None,
@@ -112,6 +117,16 @@ class ModelBench:
         self.x = self.x.to(device).contiguous(memory_format=memory_format)
         self.target = torch.randint(0, self.model.num_classes, (args.batch_size,), generator=g).to(device)
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=1e-4, momentum=0.9)
+        self.probe_model = self.probe_optimizer = None
+        self.probe_memory = None
+        if args.probe:
+            # a copy: freeze_trunk keeps its trunk in eval mode for good; its head is the GCP head, or the
+            # classifier of a timm baseline (timm's linear probe)
+            self.probe_model = copy.deepcopy(self.model)
+            freeze_trunk(self.probe_model)
+            trained = [p for p in self.probe_model.parameters() if p.requires_grad]
+            self.probe_optimizer = torch.optim.SGD(trained, lr=1e-4, momentum=0.9)
+        self.timings = TIMINGS + ((PROBE,) if args.probe else ())
 
         self.params = sum(p.numel() for p in self.model.parameters())
         self.model.eval()
@@ -136,10 +151,13 @@ class ModelBench:
         """
         if compile_backend:
             # the two parts compile apart, so the split timings run the same graphs as the whole model
-            self.model.forward_features = torch.compile(self.model.forward_features, backend=compile_backend)
-            self.model.forward_head = torch.compile(self.model.forward_head, backend=compile_backend)
-        self.train_memory = self._train_memory(warmup)
-        for kind in TIMINGS:
+            for model in filter(None, (self.model, self.probe_model)):
+                model.forward_features = torch.compile(model.forward_features, backend=compile_backend)
+                model.forward_head = torch.compile(model.forward_head, backend=compile_backend)
+        self.train_memory = self._step_memory(self.model, self.optimizer, self.train, warmup)
+        if self.probe_model is not None:
+            self.probe_memory = self._step_memory(self.probe_model, self.probe_optimizer, self.probe, warmup)
+        for kind in self.timings:
             getattr(self, kind)()
 
     def _autocast(self) -> ContextManager:
@@ -147,27 +165,29 @@ class ModelBench:
             return nullcontext()
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
-    def _train_memory(self, warmup: int) -> int:
-        """Peak training memory of this model in bytes (see `memory_method`); runs the warm-up steps."""
-        params = list(self.model.parameters())
-        weight_bytes = sum(t.numel() * t.element_size() for t in (*params, *self.model.buffers()))
+    def _step_memory(self, model: nn.Module, optimizer: torch.optim.Optimizer, step: Callable[[], None],
+                     warmup: int) -> int:
+        """Peak memory in bytes of a training `step` of `model` with `optimizer` (see `memory_method`); runs the
+        warm-up steps."""
+        params = list(model.parameters())
+        weight_bytes = sum(t.numel() * t.element_size() for t in (*params, *model.buffers()))
         if self.device.type == 'cuda':
             torch.cuda.synchronize(self.device)
             before = torch.cuda.memory_allocated(self.device)
             torch.cuda.reset_peak_memory_stats(self.device)
             for _ in range(max(warmup, 2)):  # from the second step on, the momentum is held as well
-                self.train()
+                step()
             torch.cuda.synchronize(self.device)
             return weight_bytes + torch.cuda.max_memory_allocated(self.device) - before
         for _ in range(warmup):
-            self.train()
-        momentum_bytes = sum(p.numel() * p.element_size() for p in params)
-        return weight_bytes + momentum_bytes + saved_tensor_bytes(self._train_forward, exclude=params)
+            step()
+        momentum_bytes = sum(p.numel() * p.element_size() for group in optimizer.param_groups for p in group['params'])
+        return weight_bytes + momentum_bytes + saved_tensor_bytes(lambda: self._loss(model), exclude=params)
 
-    def _train_forward(self) -> torch.Tensor:
-        self.model.train()
+    def _loss(self, model: nn.Module) -> torch.Tensor:
+        model.train()
         with self._autocast():
-            return F.cross_entropy(self.model(self.x), self.target)
+            return F.cross_entropy(model(self.x), self.target)
 
     def infer(self) -> None:
         self.model.eval()
@@ -176,8 +196,14 @@ class ModelBench:
 
     def train(self) -> None:
         self.optimizer.zero_grad(set_to_none=True)
-        self._train_forward().backward()
+        self._loss(self.model).backward()
         self.optimizer.step()
+
+    def probe(self) -> None:
+        """A training step of the copy whose trunk is frozen: the trunk's forward, the head's forward and backward."""
+        self.probe_optimizer.zero_grad(set_to_none=True)
+        self._loss(self.probe_model).backward()
+        self.probe_optimizer.step()
 
     def backbone_fwd(self) -> None:
         self.model.eval()
@@ -205,9 +231,11 @@ class ModelBench:
         loss.backward()
 
     def result(self, baseline: Optional[str]) -> Result:
+        probe_params = None if self.probe_optimizer is None else sum(
+            p.numel() for group in self.probe_optimizer.param_groups for p in group['params'])
         return Result(
             self.name, baseline, self.params, self.flops, self.head_flops, self.train_memory, self.head_error,
-            head_graph_breaks=self.head_graph_breaks,
+            head_graph_breaks=self.head_graph_breaks, probe_params=probe_params, probe_memory=self.probe_memory,
         )
 
 
@@ -327,9 +355,10 @@ def benchmark(args: argparse.Namespace) -> List[Result]:
         bench.prepare(args.compile, args.warmup)
         _log(f'[{i + 1}/{len(names)}] warmed up {name} ({time.perf_counter() - start:.1f} s)')
 
-    best = {name: {kind: math.inf for kind in TIMINGS} for name in names}
+    timings = benches[names[0]].timings
+    best = {name: {kind: math.inf for kind in timings} for name in names}
     start = time.perf_counter()
-    for kind in TIMINGS:
+    for kind in timings:
         # one operation at a time, so a round is short and a quiet spell of a shared machine covers whole rounds
         for _ in range(args.rounds):
             for name, bench in benches.items():
@@ -373,6 +402,9 @@ def summarize(results: Sequence[Result], batch_size: int) -> List[Dict[str, Any]
                 train_memory=_ratio(r.train_memory, base and base.train_memory),
             ),
         )
+        if PROBE in t:
+            row.update(probe_img_s=batch_size / t[PROBE] * 1e3, probe_memory_mib=r.probe_memory / 2 ** 20,
+                       probe_time_share=t[PROBE] / t['train'], probe_memory_share=r.probe_memory / r.train_memory)
         rows.append(row)
     return rows
 
@@ -412,6 +444,19 @@ def format_tables(rows: Sequence[Dict[str, Any]], header: str) -> str:
             f"| {100 * row['head_share_infer']:.1f} % | {t['backbone_train']:.1f} | {t['head_train']:.1f} "
             f"| {100 * row['head_share_train']:.1f} % | {row['head_error']:.1e} |"
             + (f" {row['head_graph_breaks']} |" if compiled else ''))
+    if all(PROBE in row['times'] for row in rows):
+        lines += [
+            '',
+            '| model | trained params, probe | train step (ms) | probe step (ms) | probe / train time '
+            '| train mem (MiB) | probe mem (MiB) | probe / train mem |',
+            '|---|---|---|---|---|---|---|---|',
+        ]
+        for row in rows:
+            t = row['times']
+            lines.append(
+                f"| {row['name']} | {row['probe_params']:,} | {t['train']:.1f} | {t[PROBE]:.1f} "
+                f"| {100 * row['probe_time_share']:.1f} % | {row['train_memory_mib']:.0f} "
+                f"| {row['probe_memory_mib']:.0f} | {100 * row['probe_memory_share']:.1f} % |")
     return '\n'.join(lines)
 
 
@@ -433,7 +478,9 @@ def describe(args: argparse.Namespace) -> str:
         f'; fastest of {args.rounds} interleaved rounds of '
         f'{args.iters} iteration(s) per operation; train step = forward + cross-entropy + backward + SGD step; '
         f'train mem = {memory_method(device)}; FLOPs = forward, torch.utils.flop_counter, per image; '
-        'head error = relative error of the eval-mode head logits against the head run in float64'
+        + ('probe step = the same with the trunk frozen (freeze_trunk: eval mode, no gradient) and the head alone '
+           "trained (a timm model's classifier: its linear probe), its memory measured alike; " if args.probe else '')
+        + 'head error = relative error of the eval-mode head logits against the head run in float64'
     )
 
 
@@ -457,6 +504,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--iters', type=int, default=1, help='iterations per model and operation in a round')
     parser.add_argument('--warmup', type=int, default=1, help='untimed training steps per model first')
     parser.add_argument('--threads', type=int, default=0, help='torch CPU threads (0: torch default)')
+    parser.add_argument('--probe', action='store_true',
+                        help="also time a probe step, the trunk frozen and the head trained (a timm baseline's "
+                             'classifier: its linear probe), with its memory, against the full training step')
     parser.add_argument('--json', nargs='?', const='-', default=None, metavar='PATH',
                         help="write the results as JSON to PATH; '-' or no PATH: print JSON instead of the tables")
 

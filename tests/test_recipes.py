@@ -186,3 +186,37 @@ def test_finegrained_schedule_through_train_py(path):
     args = _train_args(path)
     num_epochs, lrs = _epoch_lrs(args, args.lr_base * args.batch_size / args.lr_base_size)
     assert num_epochs == 100 and lrs == pytest.approx([1.2e-3] * 100)
+
+
+# --- probing a frozen trunk (docs/probing.md, "Probing recipes") --------------------------------------------
+
+PROBING = sorted((RECIPES_DIR / 'probing').glob('*.yaml'))
+# the launcher's key for --freeze-trunk: not one of train.py's own arguments
+LAUNCHER_KEYS = {'freeze_trunk'}
+
+
+def test_probing_recipes_cover_the_convnext_vit_and_swin_presets():
+    assert {p.stem for p in PROBING} == {f'{m}_in1k' for m in (
+        'convnext_tiny_isqrt', 'vit_base_patch16_224_isqrt', 'swin_tiny_patch4_window7_224_isqrt')}
+
+
+@pytest.mark.parametrize('path', PROBING, ids=_ids(PROBING))
+def test_probing_recipe_is_moment_probings_imagenet_protocol(path):
+    """A GCP head on a frozen ImageNet-21k/22k trunk, trained on ImageNet-1k as Moment Probing's script trains its
+    head: AdamW 1e-4 at a global batch of 256, weight decay 0.05, cosine with 5 warm-up epochs from 1e-7 to 1e-8,
+    30 + 10 epochs, DeiT's augmentation, EMA 0.99992."""
+    cfg = load_config(path)
+    assert set(cfg) <= TRAIN_ARGS | LAUNCHER_KEYS and cfg['device_modules'] == ['timm_gcp']
+    assert cfg['freeze_trunk'] is True and cfg['pretrained'] is True and cfg['num_classes'] == 1000
+    arch, tag = split_model_name_tag(cfg['model'])
+    assert path.stem == f'{arch}_in1k' and f'{arch}.{tag}' in get_arch_pretrained_cfgs(arch)
+    assert tag.endswith(('in21k', 'in22k')) and '_ft_' not in tag  # the trunk never saw ImageNet-1k's labels
+    assert (cfg['opt'], cfg['lr_base'], cfg['lr_base_size'], cfg['lr_base_scale']) == ('adamw', 1e-4, 256, 'linear')
+    assert cfg['batch_size'] * 4 == 256 and cfg['weight_decay'] == 0.05  # MP's 4 GPUs x 64
+    assert (cfg['sched'], cfg['epochs'], cfg['cooldown_epochs'], cfg['warmup_epochs']) == ('cosine', 30, 10, 5)
+    assert (cfg['warmup_lr'], cfg['min_lr']) == (1e-7, 1e-8)
+    assert (cfg['aa'], cfg['mixup'], cfg['cutmix'], cfg['smoothing'], cfg['reprob'], cfg['color_jitter']) == (
+        'rand-m9-mstd0.5-inc1', 0.8, 1.0, 0.1, 0.25, 0.4)
+    assert cfg['model_ema'] is True and cfg['model_ema_decay'] == 0.99992 and cfg['amp'] is True
+    assert 'drop_path' not in cfg  # the frozen trunk runs in eval mode: drop path would do nothing
+    assert cfg['img_size'] == 224 and timm.is_model(cfg['model'])

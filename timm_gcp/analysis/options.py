@@ -1,14 +1,18 @@
 """The options `timm-gcp demo` and `timm-gcp analyze` share, declared once; each command gives its defaults."""
 import argparse
+import contextlib
 import os
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict, Iterator, Optional, Sequence
+
+import torch
 
 from .._errors import UsageError, path_problem, usage_errors
 from ..measure import MetaBuildError, MetaInputError, build_on_meta, run_on_meta
 from ..training.loop import TrunkShare, trunk_share
 from .landscape import STEM, STEP_RANGES, default_step_range, step_sizes
 
-__all__ = ['add_common_arguments', 'check_common_args', 'check_pair']
+__all__ = ['add_common_arguments', 'add_run_arguments', 'check_common_args', 'check_pair', 'check_run_args',
+           'torch_threads']
 
 
 def add_common_arguments(
@@ -37,14 +41,7 @@ def add_common_arguments(
                         help='training images drawn from the data set (default: %(default)s)')
     parser.add_argument('--test-size', type=int, default=test_size, metavar='N',
                         help='test images drawn from the data set (default: %(default)s)')
-    parser.add_argument('--threads', type=int, default=1, help='torch CPU threads (default: %(default)s)')
-    parser.add_argument('--data-dir', default=None, metavar='DIR',
-                        help="where the data set is; for Fashion-MNIST the folder of its idx files (default: "
-                             "Debian's /usr/share/datasets/fashion-mnist, else torchvision's download)")
-    parser.add_argument('--download-dir', default=None, metavar='DIR',
-                        help='where torchvision downloads Fashion-MNIST if needed (default: ~/.cache/timm_gcp)')
-    parser.add_argument('--out-dir', default=out_dir, metavar='DIR',
-                        help='where the figures and the numbers (JSON) go (default: %(default)s)')
+    add_run_arguments(parser, out_dir)
 
     probe = parser.add_argument_group('landscape probe')
     probe.add_argument('--split', default=STEM, metavar='POINT',
@@ -71,6 +68,39 @@ def add_common_arguments(
     ladder.add_argument('--ladder-opt', default='sgd', help='timm optimizer of the ladder (default: sgd, momentum 0.9)')
 
 
+def add_run_arguments(parser: argparse.ArgumentParser, out_dir: str) -> None:
+    """Threads, the data folder and the output folder (`timm-gcp probe` shares them too)."""
+    parser.add_argument('--threads', type=int, default=1, help='torch CPU threads (default: %(default)s)')
+    parser.add_argument('--data-dir', default=None, metavar='DIR',
+                        help="where the data set is; for Fashion-MNIST the folder of its idx files (default: "
+                             "Debian's /usr/share/datasets/fashion-mnist, else torchvision's download)")
+    parser.add_argument('--download-dir', default=None, metavar='DIR',
+                        help='where torchvision downloads Fashion-MNIST if needed (default: ~/.cache/timm_gcp)')
+    parser.add_argument('--out-dir', default=out_dir, metavar='DIR',
+                        help='where the figures and the numbers (JSON) go (default: %(default)s)')
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int) -> Iterator[None]:
+    """Run the block with `threads` torch CPU threads (--threads), the number before restored after it."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def check_run_args(args: argparse.Namespace) -> None:
+    """UsageError for a --data-dir that is no folder or an --out-dir that is a file (made at the end, after the
+    training, if missing)."""
+    problem = path_problem(args.data_dir, 'folder') if args.data_dir is not None else None
+    if problem:
+        raise UsageError(f"--data-dir '{args.data_dir}': {problem}")
+    if os.path.exists(args.out_dir) and not os.path.isdir(args.out_dir):
+        raise UsageError(f"--out-dir '{args.out_dir}': {path_problem(args.out_dir, 'folder')}")
+
+
 def check_common_args(args: argparse.Namespace, arch: str) -> None:
     """UsageError naming the first bad option of those `add_common_arguments` declares; an unset --step-range
     becomes the original's for a trunk of timm architecture `arch`."""
@@ -91,11 +121,7 @@ def check_common_args(args: argparse.Namespace, arch: str) -> None:
     if args.gcp_dim < 0 or args.gcp_dim == 1:
         raise UsageError(f'--gcp-dim must be 0 (no reduction: the covariance of the trunk\'s channels) or at least 2, '
                          f'got {args.gcp_dim}')
-    problem = path_problem(args.data_dir, 'folder') if args.data_dir is not None else None
-    if problem:
-        raise UsageError(f"--data-dir '{args.data_dir}': {problem}")
-    if os.path.exists(args.out_dir) and not os.path.isdir(args.out_dir):  # else made at the end, after the training
-        raise UsageError(f"--out-dir '{args.out_dir}': {path_problem(args.out_dir, 'folder')}")
+    check_run_args(args)
 
 
 def check_pair(

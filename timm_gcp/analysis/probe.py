@@ -20,7 +20,7 @@ import torch
 from timm.utils import ParseKwargs
 from torch import nn
 
-from .._errors import CommandError, UsageError, check_model_kwargs, path_problem, usage_errors
+from .._errors import CommandError, UsageError, check_model_kwargs, usage_errors
 from .._extras import require
 from ..measure import MetaBuildError, MetaInputError, build_on_meta, run_on_meta
 from ..models.registry import generic_names, is_gcp_model
@@ -28,6 +28,7 @@ from ..training.data import FashionMNISTData
 from ..training.fashion_mnist import CLASSES, find_fashion_mnist, load_fashion_mnist
 from ..training.finetune import freeze_trunk, head_module_names, head_parameters
 from ..training.loop import OptimConfig, Trainer, small_resnet_kwargs, table_header, train_pair
+from .options import add_run_arguments, check_run_args, torch_threads
 from .plots import draw_accuracy, draw_loss, figure
 from .run import format_summary
 from .spread import compare
@@ -64,14 +65,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--test-size', type=int, default=2000, metavar='N',
                         help='test images, the same for the trunk and both probes (default: %(default)s)')
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2], help='seeds (default: 0 1 2)')
-    parser.add_argument('--threads', type=int, default=1, help='torch CPU threads (default: %(default)s)')
-    parser.add_argument('--data-dir', default=None, metavar='DIR',
-                        help="the folder of Fashion-MNIST's idx files (default: Debian's "
-                             "/usr/share/datasets/fashion-mnist, else torchvision's download)")
-    parser.add_argument('--download-dir', default=None, metavar='DIR',
-                        help='where torchvision downloads Fashion-MNIST if needed (default: ~/.cache/timm_gcp)')
-    parser.add_argument('--out-dir', default=os.path.join('output', 'probe'), metavar='DIR',
-                        help='where probe.png and probe.json go (default: %(default)s)')
+    add_run_arguments(parser, os.path.join('output', 'probe'))
 
 
 def trunk_kwargs(trunk: str, width: float, user: Mapping) -> Dict:
@@ -115,10 +109,7 @@ def _check_args(args: argparse.Namespace) -> Dict:
     if len(set(args.seeds)) != len(args.seeds):
         raise UsageError(f"--seeds {' '.join(map(str, args.seeds))}: a seed repeated would count one run twice")
     check_model_kwargs(args.trunk_kwargs, '--trunk-kwargs')
-    if args.data_dir is not None and path_problem(args.data_dir, 'folder'):
-        raise UsageError(f"--data-dir '{args.data_dir}': {path_problem(args.data_dir, 'folder')}")
-    if os.path.exists(args.out_dir) and not os.path.isdir(args.out_dir):  # else made at the end
-        raise UsageError(f"--out-dir '{args.out_dir}': {path_problem(args.out_dir, 'folder')}")
+    check_run_args(args)
     kwargs = trunk_kwargs(args.trunk, args.width, args.trunk_kwargs)
     size = (IN_CHANS, args.img_size, args.img_size)
     probes = ((args.trunk, dict(kwargs)), (_gcp_model(args), dict(kwargs, backbone=args.trunk, gcp_dim=args.gcp_dim)))
@@ -254,12 +245,8 @@ def run(args: argparse.Namespace) -> int:
           f'{args.train_size} other images x {args.epochs} epochs (AdamW lr {args.lr:g}), {args.test_size} test '
           f'images at {args.img_size} px, seeds {" ".join(map(str, args.seeds))}', flush=True)
     start = time.perf_counter()
-    threads = torch.get_num_threads()
-    torch.set_num_threads(args.threads)
-    try:
+    with torch_threads(args.threads):
         seeds = [probe_seed(args, kwargs, train, test, seed) for seed in args.seeds]
-    finally:
-        torch.set_num_threads(threads)
     rows = summarize(seeds)
     heads = seeds[0]['head_params']
     print('\n'.join(format_seeds(seeds, names)))

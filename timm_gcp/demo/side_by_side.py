@@ -17,13 +17,12 @@ import time
 from typing import Dict, List, Tuple
 
 import timm
-import torch
 from torch import nn
 
 from .._errors import UsageError, usage_errors
 from .._extras import require
 from ..analysis.landscape import resolve_split
-from ..analysis.options import add_common_arguments, check_common_args, check_pair
+from ..analysis.options import add_common_arguments, check_common_args, check_pair, torch_threads
 from ..analysis.plots import draw_accuracy, draw_ladder, draw_loss, plot_analysis
 from ..analysis.run import analyze_seed, make_pair_factory, pair_kwargs
 from ..models.registry import baseline_name
@@ -99,12 +98,8 @@ def run(args: argparse.Namespace) -> int:
           f'{args.probe_every} updates (step sizes {args.step_range[0]:g}-{args.step_range[1]:g}); '
           f'LR ladder {" ".join(map(str, args.ladder_lrs)) or "off"}', flush=True)
     start = time.perf_counter()
-    threads = torch.get_num_threads()
-    torch.set_num_threads(args.threads)
-    try:
+    with torch_threads(args.threads):
         result = analyze_seed(names, make_pair, data, args, args.seed, twin_label='average pool')
-    finally:
-        torch.set_num_threads(threads)
     history = result['history']
 
     os.makedirs(args.out_dir, exist_ok=True)

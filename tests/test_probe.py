@@ -128,6 +128,8 @@ def test_a_trunk_that_moves_fails_the_command(data_dir, tmp_path, monkeypatch, c
     (['--epochs', '0'], '--epochs must be at least 1, got 0'),
     (['--lr', '0'], '--lr, --trunk-lr and --width must be positive'),
     (['--trunk-kwargs', 'drop_rate=None'], '--trunk-kwargs drop_rate=None: timm.create_model drops None'),
+    (['--trunk-kwargs', 'num_classes=5'], '--trunk-kwargs num_classes=...: the command sets it'),
+    (['--trunk-kwargs', 'nope=1'], "--trunk resnet18: ResNet.__init__() got an unexpected keyword argument 'nope'"),
     (['--gcp-dim', '512'], '--trunk resnet18: '),  # wider than the trunk's 64 channels, found on the meta device
     (['--train-size', '81'], '--train-size 81: the data has 80 images for it'),
     (['--test-size', '81'], '--test-size 81: the data has 80 images for it'),

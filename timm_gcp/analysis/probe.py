@@ -31,7 +31,7 @@ from ..training.loop import OptimConfig, Trainer, small_resnet_kwargs, table_hea
 from .options import add_run_arguments, check_run_args, torch_threads
 from .plots import draw_accuracy, draw_loss, figure
 from .run import format_summary
-from .spread import compare
+from .spread import compare, holm
 
 __all__ = ['add_arguments', 'build_probes', 'changed_tensors', 'probe_seed', 'run', 'summarize', 'train_trunk',
            'trunk_kwargs', 'trunk_state']
@@ -212,10 +212,12 @@ def probe_seed(args: argparse.Namespace, kwargs: Mapping, train: Images, test: I
 def summarize(seeds: Sequence[Dict]) -> List[Tuple[str, Dict]]:
     """(metric, comparison over seeds) rows: test accuracy after the first and the last epoch of the probes."""
     epochs = len(seeds[0]['history'])
-    return [(f'test acc after probe epoch {e} (%)',
+    rows = [(f'test acc after probe epoch {e} (%)',
              compare([s['history'][e - 1]['gcp']['test_acc'] for s in seeds],
                      [s['history'][e - 1]['twin']['test_acc'] for s in seeds]))
             for e in sorted({1, epochs})]
+    holm([c for _, c in rows])
+    return rows
 
 
 def format_seeds(seeds: Sequence[Dict], names: Sequence[str]) -> List[str]:
@@ -254,7 +256,7 @@ def run(args: argparse.Namespace) -> int:
     rows = summarize(seeds)
     heads = seeds[0]['head_params']
     print('\n'.join(format_seeds(seeds, names)))
-    print('\n'.join(format_summary(rows, (f'{names[0]} probe', f'{names[1]} linear'))))
+    print('\n'.join(format_summary(rows, (f'{names[0]} probe', f'{names[1]} linear'), args.test_size)))
     size = 'larger: a fair reading counts it' if heads['gcp'] > heads['twin'] else 'not larger'
     print(f"head parameters: GCP probe {heads['gcp']:,}, linear probe {heads['twin']:,} "
           f"({heads['gcp'] / heads['twin']:.1f}x: the GCP head is {size}); frozen trunk "

@@ -32,7 +32,7 @@ from ..models.registry import baseline_name
 from .corruptions import CORRUPTIONS, SEVERITIES, check_corruptions, corruption, mean_corruption_error
 from .landscape import probe_activations, probe_parameters, resolve_split, step_sizes
 from .lr_ladder import train_ladder
-from .options import add_common_arguments, check_common_args, check_pair
+from .options import add_common_arguments, check_common_args, check_pair, torch_threads
 from .plots import draw_accuracy, draw_corruptions, draw_ladder, plot_analysis, plot_parameter_probes
 from .spread import ALPHA, compare, holm
 
@@ -296,21 +296,17 @@ def run(args: argparse.Namespace) -> int:
     require('matplotlib', 'demo')  # missing, it would fail at the plot, after the training
     names, kwargs, data, share = prepare(args)
     start = time.perf_counter()
-    threads = torch.get_num_threads()
-    torch.set_num_threads(args.threads)
     print(f'{names[0]} against {names[1]} on {args.dataset}: {data.describe()}, {args.epochs} epoch(s) AdamW '
           f'lr {args.lr:g}, probe at {args.split} every {args.probe_every} updates ({args.steps} step sizes '
           f'{args.step_range[0]:g}-{args.step_range[1]:g}), LR ladder {" ".join(map(str, args.ladder_lrs)) or "off"}, '
           f'{len(args.corruptions)} corruptions, seeds {" ".join(map(str, args.seeds))}; {share.note}',
           flush=True)
     seeds = []
-    try:
+    with torch_threads(args.threads):
         for seed in args.seeds:
             seed_data = data if seed == args.seeds[0] else load_data(args, seed)
             seeds.append(analyze_seed(names, make_pair_factory(names, kwargs, seed), seed_data, args, seed,
                                       args.corruptions))
-    finally:
-        torch.set_num_threads(threads)
 
     rows = summarize(seeds)
     reference = f'the main run (AdamW lr {args.lr:g}, cosine, {args.epochs} epoch(s))' if args.ladder_lrs else ''

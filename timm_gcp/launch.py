@@ -42,9 +42,11 @@ from .models.gcp_resnet import DEPRECATED_NAMES  # importing timm_gcp registers 
 from .checkpoints.train_run import CheckpointError, read_checkpoint, trained_arch
 from .measure import MetaBuildError, MetaInputError, build_on_meta, device_problem, run_on_meta
 from .models.registry import generic_names, is_gcp_model, preset_names
+from .training.finetune import head_module_names
+from .training.scripts import EVAL_CROP_MODES, GROUP_TITLE, ScriptPatches, add_script_arguments, options_in_use
 
-__all__ = ['LaunchError', 'TRAIN_ARGS', 'add_arguments', 'check_model_build', 'check_script_args', 'main', 'run',
-           'run_script']
+__all__ = ['GCP_TRAIN_ARGS', 'LaunchError', 'TRAIN_ARGS', 'add_arguments', 'check_gcp_options', 'check_model_build',
+           'check_script_args', 'main', 'run', 'run_script']
 
 SCRIPTS_URL = 'https://github.com/huggingface/pytorch-image-models'
 
@@ -76,11 +78,19 @@ TRAIN_ARGS = frozenset("""
     wandb_resume_id wandb_tags warmup_epochs warmup_lr warmup_prefix weight_decay worker_seeding workers
 """.split())
 
+# the keys of the launcher's options for train.py (docs/training.md, "The launcher's options")
+GCP_TRAIN_ARGS = frozenset({'head_lr_scale', 'head_lr_scope', 'freeze_trunk', 'flip_test', 'crop_mode'})
+
 # YAML keys that are no flag but that timm reads from the parsed args (timm.utils.init_distributed_device)
 EXTRA_CONFIG_KEYS = frozenset({'dist_backend', 'dist_url'})
 
 # the launcher's own flags, taken out of the script's arguments wherever they stand
 _LAUNCHER_FLAGS = ('--check-only', '--no-check')
+
+# the scripts the launcher adds its options to, and those options' flags with the scripts that take them
+_GCP_SCRIPTS = ('train.py', 'validate.py')
+_GCP_FLAGS = {'--flip-test': _GCP_SCRIPTS, '--head-lr-scale': ('train.py',), '--head-lr-scope': ('train.py',),
+              '--freeze-trunk': ('train.py',)}
 
 _TRAIN_SPLITS = ('train', 'training')
 _EVAL_SPLITS = ('val', 'valid', 'validation', 'eval', 'evaluation')
@@ -126,23 +136,41 @@ def _has_main_guard(script: str) -> bool:
     return False
 
 
-def script_parsers(script: str) -> Tuple[Optional[argparse.ArgumentParser], Optional[argparse.ArgumentParser]]:
-    """The script's module-level `parser` and `config_parser` (None where absent or unreadable).
-
-    The script is executed under a module name other than `__main__`, which its main guard skips.
-    """
+def _script_globals(script: str) -> Optional[Dict[str, Any]]:
+    """The module globals of the script executed under a module name other than `__main__`, which its main guard
+    skips (its functions' own globals, so that replacing a name changes what main() finds); None where it has no
+    main guard or fails (its own run reports the same error with its own traceback)."""
     try:
         if not _has_main_guard(script):
-            return None, None
+            return None
         with _script_context(script, []):
-            namespace = runpy.run_path(script, run_name='__timm_gcp_probe__')
-    except Exception:  # the script's own run reports the same error with its own traceback
-        return None, None
-    parser, config_parser = namespace.get('parser'), namespace.get('config_parser')
-    return (
-        parser if isinstance(parser, argparse.ArgumentParser) else None,
-        config_parser if isinstance(config_parser, argparse.ArgumentParser) else None,
-    )
+            namespace = runpy.run_path(script, run_name='__timm_gcp_script__')
+    except Exception:
+        return None
+    main = namespace.get('main')
+    return main.__globals__ if callable(main) and hasattr(main, '__globals__') else namespace
+
+
+def _gcp_script(script: str) -> Optional[str]:
+    """'train.py' or 'validate.py' where `script` is one the launcher adds its options to, else None."""
+    name = os.path.basename(script)
+    return name if name in _GCP_SCRIPTS else None
+
+
+def _parsers(namespace: Optional[Dict[str, Any]], script: str) -> Tuple[
+        Optional[argparse.ArgumentParser], Optional[argparse.ArgumentParser]]:
+    """A script's `parser` (with the launcher's argument group for train.py and validate.py) and `config_parser`."""
+    parser, config_parser = (namespace or {}).get('parser'), (namespace or {}).get('config_parser')
+    parser = parser if isinstance(parser, argparse.ArgumentParser) else None
+    if parser is not None and _gcp_script(script) and not any(g.title == GROUP_TITLE for g in parser._action_groups):
+        add_script_arguments(parser, train=_gcp_script(script) == 'train.py')
+    return parser, config_parser if isinstance(config_parser, argparse.ArgumentParser) else None
+
+
+def script_parsers(script: str) -> Tuple[Optional[argparse.ArgumentParser], Optional[argparse.ArgumentParser]]:
+    """The script's module-level `parser` and `config_parser` (None where absent or unreadable); train.py's and
+    validate.py's parser with the launcher's options (docs/training.md, "The launcher's options")."""
+    return _parsers(_script_globals(script), script)
 
 
 def load_config(path: str) -> Dict[str, Any]:
@@ -238,6 +266,7 @@ def check_model_build(ns: argparse.Namespace) -> Optional[str]:
         model = build_on_meta(name, **kwargs)
     except MetaBuildError as e:
         raise LaunchError(f'--model {name} cannot be built with the given arguments ({described}): {e}') from e
+    _check_head(ns, model, name)
     size = _input_size(ns, model)
     try:
         ran = run_on_meta(model, size)
@@ -247,6 +276,48 @@ def check_model_build(ns: argparse.Namespace) -> Optional[str]:
     if not ran:
         return f'model {described}, built on the meta device (its input size unchecked: it does not run there)'
     return f"model {described}, built and run on {'x'.join(map(str, size))} inputs on the meta device"
+
+
+def _check_head(ns: argparse.Namespace, model: torch.nn.Module, name: str) -> None:
+    """LaunchError if `--freeze-trunk` / `--head-lr-scale` name a head that `model` does not have."""
+    for flag, scope in (('--freeze-trunk', getattr(ns, 'freeze_trunk', None)),
+                        ('--head-lr-scale', getattr(ns, 'head_lr_scope', None)
+                         if getattr(ns, 'head_lr_scale', None) is not None else None)):
+        if scope:
+            try:
+                head_module_names(model, scope)
+            except ValueError as e:
+                raise LaunchError(f'{flag}: --model {name} has no {scope} to train: {e}') from e
+
+
+def check_gcp_options(ns: argparse.Namespace, script: str, args: Sequence[str]) -> List[str]:
+    """LaunchError for a launcher option the script does not take or that cannot work with the script's other
+    arguments; returns the options in use (docs/training.md, "The launcher's options")."""
+    name = os.path.basename(script)
+    flags = {a.split('=')[0] for a in args}
+    for flag, scripts in _GCP_FLAGS.items():
+        if flag in flags and name not in scripts:
+            raise LaunchError(f"{flag} is an option of timm-gcp launch for {' and '.join(scripts)} only, not "
+                              f"{name}")
+    if not _gcp_script(script):
+        return []
+    used = options_in_use(ns, train=name == 'train.py')
+    scale = getattr(ns, 'head_lr_scale', None)
+    if scale is not None and not scale > 0:
+        raise LaunchError(f'--head-lr-scale must be positive, got {scale}')
+    if getattr(ns, 'torchscript', False) and ({'--flip-test', '--freeze-trunk'} & set(used)):
+        raise LaunchError('--flip-test and --freeze-trunk add forward hooks, which --torchscript drops: leave '
+                          '--torchscript out')
+    if getattr(ns, 'train_crop_mode', None) in EVAL_CROP_MODES:
+        conflicts = [flag for flag, on in (('--naflex-loader', getattr(ns, 'naflex_loader', False)),
+                                           ('--train-img-sizes', getattr(ns, 'train_img_sizes', None)),
+                                           ('--aug-splits', getattr(ns, 'aug_splits', 0)),
+                                           ('--no-aug', getattr(ns, 'no_aug', False))) if on]
+        if conflicts:
+            raise LaunchError(f'--train-crop-mode {ns.train_crop_mode} (the evaluation crop for training) replaces '
+                              f"the random-resized crop of timm's standard training transform, which "
+                              f"{', '.join(conflicts)} does not use: leave one of them out")
+    return used
 
 
 def _is_folder_dataset(name: Optional[str]) -> bool:
@@ -426,7 +497,7 @@ def check_script_args(script: str, args: Sequence[str]) -> List[str]:
     checked = [f'config {config} ({len(cfg)} keys)'] if config else []
     if parser is None:
         if cfg and is_train:
-            check_config_keys(cfg, TRAIN_ARGS, config, script)
+            check_config_keys(cfg, TRAIN_ARGS | GCP_TRAIN_ARGS, config, script)
         ns = _fallback_namespace(remaining, cfg)
         check_model(getattr(ns, 'model', None))
         checked += [f'model name {ns.model}'] if getattr(ns, 'model', None) else []
@@ -443,6 +514,7 @@ def check_script_args(script: str, args: Sequence[str]) -> List[str]:
             ns, extras = parser.parse_known_args(remaining)
         except SystemExit:
             return checked + ['nothing else: the script rejects its arguments itself']
+    options = check_gcp_options(ns, script, remaining)
     # before anything reads the namespace: an unknown flag's value lands in the positional data folder
     check_unknown_args(extras, parser, script)
     check_model(getattr(ns, 'model', None))
@@ -458,6 +530,8 @@ def check_script_args(script: str, args: Sequence[str]) -> List[str]:
     checked += [f'{dest} file {getattr(ns, dest)}' for dest in _FILE_ARGS if getattr(ns, dest, None)]
     if getattr(ns, 'device', None):
         checked.append(f'device {ns.device}')
+    if options:
+        checked.append(f"timm-gcp options {', '.join(options)}")
     if not (hasattr(ns, 'data_dir') or hasattr(ns, 'data')):
         return checked
     if hasattr(ns, 'train_split'):
@@ -472,10 +546,46 @@ def check_script_args(script: str, args: Sequence[str]) -> List[str]:
     return checked
 
 
+def _patched_main(script: str, args: Sequence[str]) -> Optional[Any]:
+    """train.py's or validate.py's main() with the names replaced that the launcher's options need (and, for
+    train.py on the CPU under torchrun, DDP and `--sync-bn`); None where the script runs as it is: no option in
+    use, or its arguments or module not readable here (the script then reports its own error)."""
+    name = _gcp_script(script)
+    namespace = _script_globals(script) if name else None
+    parser, config_parser = _parsers(namespace, script)
+    if parser is None or not callable(namespace.get('main')):
+        return None
+    config, remaining = _config_path(args, config_parser) if config_parser is not None else ('', list(args))
+    with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+        try:
+            if config:
+                parser.set_defaults(**load_config(config))
+            ns = parser.parse_known_args(remaining)[0]
+        except (SystemExit, LaunchError):
+            return None
+    train = name == 'train.py'
+    cpu_ddp = train and int(os.environ.get('WORLD_SIZE', '1')) > 1 and str(getattr(ns, 'device', '')).startswith('cpu')
+    if not (options_in_use(ns, train) or cpu_ddp):
+        return None
+    missing = [n for n in ('create_model', *(('create_optimizer_v2', 'create_loader') if train else ()))
+               if n not in namespace]
+    if missing:
+        raise LaunchError(f"{script} has no module-level {', '.join(missing)}, which the launcher's options "
+                          f"replace: run them with timm's own {name}")
+    ScriptPatches(ns, train).install(namespace)
+    return namespace['main']
+
+
 def run_script(script: str, args: Sequence[str]) -> None:
-    """Run `script` as `__main__` with `args` as its command line; its exceptions and SystemExit propagate."""
+    """Run `script` as `__main__` with `args` as its command line, or train.py / validate.py's main() with the
+    launcher's options applied (docs/training.md, "The launcher's options"); its exceptions and SystemExit
+    propagate."""
     with _script_context(script, args):
-        runpy.run_path(script, run_name='__main__')
+        main = _patched_main(script, args)
+        if main is None:
+            runpy.run_path(script, run_name='__main__')
+        else:
+            main()
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -89,8 +89,8 @@ _LAUNCHER_FLAGS = ('--check-only', '--no-check')
 
 # the scripts the launcher adds its options to, and those options' flags with the scripts that take them
 _GCP_SCRIPTS = ('train.py', 'validate.py')
-_GCP_FLAGS = {'--flip-test': _GCP_SCRIPTS, '--head-lr-scale': ('train.py',), '--head-lr-scope': ('train.py',),
-              '--freeze-trunk': ('train.py',)}
+_GCP_FLAGS = {'--flip-test': _GCP_SCRIPTS, '--no-flip-test': _GCP_SCRIPTS, '--head-lr-scale': ('train.py',),
+              '--head-lr-scope': ('train.py',), '--freeze-trunk': ('train.py',)}
 
 _TRAIN_SPLITS = ('train', 'training')
 _EVAL_SPLITS = ('val', 'valid', 'validation', 'eval', 'evaluation')

@@ -30,7 +30,7 @@ def add_script_arguments(parser: argparse.ArgumentParser, train: bool) -> None:
     """The launcher's options as the argument group 'timm-gcp' of train.py's (`train`) or validate.py's parser."""
     group = parser.add_argument_group(GROUP_TITLE, 'options of timm-gcp launch (docs/training.md, '
                                                    '"The launcher\'s options")')
-    group.add_argument('--flip-test', action='store_true', default=False,
+    group.add_argument('--flip-test', action=argparse.BooleanOptionalAction, default=False,
                        help='evaluate the mean of the logits of each image and its mirror image')
     if not train:
         return

@@ -14,7 +14,7 @@ import torch
 from timm.models import get_arch_pretrained_cfgs, split_model_name_tag
 
 import timm_gcp  # noqa: F401  (registers the models)
-from timm_gcp.launch import TRAIN_ARGS, load_config, script_parsers
+from timm_gcp.launch import GCP_TRAIN_ARGS, TRAIN_ARGS, load_config, script_parsers
 
 from tests.helpers import REPO
 from tests.helpers.timm_sources import SCRIPTS_DIR, needs_scripts
@@ -160,17 +160,22 @@ def test_finegrained_recipe_is_fast_mpn_cov_finetuning(path):
     """448 px, batch 10, 100 epochs of SGD momentum 0.9 at 1.2e-3 without decay, weight decay 1e-3, from pretrained
     weights."""
     cfg = load_config(path)
-    assert set(cfg) <= TRAIN_ARGS and cfg['device_modules'] == ['timm_gcp']
+    assert set(cfg) <= TRAIN_ARGS | GCP_TRAIN_ARGS and cfg['device_modules'] == ['timm_gcp']
     assert timm.is_model(cfg['model']) and cfg['pretrained'] is True
     dataset = path.stem.rsplit('_', 1)[1]
     assert cfg['num_classes'] == FINEGRAINED_CLASSES[dataset] and cfg['img_size'] == 448
     assert (cfg['batch_size'], cfg['epochs'], cfg['lr_base'], cfg['lr_base_size']) == (10, 100, 1.2e-3, 10)
     assert (cfg['opt'], cfg['momentum'], cfg['weight_decay'], cfg['warmup_epochs']) == ('momentum', 0.9, 1e-3, 0)
     assert cfg['sched'] == 'step' and cfg['decay_epochs'] >= cfg['epochs']  # no decay within the run
-    assert (cfg['scale'], cfg['ratio'], cfg['color_jitter'], cfg['smoothing']) == ([1.0, 1.0], [1.0, 1.0], 0.0, 0.0)
-    assert cfg['crop_pct'] == (1.0 if dataset == 'cub' else 0.875)
+    assert (cfg['color_jitter'], cfg['smoothing'], cfg['hflip']) == (0.0, 0.0, 0.5)
+    # the original's crops: CUB Resize(448) + CenterCrop(448), Cars / Aircraft Resize((512, 512)) + CenterCrop(448),
+    # for training (then a random flip) and test alike; the classifier at 5x the LR; flip-averaged test logits
+    mode, crop_pct = ('center', 1.0) if dataset == 'cub' else ('squash', 0.875)
+    assert (cfg['train_crop_mode'], cfg['crop_mode'], cfg['crop_pct']) == (mode, mode, crop_pct)
+    assert 448 / crop_pct == (448 if dataset == 'cub' else 512) and cfg['interpolation'] == 'bilinear'
+    assert (cfg['head_lr_scale'], cfg['head_lr_scope'], cfg['flip_test']) == (5, 'classifier', True)
     text = path.read_text()
-    assert '5x' in text and 'flip' in text  # what train.py cannot express is said
+    assert 'cannot express' not in text and 'Residue' in text  # the one difference left is said
     if cfg['model'].startswith('resnet50_isqrt_d256'):
         assert cfg['pretrained_path'] == 'resnet50_isqrt_d256.fmpn_in1k/model.safetensors'
     else:

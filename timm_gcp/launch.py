@@ -18,6 +18,12 @@ under another module name, which its main guard skips; where that fails, train.p
 checked against `TRAIN_ARGS`. `--no-check` skips the checks, `--check-only` stops after them and
 prints what was checked; both are the launcher's own flags wherever they stand, and never reach
 the script.
+
+train.py and validate.py get the launcher's options as an argument group of their parser
+(`--head-lr-scale`, `--freeze-trunk`, `--flip-test`, the evaluation crop for training; CPU DDP and
+`--sync-bn` under torchrun): where any is in use, the script's module runs under another name and its
+main() is called with the names it looks up replaced (`timm_gcp.training.scripts`; docs/training.md,
+"The launcher's options").
 """
 import argparse
 import ast

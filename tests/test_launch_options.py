@@ -141,22 +141,25 @@ def wide_images(tmp_path_factory) -> Path:
 
 
 @pytest.mark.parametrize('mode, crop_pct, resize', [('squash', 0.875, (36, 36)), ('center', 1.0, 32)])
-@pytest.mark.parametrize('hflip', [0.0, 1.0])
-def test_train_crop_is_the_originals(wide_images, mode, crop_pct, resize, hflip):
+@pytest.mark.parametrize('hflip, prefetcher', [(0.0, False), (1.0, False), (1.0, True)])
+def test_train_crop_is_the_originals(wide_images, mode, crop_pct, resize, hflip, prefetcher):
     """fast-MPN-COV's training crops: CUB Resize(448) + CenterCrop(448), Cars / Aircraft Resize((512, 512)) +
-    CenterCrop(448), then the flip; here at 32 px against torchvision's transforms."""
+    CenterCrop(448), then the flip; here at 32 px against torchvision's transforms (uint8 for the prefetcher)."""
     create = _patched(['--train-crop-mode', mode, '--img-size', '32', '--crop-pct', str(crop_pct),
                        '--interpolation', 'bilinear'])['create_loader']
     dataset = create_dataset('', root=str(wide_images), split='train', is_training=True)
     create(dataset, input_size=(3, 32, 32), batch_size=2, is_training=True, train_crop_mode=mode, hflip=hflip,
-           color_jitter=0.0, interpolation='random', use_prefetcher=False, num_workers=0, device=torch.device('cpu'))
+           color_jitter=0.0, interpolation='random', use_prefetcher=prefetcher, num_workers=0,
+           device=torch.device('cpu'))
+    to_tensor = [transforms.PILToTensor()] if prefetcher else [
+        transforms.ToTensor(), transforms.Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))]
     reference = transforms.Compose([
         transforms.Resize(resize, interpolation=transforms.InterpolationMode.BILINEAR),
-        transforms.CenterCrop(32), transforms.RandomHorizontalFlip(hflip), transforms.ToTensor(),
-        transforms.Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))])
+        transforms.CenterCrop(32), transforms.RandomHorizontalFlip(hflip), *to_tensor])
     for path, _ in dataset.reader.samples:
         image = Image.open(path).convert('RGB')
-        assert torch.allclose(dataset.transform(image), reference(image), atol=1e-6)
+        got, expected = dataset.transform(image), reference(image)
+        assert got.dtype == expected.dtype and torch.allclose(got.float(), expected.float(), atol=1e-6)
 
 
 def test_eval_crop_mode_reaches_the_eval_loader_only_when_given(wide_images):
@@ -366,6 +369,14 @@ def test_a_train_py_without_the_names_is_refused(tmp_path, capsys):
     data = write_image_folder(tmp_path / 'data', per_class=1, size=8)
     err = _error(capsys, [str(script), '--data-dir', str(data), '--out', str(tmp_path), '--flip-test'])
     assert 'has no module-level create_model, create_optimizer_v2, create_loader' in err
+
+
+def test_help_lists_the_launchers_group(stub, capsys):
+    with pytest.raises(SystemExit) as e:
+        launch.main([str(stub), '--help'])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert 'timm-gcp:' in out and '--head-lr-scale K' in out and '--freeze-trunk' in out
 
 
 def test_without_options_the_script_runs_as_main(stub, data, tmp_path):

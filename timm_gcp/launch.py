@@ -562,6 +562,8 @@ def _patched_main(script: str, args: Sequence[str]) -> Optional[Any]:
     if parser is None or not callable(namespace.get('main')):
         return None
     config, remaining = _config_path(args, config_parser) if config_parser is not None else ('', list(args))
+    if {'-h', '--help'} & set(remaining):
+        return namespace['main']  # the script's own --help, listing the launcher's group
     with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
         try:
             if config:

@@ -137,14 +137,15 @@ class ScriptPatches:
 
     def _create_loader(self, create: Callable[..., Any]) -> Callable[..., Any]:
         def create_loader(dataset: Any, *args: Any, **kwargs: Any) -> Any:
-            crop_mode = self.args.train_crop_mode if kwargs.get('is_training') else self.args.crop_mode
-            if kwargs.get('is_training') and crop_mode in EVAL_CROP_MODES:
-                kwargs['train_crop_mode'] = None
-            elif not kwargs.get('is_training') and crop_mode and kwargs.get('crop_mode') is None:
-                kwargs['crop_mode'] = crop_mode
+            training = kwargs.get('is_training', False)
+            eval_crop = self.args.train_crop_mode if self.args.train_crop_mode in EVAL_CROP_MODES else None
+            if training and eval_crop:
+                kwargs['train_crop_mode'] = None  # timm's random-resized crop, replaced below
+            if not training and self.args.crop_mode and kwargs.get('crop_mode') is None:
+                kwargs['crop_mode'] = self.args.crop_mode
             loader = create(dataset, *args, **kwargs)
-            if kwargs.get('is_training') and crop_mode in EVAL_CROP_MODES:
+            if training and eval_crop:
                 data_config = resolve_data_config(vars(self.args), model=self.model, verbose=False)
-                dataset.transform = eval_crop_train_transform(dataset.transform, data_config, crop_mode)
+                dataset.transform = eval_crop_train_transform(dataset.transform, data_config, eval_crop)
             return loader
         return create_loader

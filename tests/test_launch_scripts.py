@@ -144,12 +144,13 @@ def test_freeze_trunk_trains_a_presets_head_with_ema_and_resume(images, tmp_path
 
 
 def test_torchrun_two_cpu_processes_equal_one_process(images, tmp_path):
-    """--sync-bn, --freeze-trunk and --head-lr-scale under DDP (gloo): one global batch of 8 per epoch, split 4 + 4
-    over two processes or whole in one, with a deterministic crop and no flip or jitter."""
+    """--sync-bn, --freeze-trunk, --head-lr-scale and EMA under DDP (gloo): one global batch of 8 per epoch, split
+    4 + 4 over two processes or whole in one, with a deterministic crop and no flip or jitter."""
     common = [*SMALL, '--data-dir', str(images), '--img-size', '32', '--epochs', '2', '--freeze-trunk',
               '--head-lr-scale', '5', '--flip-test', '--train-crop-mode', 'squash', '--crop-mode', 'squash',
               '--crop-pct', '0.875', '--hflip', '0', '--color-jitter', '0', '--lr', '0.05', '--warmup-epochs', '0',
-              '--sched', 'step', '--decay-epochs', '1', '--decay-rate', '0.5', '--sync-bn', '--output', str(tmp_path)]
+              '--sched', 'step', '--decay-epochs', '1', '--decay-rate', '0.5', '--sync-bn', '--model-ema',
+              '--model-ema-decay', '0.5', '--output', str(tmp_path)]
     log = _run([sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2', '-m',
                 'timm_gcp.launch', TRAIN, *common, '--batch-size', '4', '--experiment', 'ddp'], tmp_path)
     assert 'Training in distributed mode with multiple processes' in log and 'Process 1, total 2' in log
@@ -161,10 +162,12 @@ def test_torchrun_two_cpu_processes_equal_one_process(images, tmp_path):
     for a, b in zip(ddp, one):
         for key in ('train_loss', 'eval_loss', 'eval_top1', 'lr'):
             assert a[key] == pytest.approx(b[key], rel=1e-5), key
-    a, b = (_checkpoint(tmp_path / run / 'last.pth.tar')['state_dict'] for run in ('ddp', 'one'))
-    assert list(a) == list(b)
-    for key in a:
-        if key.startswith('head.'):
-            assert torch.allclose(a[key].float(), b[key].float(), rtol=1e-5, atol=1e-6), key
-        else:
-            assert torch.equal(a[key], b[key]), key  # the frozen trunk, started from the same seed
+    checkpoints = [_checkpoint(tmp_path / run / 'last.pth.tar') for run in ('ddp', 'one')]
+    for state in ('state_dict', 'state_dict_ema'):
+        a, b = (c[state] for c in checkpoints)
+        assert list(a) == list(b)
+        for key in a:
+            if key.startswith('head.'):
+                assert torch.allclose(a[key].float(), b[key].float(), rtol=1e-5, atol=1e-6), (state, key)
+            else:
+                assert torch.equal(a[key], b[key]), (state, key)  # the frozen trunk, started from the same seed

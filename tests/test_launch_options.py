@@ -334,9 +334,11 @@ def _error(capsys, argv) -> str:
 @pytest.mark.parametrize('args, expected', [
     (['--head-lr-scale', '0'], '--head-lr-scale must be positive, got 0.0'),
     (['--train-crop-mode', 'squash', '--aug-splits', '2'], '--train-crop-mode squash (the evaluation crop'),
+    (['--freeze-trunk', '--torchscript'], '--flip-test and --freeze-trunk add forward hooks, which --torchscript'),
 ])
 def test_bad_options_are_named_before_the_script_runs(tmp_path, capsys, args, expected):
-    script = _stub_with(tmp_path, "'--train-crop-mode'", "'--aug-splits', type=int, default=0")
+    script = _stub_with(tmp_path, "'--train-crop-mode'", "'--aug-splits', type=int, default=0",
+                        "'--torchscript', action='store_true'")
     data = write_image_folder(tmp_path / 'data', per_class=1, size=8)
     assert expected in _error(capsys, [str(script), '--data-dir', str(data), *args])
 

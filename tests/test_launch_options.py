@@ -343,6 +343,17 @@ def test_bad_options_are_named_before_the_script_runs(tmp_path, capsys, args, ex
     assert expected in _error(capsys, [str(script), '--data-dir', str(data), *args])
 
 
+def test_a_config_value_that_names_no_head_is_refused(tmp_path, capsys):
+    """argparse checks choices on the command line only; `freeze_trunk: true` in a --config file is named."""
+    script = _stub_with(tmp_path)
+    data = write_image_folder(tmp_path / 'data', per_class=1, size=8)
+    config = tmp_path / 'probe.yaml'
+    config.write_text('freeze_trunk: true\n')
+    err = _error(capsys, [str(script), '--config', str(config), '--data-dir', str(data)])
+    assert ("--freeze-trunk True names no head; valid: head, classifier (in a --config file, e.g. "
+            "'freeze_trunk: head')") in err
+
+
 def test_options_of_other_scripts_are_refused(tmp_path, capsys):
     folder = tmp_path / 'scripts'
     folder.mkdir()

@@ -196,10 +196,6 @@ def test_finegrained_schedule_through_train_py(path):
 # --- probing a frozen trunk (docs/probing.md, "Probing recipes") --------------------------------------------
 
 PROBING = sorted((RECIPES_DIR / 'probing').glob('*.yaml'))
-# the launcher's key for --freeze-trunk: not one of train.py's own arguments
-LAUNCHER_KEYS = {'freeze_trunk'}
-
-
 def test_probing_recipes_cover_the_convnext_vit_and_swin_presets():
     assert {p.stem for p in PROBING} == {f'{m}_in1k' for m in (
         'convnext_tiny_isqrt', 'vit_base_patch16_224_isqrt', 'swin_tiny_patch4_window7_224_isqrt')}
@@ -211,8 +207,8 @@ def test_probing_recipe_is_moment_probings_imagenet_protocol(path):
     head: AdamW 1e-4 at a global batch of 256, weight decay 0.05, cosine with 5 warm-up epochs from 1e-7 to 1e-8,
     30 + 10 epochs, DeiT's augmentation, EMA 0.99992."""
     cfg = load_config(path)
-    assert set(cfg) <= TRAIN_ARGS | LAUNCHER_KEYS and cfg['device_modules'] == ['timm_gcp']
-    assert cfg['freeze_trunk'] is True and cfg['pretrained'] is True and cfg['num_classes'] == 1000
+    assert set(cfg) <= TRAIN_ARGS | GCP_TRAIN_ARGS and cfg['device_modules'] == ['timm_gcp']
+    assert cfg['freeze_trunk'] == 'head' and cfg['pretrained'] is True and cfg['num_classes'] == 1000
     arch, tag = split_model_name_tag(cfg['model'])
     assert path.stem == f'{arch}_in1k' and f'{arch}.{tag}' in get_arch_pretrained_cfgs(arch)
     assert tag.endswith(('in21k', 'in22k')) and '_ft_' not in tag  # the trunk never saw ImageNet-1k's labels

@@ -48,7 +48,7 @@ from .models.gcp_resnet import DEPRECATED_NAMES  # importing timm_gcp registers 
 from .checkpoints.train_run import CheckpointError, read_checkpoint, trained_arch
 from .measure import MetaBuildError, MetaInputError, build_on_meta, device_problem, run_on_meta
 from .models.registry import generic_names, is_gcp_model, preset_names
-from .training.finetune import head_module_names
+from .training.finetune import HEAD_SCOPES, head_module_names
 from .training.scripts import EVAL_CROP_MODES, GROUP_TITLE, ScriptPatches, add_script_arguments, options_in_use
 
 __all__ = ['GCP_TRAIN_ARGS', 'LaunchError', 'TRAIN_ARGS', 'add_arguments', 'check_gcp_options', 'check_model_build',
@@ -307,6 +307,11 @@ def check_gcp_options(ns: argparse.Namespace, script: str, args: Sequence[str]) 
                               f"{name}")
     if not _gcp_script(script):
         return []
+    for dest in ('freeze_trunk', 'head_lr_scope'):  # a --config value skips argparse's choices
+        value = getattr(ns, dest, None)
+        if value is not None and value not in HEAD_SCOPES:
+            raise LaunchError(f"--{dest.replace('_', '-')} {value!r} names no head; valid: {', '.join(HEAD_SCOPES)} "
+                              f"(in a --config file, e.g. '{dest}: head')")
     used = options_in_use(ns, train=name == 'train.py')
     scale = getattr(ns, 'head_lr_scale', None)
     if scale is not None and not scale > 0:

@@ -223,9 +223,11 @@ def format_summary(rows: List[Tuple[str, Dict]], names: Sequence[str], test_size
     lines = [' | '.join(f'{cell:<{w}}' for cell, w in zip(r, widths)).rstrip() for r in [header, *body]]
     lines.insert(1, '-+-'.join('-' * w for w in widths))
     judged = sum('p_holm' in c['diff'] for _, c in rows)
+    raw = '; landscape verdicts on the scale-free measures, the raw widths shown but not judged' if any(
+        c['verdict'] == RAW for _, c in rows) else ''
     footer = [
         f'verdicts: paired t-test over seeds, Holm-adjusted over the {judged} tested row(s) at {ALPHA:g}; intervals '
-        f'unadjusted; landscape verdicts on the scale-free measures, the raw widths shown but not judged',
+        f'unadjusted{raw}',
         f'accuracy resolution: one test image is {100 / test_size:.3g} % (100 / {test_size} test images)',
     ]
     if reference:

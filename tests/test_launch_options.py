@@ -28,6 +28,7 @@ from torchvision import transforms
 
 from timm_gcp import launch
 from timm_gcp.training.distributed import CpuSyncBatchNorm, ddp_device_ids, sync_batchnorm_on_cpu
+from timm_gcp.training.finetune import scale_head_lr
 from timm_gcp.training.scripts import ScriptPatches, add_script_arguments, options_in_use
 
 from tests.helpers.images import write_image_folder
@@ -341,6 +342,34 @@ def test_bad_options_are_named_before_the_script_runs(tmp_path, capsys, args, ex
                         "'--torchscript', action='store_true'")
     data = write_image_folder(tmp_path / 'data', per_class=1, size=8)
     assert expected in _error(capsys, [str(script), '--data-dir', str(data), *args])
+
+
+@pytest.mark.parametrize('saved, args, expected', [
+    (5.0, ['--head-lr-scale', '5'], None),
+    (None, [], None),
+    (5.0, ['--head-lr-scale', '5', '--no-resume-opt'], None),
+    (5.0, ['--head-lr-scale', '2'], 'its optimizer was built with --head-lr-scale 5, this run asks for '
+                                    '--head-lr-scale 2, and resuming would keep'),
+    (5.0, [], 'its optimizer was built with --head-lr-scale 5, this run asks for none'),
+    (None, ['--head-lr-scale', '5'], 'its optimizer was built with no --head-lr-scale, this run asks for'),
+])
+def test_a_resumed_optimizer_with_another_head_lr_is_named(tmp_path, capsys, saved, args, expected):
+    """train.py loads the checkpoint's param groups with their scale: a different --head-lr-scale would be lost."""
+    model = timm.create_model('resnet18_isqrt', **SMALL)
+    optimizer = create_optimizer_v2(model, opt='momentum', lr=0.1)
+    if saved is not None:
+        scale_head_lr(optimizer, model, saved, 'classifier')
+    checkpoint = tmp_path / 'last.pth.tar'
+    torch.save(dict(arch='resnet18_isqrt', state_dict=model.state_dict(), optimizer=optimizer.state_dict()),
+                checkpoint)
+    script = _stub_with(tmp_path, "'--resume', default=''", "'--no-resume-opt', action='store_true'")
+    data = write_image_folder(tmp_path / 'data', per_class=1, size=8)
+    argv = [str(script), '--data-dir', str(data), '--model', 'resnet18_isqrt', '--resume', str(checkpoint), *args,
+            '--check-only']
+    if expected is None:
+        assert launch.main(argv) == 0
+    else:
+        assert expected in _error(capsys, argv)
 
 
 def test_a_config_value_that_names_no_head_is_refused(tmp_path, capsys):

@@ -52,7 +52,7 @@ from .training.finetune import HEAD_SCOPES, head_module_names
 from .training.scripts import EVAL_CROP_MODES, GROUP_TITLE, ScriptPatches, add_script_arguments, options_in_use
 
 __all__ = ['GCP_TRAIN_ARGS', 'LaunchError', 'TRAIN_ARGS', 'add_arguments', 'check_gcp_options', 'check_model_build',
-           'check_script_args', 'main', 'run', 'run_script']
+           'check_resumed_head_lr', 'check_script_args', 'main', 'run', 'run_script']
 
 SCRIPTS_URL = 'https://github.com/huggingface/pytorch-image-models'
 
@@ -408,9 +408,30 @@ def check_files(ns: argparse.Namespace) -> None:
             raise LaunchError(f"--{dest.replace('_', '-')} '{path}': {problem}")
         if dest in _WEIGHT_ARGS and isinstance(getattr(ns, 'model', None), str):
             try:  # a train.py checkpoint names the model it was trained as ('arch')
-                trained_arch(Path(path), read_checkpoint(path)[0], ns.model, optional=False)
+                checkpoint = read_checkpoint(path)[0]
+                trained_arch(Path(path), checkpoint, ns.model, optional=False)
             except CheckpointError as e:
                 raise LaunchError(f"--{dest.replace('_', '-')} {e}") from e
+            if dest == 'resume':
+                check_resumed_head_lr(ns, path, checkpoint)
+
+
+def check_resumed_head_lr(ns: argparse.Namespace, path: str, checkpoint: Any) -> None:
+    """LaunchError where `--resume`'s optimizer state trains the head at another `--head-lr-scale` than this run
+    asks for: train.py would load the checkpoint's param groups, and with them its scale, without a word."""
+    if getattr(ns, 'no_resume_opt', False) or not isinstance(checkpoint, dict):
+        return
+    optimizer = checkpoint.get('optimizer')
+    groups = optimizer.get('param_groups', []) if isinstance(optimizer, dict) else []
+    saved = sorted({g['head_lr_scale'] for g in groups if isinstance(g, dict) and 'head_lr_scale' in g})
+    asked = getattr(ns, 'head_lr_scale', None)
+    if saved == ([asked] if asked is not None else []):
+        return
+    had = ' and '.join(f'--head-lr-scale {k:g}' for k in saved) or 'no --head-lr-scale'
+    wants = f'--head-lr-scale {asked:g}' if asked is not None else 'none'
+    raise LaunchError(f"--resume {path}: its optimizer was built with {had}, this run asks for {wants}, and resuming "
+                      f"would keep the checkpoint's: pass the same --head-lr-scale, or --no-resume-opt to start the "
+                      f"optimizer afresh")
 
 
 # the scripts' arguments that must be at least 1, by dest, with what 0 does in the script

@@ -75,8 +75,8 @@ def scale_head_lr(optimizer: torch.optim.Optimizer, model: nn.Module, scale: flo
     same settings (weight decay, layer decay's `lr_scale`), its `lr_scale` multiplied by `scale`, and its
     `lr` and `initial_lr` set as a timm scheduler sets them, so the ratio holds at every update of any
     `--sched` (timm's schedulers multiply each group's value by its `lr_scale`) and without a scheduler.
-    The split goes into the optimizer's state dict, so a resumed run keeps it. Call it before the first
-    step and before the scheduler is created.
+    The split goes into the optimizer's state dict (the head's groups with `head_lr_scale`), so a resumed
+    run keeps it. Call it before the first step and before the scheduler is created.
     """
     if not scale > 0:
         raise ValueError(f'the head learning-rate scale must be positive, got {scale}')
@@ -92,7 +92,8 @@ def scale_head_lr(optimizer: torch.optim.Optimizer, model: nn.Module, scale: flo
             continue
         base_lr = group.get('initial_lr', group['lr'])
         lr_scale = group.get('lr_scale', 1.0) * scale
-        scaled = dict(group, params=in_head, lr_scale=lr_scale, lr=base_lr * lr_scale, initial_lr=base_lr)
+        scaled = dict(group, params=in_head, lr_scale=lr_scale, lr=base_lr * lr_scale, initial_lr=base_lr,
+                      head_lr_scale=scale)
         rest = [p for p in group['params'] if id(p) not in head]
         if rest:
             group['params'] = rest

@@ -15,6 +15,7 @@ import torch
 import timm_gcp  # noqa: F401  (registers the models)
 from timm_gcp import cli
 from timm_gcp.analysis import probe
+from timm_gcp.analysis.spread import NO_SPREAD
 from timm_gcp.training.data import FashionMNISTData
 from timm_gcp.training.fashion_mnist import load_fashion_mnist
 from timm_gcp.training.loop import OptimConfig, train_pair
@@ -52,7 +53,11 @@ def test_the_command_compares_both_probes_over_the_seeds(tiny_run):
     assert last['per_seed']['gcp'] == per_seed
     assert last['diff']['mean'] == pytest.approx(
         sum(per_seed) / 3 - sum(s['history'][-1]['twin']['test_acc'] for s in result['seeds']) / 3)
-    assert last['verdict'] in ('GCP better', 'GCP worse', 'within spread', 'not enough seeds to tell')
+    assert last['verdict'] in ('GCP better', 'GCP worse', 'within spread', NO_SPREAD)
+    assert 'p_holm' in last['diff'] or last['verdict'] == NO_SPREAD  # the table's rows are judged together
+    header = next(line for line in text.splitlines() if line.startswith('metric'))
+    assert '| gcp_isqrt (GCP probe)' in header and '| resnet18 (linear probe)' in header
+    assert '| GCP probe - linear probe (95 % CI)' in header
     # the per-seed table: the trunk's own classifier, both probes, their difference
     for s in result['seeds']:
         gcp, linear = s['history'][-1]['gcp']['test_acc'], s['history'][-1]['twin']['test_acc']

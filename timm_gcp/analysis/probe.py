@@ -256,7 +256,7 @@ def run(args: argparse.Namespace) -> int:
     rows = summarize(seeds)
     heads = seeds[0]['head_params']
     print('\n'.join(format_seeds(seeds, names)))
-    print('\n'.join(format_summary(rows, (f'{names[0]} probe', f'{names[1]} linear'), args.test_size)))
+    print('\n'.join(format_summary(rows, names, args.test_size, roles=('GCP probe', 'linear probe'))))
     size = 'larger: a fair reading counts it' if heads['gcp'] > heads['twin'] else 'not larger'
     print(f"head parameters: GCP probe {heads['gcp']:,}, linear probe {heads['twin']:,} "
           f"({heads['gcp'] / heads['twin']:.1f}x: the GCP head is {size}); frozen trunk "

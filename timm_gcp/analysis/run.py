@@ -209,11 +209,13 @@ def _cell(d: Dict[str, float]) -> str:
 
 
 def format_summary(rows: List[Tuple[str, Dict]], names: Sequence[str], test_size: int, title: str = '',
-                   reference: str = '') -> List[str]:
+                   reference: str = '', roles: Sequence[str] = ('GCP', 'twin')) -> List[str]:
     """The summary table: both models' mean ± std [min, max] over seeds, the difference, its interval and
     Holm-adjusted p-value and the verdict; under it what the verdicts stand on, `reference` (the LR ladder's
-    reference rung) and the resolution of a test accuracy on `test_size` images."""
-    header = ('metric', f'{names[0]} (GCP)', f'{names[1]} (twin)', 'GCP - twin (95 % CI)', 'p (Holm)', 'verdict')
+    reference rung) and the resolution of a test accuracy on `test_size` images. `roles` names the two
+    columns' models in the header."""
+    header = ('metric', f'{names[0]} ({roles[0]})', f'{names[1]} ({roles[1]})', f'{roles[0]} - {roles[1]} (95 % CI)',
+              'p (Holm)', 'verdict')
     body = []
     for metric, c in rows:
         ci = f" ± {c['diff']['ci95']:.2g}" if c['diff']['ci95'] > 0 else ''  # NaN: no interval

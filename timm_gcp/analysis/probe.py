@@ -26,7 +26,7 @@ from ..measure import MetaBuildError, MetaInputError, build_on_meta, run_on_meta
 from ..models.registry import generic_names, is_gcp_model
 from ..training.data import FashionMNISTData
 from ..training.fashion_mnist import CLASSES, find_fashion_mnist, load_fashion_mnist
-from ..training.finetune import freeze_trunk, head_module_names, head_parameters
+from ..training.finetune import freeze_trunk, head_module_names, head_parameters, in_modules
 from ..training.loop import OptimConfig, Trainer, small_resnet_kwargs, table_header, train_pair
 from .options import add_run_arguments, check_run_args, torch_threads
 from .plots import draw_accuracy, draw_loss, figure
@@ -78,7 +78,7 @@ def trunk_kwargs(trunk: str, width: float, user: Mapping) -> Dict:
 def trunk_state(model: nn.Module) -> Dict[str, torch.Tensor]:
     """The state of `model` outside its classifier: the trunk's parameters and buffers."""
     heads = head_module_names(model, 'classifier')
-    return {k: v for k, v in model.state_dict().items() if not any(k.startswith(h + '.') for h in heads)}
+    return {k: v for k, v in model.state_dict().items() if not in_modules(k, heads)}
 
 
 def changed_tensors(state: Mapping[str, torch.Tensor], reference: Mapping[str, torch.Tensor]) -> List[str]:

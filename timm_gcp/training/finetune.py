@@ -25,7 +25,8 @@ from torch.utils.hooks import RemovableHandle
 
 from ..layers import GCPHead, TokenGCPHead
 
-__all__ = ['HEAD_SCOPES', 'flip_average', 'freeze_trunk', 'head_module_names', 'head_parameters', 'scale_head_lr']
+__all__ = ['HEAD_SCOPES', 'flip_average', 'freeze_trunk', 'head_module_names', 'head_parameters', 'in_modules',
+           'scale_head_lr']
 
 HEAD_SCOPES = ('head', 'classifier')
 
@@ -58,14 +59,15 @@ def head_module_names(model: nn.Module, scope: str = 'head') -> List[str]:
     return _classifier_names(model)
 
 
-def _in_modules(name: str, modules: Sequence[str]) -> bool:
+def in_modules(name: str, modules: Sequence[str]) -> bool:
+    """Whether `name` (a module, parameter or state dict key) is one of `modules` or lies inside one."""
     return any(name == m or name.startswith(m + '.') for m in modules)
 
 
 def head_parameters(model: nn.Module, scope: str = 'head') -> List[nn.Parameter]:
     """The parameters of the head of `model` in `scope`, in `named_parameters` order."""
     heads = head_module_names(model, scope)
-    return [p for name, p in model.named_parameters() if _in_modules(name, heads)]
+    return [p for name, p in model.named_parameters() if in_modules(name, heads)]
 
 
 def scale_head_lr(optimizer: torch.optim.Optimizer, model: nn.Module, scale: float, scope: str = 'head') -> None:
@@ -106,7 +108,7 @@ def _trunk_roots(model: nn.Module, heads: Sequence[str]) -> List[str]:
     """The outermost modules that hold no head module: the trunk, as the modules to keep in eval mode."""
     roots = []
     for name, _ in model.named_modules():
-        if not name or _in_modules(name, heads) or _in_modules(name, roots):
+        if not name or in_modules(name, heads) or in_modules(name, roots):
             continue
         if not any(h.startswith(name + '.') for h in heads):  # not a container of the head
             roots.append(name)
@@ -132,7 +134,7 @@ def freeze_trunk(model: nn.Module, scope: str = 'head') -> List[str]:
     """
     heads = head_module_names(model, scope)
     for name, p in model.named_parameters():
-        if not _in_modules(name, heads):
+        if not in_modules(name, heads):
             p.requires_grad_(False)
     model.register_forward_pre_hook(functools.partial(_keep_eval, roots=tuple(_trunk_roots(model, heads))))
     return heads

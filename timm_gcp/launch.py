@@ -47,7 +47,7 @@ from ._errors import UsageError, check_model_kwargs, path_problem
 from .models.gcp_resnet import DEPRECATED_NAMES  # importing timm_gcp registers the models
 from .checkpoints.train_run import CheckpointError, read_checkpoint, trained_arch
 from .measure import MetaBuildError, MetaInputError, build_on_meta, device_problem, run_on_meta
-from .models.registry import generic_names, is_gcp_model, preset_names
+from .models.registry import is_gcp_model, missing_backbone
 from .training.finetune import HEAD_SCOPES, head_module_names
 from .training.scripts import EVAL_CROP_MODES, GROUP_TITLE, ScriptPatches, add_script_arguments, options_in_use
 
@@ -263,10 +263,9 @@ def check_model_build(ns: argparse.Namespace) -> Optional[str]:
     given = dict(num_classes=getattr(ns, 'num_classes', None), in_chans=_in_chans(ns),
                  global_pool=getattr(ns, 'gp', None))
     kwargs.update({k: v for k, v in given.items() if v is not None})
-    if name in generic_names() and 'backbone' not in kwargs:
-        raise LaunchError(f"--model {name} needs backbone=<timm model name>: pass it with --model-kwargs "
-                          f"backbone=NAME, or name a preset that has its backbone, e.g. "
-                          f"{', '.join(preset_names()[:2])}")
+    problem = missing_backbone(name, kwargs)
+    if problem:
+        raise LaunchError(f'--model {problem}')
     described = name + (f" with {', '.join(f'{k}={v!r}' for k, v in kwargs.items())}" if kwargs else '')
     try:
         model = build_on_meta(name, **kwargs)

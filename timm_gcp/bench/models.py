@@ -28,7 +28,7 @@ import timm
 from timm.utils import ParseKwargs
 
 from .._errors import UsageError, check_model_kwargs, usage_errors
-from ..models.registry import baseline_name, generic_names, is_gcp_model, preset_names
+from ..models.registry import baseline_name, is_gcp_model, missing_backbone
 from ..training.finetune import freeze_trunk
 from ..measure import (
     MetaBuildError, MetaInputError, build_on_meta, count_flops, device_problem, run_on_meta, saved_tensor_bytes,
@@ -291,11 +291,11 @@ def check_args(args: argparse.Namespace) -> torch.device:
     if args.json not in (None, '-') and os.path.isdir(args.json):
         raise UsageError(f"--json '{args.json}': is a folder; give the path of the JSON file to write")
     check_model_kwargs(args.model_kwargs)
-    generic = [name for name in args.models if name in generic_names()]
-    if generic and 'backbone' not in args.model_kwargs:
-        raise UsageError(f"{generic[0]}: {generic[0]} needs backbone=<timm model name>: pass it with --model-kwargs "
-                         f"backbone=NAME (e.g. backbone=convnext_tiny, then timed against convnext_tiny), or name a "
-                         f"preset that has its backbone, e.g. {', '.join(preset_names()[:2])}")
+    for name in args.models:
+        problem = missing_backbone(name, args.model_kwargs,
+                                   ' (e.g. backbone=convnext_tiny, then timed against convnext_tiny)')
+        if problem:
+            raise UsageError(f'{name}: {problem}')
     size = (3, args.img_size, args.img_size)
     # the models named first: a generic model's error names a bad backbone= before its baseline would
     for name in sorted(bench_names(args), key=lambda n: n not in args.models):

@@ -1,6 +1,6 @@
 """The GCP models in timm's registry: which names are ours, which load weights and what, and their plain twins."""
 from fnmatch import fnmatch
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Mapping, Optional
 
 import timm
 from timm.models import is_model_pretrained, model_entrypoint, split_model_name_tag
@@ -10,7 +10,7 @@ from .gcp_backbone import GENERIC_MODELS, PRESETS
 from .releases import RELEASES
 
 __all__ = ['GCP_MODULES', 'PRETRAINED_KINDS', 'UnknownModelError', 'baseline_name', 'generic_names', 'is_gcp_model',
-           'list_pretrained', 'model_names', 'preset_names', 'registered_names', 'release_names']
+           'list_pretrained', 'missing_backbone', 'model_names', 'preset_names', 'registered_names', 'release_names']
 
 # what `pretrained=True` loads: the whole model, or the trunk only (the GCP head keeps its initialization)
 PRETRAINED_KINDS = ('model', 'trunk')
@@ -40,6 +40,15 @@ def generic_names() -> List[str]:
 def preset_names() -> List[str]:
     """`<backbone>_<method>` architectures on timm backbones (one tag per backbone tag; no GCP weights of their own)."""
     return list(PRESETS)
+
+
+def missing_backbone(name: str, kwargs: Mapping[str, Any], example: str = '') -> Optional[str]:
+    """Why the generic model `name` cannot be built with a command's `--model-kwargs` (no `backbone=`), with the
+    fixes (`example` follows the option's form); None for any other model or where a backbone is given."""
+    if name not in GENERIC_MODELS or 'backbone' in kwargs:
+        return None
+    return (f"{name} needs backbone=<timm model name>: pass it with --model-kwargs backbone=NAME{example}, or name a "
+            f"preset that has its backbone, e.g. {', '.join(preset_names()[:2])}")
 
 
 def model_names() -> List[str]:

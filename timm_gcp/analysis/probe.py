@@ -25,7 +25,7 @@ from .._extras import require
 from ..measure import MetaBuildError, MetaInputError, build_on_meta, run_on_meta
 from ..models.registry import generic_names, is_gcp_model
 from ..training.data import FashionMNISTData
-from ..training.fashion_mnist import CLASSES, find_fashion_mnist, load_fashion_mnist
+from ..training.fashion_mnist import CLASSES, IN_CHANS, find_fashion_mnist, load_fashion_mnist
 from ..training.finetune import freeze_trunk, head_module_names, head_parameters, in_modules
 from ..training.loop import OptimConfig, Trainer, small_resnet_kwargs, table_header, train_pair
 from .options import add_run_arguments, check_run_args, torch_threads
@@ -36,7 +36,6 @@ from .spread import compare, holm
 __all__ = ['add_arguments', 'build_probes', 'changed_tensors', 'probe_seed', 'run', 'summarize', 'train_trunk',
            'trunk_kwargs', 'trunk_state']
 
-IN_CHANS = 1  # Fashion-MNIST is grayscale
 Images = Tuple[torch.Tensor, torch.Tensor]
 
 

@@ -27,13 +27,10 @@ from ..analysis.plots import draw_accuracy, draw_ladder, draw_loss, plot_analysi
 from ..analysis.run import analyze_seed, make_pair_factory, pair_kwargs
 from ..models.registry import baseline_name
 from ..training.data import FashionMNISTData
-from ..training.fashion_mnist import CLASSES, find_fashion_mnist, load_fashion_mnist
+from ..training.fashion_mnist import CLASSES, IN_CHANS, find_fashion_mnist, load_fashion_mnist
 from ..training.loop import create_pair
 
 __all__ = ['add_arguments', 'build_models', 'run']
-
-
-IN_CHANS = 1  # Fashion-MNIST is grayscale
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

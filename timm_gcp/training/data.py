@@ -9,7 +9,7 @@ from typing import Callable, Iterator, Optional, Tuple
 import torch
 import torch.nn.functional as F
 
-from .fashion_mnist import CLASSES
+from .fashion_mnist import CLASSES, IN_CHANS
 
 __all__ = ['FashionMNISTData', 'TimmDatasetData']
 
@@ -23,7 +23,7 @@ class FashionMNISTData:
     """Random subsets of the Fashion-MNIST splits (uint8 tensors), upsampled to `img_size`, mirrored at random."""
 
     num_classes = len(CLASSES)
-    in_chans = 1
+    in_chans = IN_CHANS
 
     def __init__(self, train: Tuple[torch.Tensor, torch.Tensor], test: Tuple[torch.Tensor, torch.Tensor],
                  train_size: int, test_size: int, img_size: int, batch_size: int, seed: int) -> None:

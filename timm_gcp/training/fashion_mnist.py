@@ -11,7 +11,8 @@ from typing import Optional, Tuple
 import numpy as np
 import torch
 
-__all__ = ['CLASSES', 'DEBIAN_DIR', 'FILES', 'find_fashion_mnist', 'load_fashion_mnist', 'read_idx', 'write_idx']
+__all__ = ['CLASSES', 'DEBIAN_DIR', 'FILES', 'IN_CHANS', 'find_fashion_mnist', 'load_fashion_mnist', 'read_idx',
+           'write_idx']
 
 DEBIAN_DIR = '/usr/share/datasets/fashion-mnist'
 FILES = {
@@ -19,6 +20,7 @@ FILES = {
     'test': ('t10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte'),
 }
 CLASSES = ('T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot')
+IN_CHANS = 1  # grayscale images
 
 _UBYTE = 0x08
 
